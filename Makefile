@@ -1,0 +1,45 @@
+# make demo  — build .venv if absent, then run the demo on the built-in default
+# make test  — build .venv if absent, then run the whole test suite
+# A second run does nothing extra: the environment is rebuilt only when a
+# pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.uprm-installed
+# every distribution of this repository, core first
+PACKAGES := packages/uprm-core $(filter-out packages/uprm-core,$(sort $(wildcard packages/uprm-*)))
+# torch and torchvision must come as this pair (see docs/design.md, "Environment")
+TORCH  := torch==2.14.1 torchvision==0.29.1
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export YOLO_OFFLINE := 1
+export UPRM_CACHE ?= $(CURDIR)/.cache/uprm
+
+.PHONY: demo test venv lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml $(wildcard packages/*/pyproject.toml)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=25.1"
+	$(PIP) install --quiet $(TORCH)
+	$(PIP) install --quiet --group dev -e "packages/uprm-core[all]" $(addprefix -e ,$(filter-out packages/uprm-core,$(PACKAGES)))
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/uprm demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	@for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

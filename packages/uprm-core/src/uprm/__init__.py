@@ -1,0 +1,88 @@
+"""UPRM — Unified Physical-world Regularized MoE for in-depth security-oriented video
+understanding (Jin et al., WWW 2026).
+
+A Video-LLM (Video-LLaVA) whose visual tokens come from a mixture of physical-world
+experts — human pose, object relations, visual background and a coarse video expert —
+mixed by a gated trade-off router (eq.6) and regularised by a router z-loss (eq.7).
+
+The public API is imported lazily: ``import uprm`` loads neither torch nor any plugin;
+``uprm.available_experts()`` discovers the installed expert plugins on first use.
+
+>>> import uprm
+>>> sorted(uprm.available_experts())           # doctest: +SKIP
+['background', 'coarse', 'pose', 'relation']
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from uprm._version import __version__
+
+# name -> module that defines it
+_LAZY: dict[str, str] = {
+    # data types and errors
+    "VideoClip": "uprm.types",
+    "UPRMError": "uprm.errors",
+    "VideoError": "uprm.errors",
+    "PluginError": "uprm.errors",
+    "DuplicateExpertError": "uprm.errors",
+    "UnknownExpertError": "uprm.errors",
+    "MissingExpertError": "uprm.errors",
+    "ExpertOutputError": "uprm.errors",
+    # experts and plugins
+    "Expert": "uprm.experts.base",
+    "ExpertContext": "uprm.experts.base",
+    "hookimpl": "uprm.plugins.hookspecs",
+    "available_experts": "uprm.plugins.manager",
+    "expert_infos": "uprm.plugins.manager",
+    "get_expert_class": "uprm.plugins.manager",
+    "reset_plugins": "uprm.plugins.manager",
+    # the UPE block
+    "TradeoffRouter": "uprm.moe.router",
+    "BasicRouter": "uprm.moe.router",
+    "tradeoff_z_loss": "uprm.moe.losses",
+    "UPEBlock": "uprm.moe.block",
+    "UPEOutput": "uprm.moe.block",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_"):
+        try:  # submodules: uprm.data, uprm.metrics, uprm.testing, ...
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module 'uprm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from uprm.errors import (
+        DuplicateExpertError,
+        ExpertOutputError,
+        MissingExpertError,
+        PluginError,
+        UnknownExpertError,
+        UPRMError,
+        VideoError,
+    )
+    from uprm.experts.base import Expert, ExpertContext
+    from uprm.moe.block import UPEBlock, UPEOutput
+    from uprm.moe.losses import tradeoff_z_loss
+    from uprm.moe.router import BasicRouter, TradeoffRouter
+    from uprm.plugins.hookspecs import hookimpl
+    from uprm.plugins.manager import available_experts, expert_infos, get_expert_class, reset_plugins
+    from uprm.types import VideoClip

@@ -1,0 +1,194 @@
+"""The Unified Physical-world Enhanced MoE (UPE) block (paper §3.1–3.2).
+
+The block holds one coarse expert and any number of fine experts, runs each on its
+features, checks that each brings its tokens onto the coarse grid, and mixes them with
+a router (:class:`~uprm.moe.router.TradeoffRouter` for UPRM, the basic one for the
+"w/o PTR" ablation). The expert order — fine experts sorted by name, the coarse expert
+last — is the router's column order and is recorded in :attr:`UPEBlock.expert_names`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from uprm.errors import ExpertOutputError
+from uprm.experts.base import Expert, ExpertContext
+from uprm.moe.losses import tradeoff_z_loss
+from uprm.moe.router import make_router
+from uprm.types import VideoClip
+
+__all__ = ["UPEBlock", "UPEOutput", "expert_order"]
+
+Features = Mapping[str, torch.Tensor]
+
+
+@dataclass
+class UPEOutput:
+    """What the UPE block returns.
+
+    Attributes:
+        z: the mixed visual tokens ``[B, T, D]`` that go to the LLM.
+        router_logits: ``[B, T, N + 1]``, columns in :attr:`expert_names` order.
+        z_loss: eq.7 over ``router_logits`` (masked to real tokens); ``None`` for the
+            basic router, which trains without it.
+        expert_weights: the weight each expert's output got, per token,
+            ``[B, T, N + 1]`` (trade-off router: ``R_i`` and ``1 − G``; basic: ``p``),
+            for the paper's Fig. 5 analysis.
+        expert_names: the column order: fine experts sorted by name, coarse last.
+        coarse_tokens: the coarse expert's output ``[B, T, D]`` (the router's input).
+    """
+
+    z: torch.Tensor
+    router_logits: torch.Tensor
+    z_loss: torch.Tensor | None
+    expert_weights: torch.Tensor
+    expert_names: tuple[str, ...]
+    coarse_tokens: torch.Tensor
+
+
+def expert_order(names_and_granularity: Mapping[str, str]) -> list[str]:
+    """The router's column order: fine experts sorted by name, then the coarse one."""
+    coarse = [n for n, g in names_and_granularity.items() if g == "coarse"]
+    fine = sorted(n for n, g in names_and_granularity.items() if g != "coarse")
+    if len(coarse) != 1:
+        raise ValueError(
+            f"a UPE block needs exactly one coarse expert, got {len(coarse)}: {sorted(coarse) or 'none'} "
+            f"(experts: {sorted(names_and_granularity)})"
+        )
+    return fine + coarse
+
+
+class UPEBlock(nn.Module):
+    """Coarse-to-fine experts mixed by a router.
+
+    Args:
+        experts: the expert modules (one coarse, any number of fine).
+        router: ``"tradeoff"`` (UPRM, eq.6 + eq.7) or ``"basic"`` (w/o PTR).
+        router_options: extra keyword arguments of the router (``ffn_hidden``, ``dropout``).
+
+    Shapes:
+        forward(features): ``features[name]`` is the collated feature dict of expert
+        ``name``; returns :class:`UPEOutput` with ``z [B, T, D]``.
+    """
+
+    def __init__(
+        self,
+        experts: Sequence[Expert] | Mapping[str, Expert],
+        router: str = "tradeoff",
+        router_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        modules = list(experts.values()) if isinstance(experts, Mapping) else list(experts)
+        by_name: dict[str, Expert] = {}
+        for expert in modules:
+            if not isinstance(expert, Expert):
+                raise TypeError(f"{expert!r} is not an uprm.Expert")
+            if expert.name in by_name:
+                raise ValueError(f"expert {expert.name!r} appears twice in the block")
+            by_name[expert.name] = expert
+        order = expert_order({n: e.granularity for n, e in by_name.items()})
+        self.expert_names: tuple[str, ...] = tuple(order)
+        self.coarse_name = order[-1]
+        self.fine_names: tuple[str, ...] = tuple(order[:-1])
+        self.experts = nn.ModuleDict({name: by_name[name] for name in order})
+        ctx = by_name[self.coarse_name].ctx
+        self.ctx = ctx
+        self.router_kind = router
+        self.router = make_router(router, ctx.hidden_size, len(self.fine_names), **dict(router_options or {}))
+
+    @classmethod
+    def from_names(
+        cls,
+        names: Sequence[str],
+        ctx: ExpertContext,
+        router: str = "tradeoff",
+        expert_options: Mapping[str, Mapping[str, Any]] | None = None,
+        router_options: Mapping[str, Any] | None = None,
+    ) -> UPEBlock:
+        """Build the block from installed experts by name, each as
+        ``cls(ctx, **expert_options.get(name, {}))``."""
+        from uprm.plugins.manager import get_expert_class
+
+        expert_options = expert_options or {}
+        experts = [get_expert_class(name)(ctx, **dict(expert_options.get(name, {}))) for name in names]
+        return cls(experts, router=router, router_options=router_options)
+
+    # ------------------------------------------------------------------ perception
+    def extract(self, clip: VideoClip) -> dict[str, dict[str, torch.Tensor]]:
+        """Every expert's frozen perception of one clip."""
+        return {name: self.experts[name].extract(clip) for name in self.expert_names}
+
+    def collate(self, items: Sequence[Mapping[str, Features]]) -> dict[str, dict[str, torch.Tensor]]:
+        """Batch per-clip feature dicts expert by expert."""
+        out = {}
+        for name in self.expert_names:
+            missing = [i for i, item in enumerate(items) if name not in item]
+            if missing:
+                raise KeyError(f"features of expert {name!r} are missing for batch item(s) {missing}")
+            out[name] = self.experts[name].collate([item[name] for item in items])
+        return out
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, features: Mapping[str, Features], token_mask: torch.Tensor | None = None) -> UPEOutput:
+        """Run the experts and the router.
+
+        Shapes:
+            features: ``{expert name: collated features}``
+            token_mask: bool ``[B, T]``, ``True`` = a real video token (for the z-loss)
+        """
+        for name in self.expert_names:
+            if name not in features:
+                raise KeyError(f"no features for expert {name!r} (got {sorted(features)})")
+        coarse = self.experts[self.coarse_name]
+        h = coarse(_to_device(features[self.coarse_name], coarse.device), None)
+        self._check_coarse(h)
+        fine_outputs = []
+        for name in self.fine_names:
+            expert = self.experts[name]
+            out = expert(_to_device(features[name], expert.device), h)
+            self._check_fine(name, out, h)
+            fine_outputs.append(out)
+        z, logits = self.router(h, fine_outputs, h)
+        weights = self.router.mixing_weights(logits)
+        z_loss = tradeoff_z_loss(logits, token_mask) if self.router.uses_z_loss else None
+        return UPEOutput(
+            z=z,
+            router_logits=logits,
+            z_loss=z_loss,
+            expert_weights=weights,
+            expert_names=self.expert_names,
+            coarse_tokens=h,
+        )
+
+    def _check_coarse(self, h: Any) -> None:
+        tpf, d = self.ctx.tokens_per_frame, self.ctx.hidden_size
+        if not isinstance(h, torch.Tensor) or h.dim() != 3 or h.shape[-1] != d or h.shape[1] % tpf:
+            shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+            raise ExpertOutputError(
+                f"coarse expert {self.coarse_name!r} returned {shape}; expected [B, F x {tpf}, {d}]"
+            )
+
+    @staticmethod
+    def _check_fine(name: str, out: Any, h: torch.Tensor) -> None:
+        if not isinstance(out, torch.Tensor):
+            raise ExpertOutputError(f"expert {name!r} returned {type(out).__name__}, not a tensor [B, T, D]")
+        if out.shape != h.shape:
+            raise ExpertOutputError(
+                f"expert {name!r} returned shape {tuple(out.shape)}; the coarse token grid is {tuple(h.shape)} [B, T, D]"
+            )
+        if out.dtype != h.dtype:
+            raise ExpertOutputError(f"expert {name!r} returned dtype {out.dtype}; the coarse tokens are {h.dtype}")
+        if out.device != h.device:
+            raise ExpertOutputError(f"expert {name!r} returned tokens on {out.device}; the coarse tokens are on {h.device}")
+
+    def extra_repr(self) -> str:
+        return f"experts={list(self.expert_names)}, router={self.router_kind!r}"
+
+
+def _to_device(features: Features, device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in features.items()}
