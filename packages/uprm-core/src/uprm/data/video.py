@@ -50,6 +50,7 @@ them one by one from a single open file.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -473,7 +474,7 @@ class VideoReader:
         times = [float(t) for t in times]
         if not times:
             raise ValueError("no times to sample")
-        if any(b < a for a, b in zip(times, times[1:])):
+        if any(b < a for a, b in itertools.pairwise(times)):
             raise ValueError("times must be non-decreasing")
         tb = self.time_base
         lo_pts = None if window is None else self._to_pts(window[0])
@@ -599,7 +600,7 @@ class VideoReader:
             self._advance()
 
     def _to_array(self, frame: Any) -> tuple[np.ndarray, tuple[int, int]]:
-        rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+        rotation = round(float(getattr(frame, "rotation", 0) or 0)) % 360
         rotation = 90 * round(rotation / 90) % 360
         self.rotation = rotation
         w, h = frame.width, frame.height
@@ -620,12 +621,10 @@ class VideoReader:
         if self._full_index and not self._reorders():
             index = self._index
             keys = _IndexTimestamps(index)
-            i = bisect.bisect_left(keys, pts)
-            if i < len(index) and index[i].timestamp == pts:
-                return i
-            if i > 0 and abs(index[i - 1].timestamp - pts) <= abs((index[i].timestamp if i < len(index) else 1e30) - pts):
+            i = bisect.bisect_left(keys, pts)  # first entry with timestamp >= pts
+            if i == len(index) or (i > 0 and pts - keys[i - 1] < keys[i] - pts):
                 return i - 1
-            return min(i, len(index) - 1)
+            return i
         fps = self.info.fps
         return max(0, round(float((pts - self._start_pts) * self.time_base) * fps)) if fps > 0 else 0
 
