@@ -45,6 +45,14 @@ _LAZY: dict[str, str] = {
     "tradeoff_z_loss": "uprm.moe.losses",
     "UPEBlock": "uprm.moe.block",
     "UPEOutput": "uprm.moe.block",
+    # the model
+    "UPRMConfig": "uprm.modeling.config",
+    "UPRMModel": "uprm.modeling.model",
+    "UPRMOutput": "uprm.modeling.model",
+    "build_model": "uprm.modeling.model",
+    # inference
+    "Segment": "uprm.inference.segments",
+    "parse_segments": "uprm.inference.segments",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -80,6 +88,9 @@ if TYPE_CHECKING:  # pragma: no cover
         VideoError,
     )
     from uprm.experts.base import Expert, ExpertContext
+    from uprm.inference.segments import Segment, parse_segments
+    from uprm.modeling.config import UPRMConfig
+    from uprm.modeling.model import UPRMModel, UPRMOutput, build_model
     from uprm.moe.block import UPEBlock, UPEOutput
     from uprm.moe.losses import tradeoff_z_loss
     from uprm.moe.router import BasicRouter, TradeoffRouter

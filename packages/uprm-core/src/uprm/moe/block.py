@@ -186,6 +186,30 @@ class UPEBlock(nn.Module):
         if out.device != h.device:
             raise ExpertOutputError(f"expert {name!r} returned tokens on {out.device}; the coarse tokens are on {h.device}")
 
+    # ------------------------------------------------------------------ state
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Adapters and router, without any expert's frozen perception:
+        keys ``experts.<name>.<...>`` and ``router.<...>``."""
+        state = {f"router.{k}": v for k, v in self.router.state_dict().items()}
+        for name in self.expert_names:
+            state.update({f"experts.{name}.{k}": v for k, v in self.experts[name].trainable_state_dict().items()})
+        return state
+
+    def load_trainable_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Load what :meth:`trainable_state_dict` wrote; a missing or unexpected key is an
+        error naming the expert."""
+        router = {k[len("router.") :]: v for k, v in state.items() if k.startswith("router.")}
+        self.router.load_state_dict(router, strict=True)
+        prefixes = {f"experts.{name}." for name in self.expert_names}
+        stray = sorted(k for k in state if not k.startswith("router.") and not any(k.startswith(p) for p in prefixes))
+        if stray:
+            raise KeyError(f"state for unknown experts: {stray[:8]} (block experts: {list(self.expert_names)})")
+        for name in self.expert_names:
+            prefix = f"experts.{name}."
+            self.experts[name].load_trainable_state_dict(
+                {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            )
+
     def extra_repr(self) -> str:
         return f"experts={list(self.expert_names)}, router={self.router_kind!r}"
 

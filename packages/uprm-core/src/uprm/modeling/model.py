@@ -1,0 +1,544 @@
+"""``UPRMModel``: Video-LLaVA whose video tokens come from the UPE block.
+
+Data flow (shared/DESIGN.md §2)::
+
+    clip ──extract──▶ features {expert: tensors}      (frozen perception, cacheable)
+          ──UPE block──▶ z [B, T, D], router logits, z-loss
+          ──scatter into the <video> token positions of the prompt embeddings──▶
+          Video-LLaVA's language model (LoRA on q/v) ──▶ logits
+    loss = CE(answer tokens) + α · L_z        (α = 0.05; no L_z for the basic router)
+
+The coarse expert *is* Video-LLaVA's video path: its frozen tower is the backbone's
+``video_tower`` and its trainable adapter the backbone's ``multi_modal_projector``.
+Trainable: LoRA adapters, the projector, the fine experts' adapters, the router.
+Frozen: the towers, the language model's base weights, every expert's perception.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers.utils import ModelOutput
+
+from uprm._version import __version__ as core_version
+from uprm.errors import MissingExpertError
+from uprm.experts.base import ExpertContext
+from uprm.inference.segments import Segment, parse_segments
+from uprm.modeling.backbone import build_tiny_backbone, dtype_of, load_backbone
+from uprm.modeling.config import CONFIG_NAME, UPRMConfig
+from uprm.modeling.prompts import CAUSE_PREFIX, VIDEO_PLACEHOLDER, YES_ANSWER, format_prompt, question_for
+from uprm.moe.block import UPEBlock
+from uprm.types import VideoClip
+from uprm.utils import atomic_path
+
+__all__ = ["UPRMModel", "UPRMOutput", "GenerationResult", "build_model", "WEIGHTS_NAME"]
+
+WEIGHTS_NAME = "model.safetensors"
+IGNORE_INDEX = -100
+_LORA_PREFIX = "lora."
+_BLOCK_PREFIX = "block."
+_BASE_PREFIX = "base."
+
+
+@dataclass
+class UPRMOutput(ModelOutput):
+    """Output of :meth:`UPRMModel.forward`.
+
+    Attributes:
+        loss: ``ce_loss + α · z_loss`` (``ce_loss`` alone for the basic router); ``None``
+            without labels.
+        logits: ``[B, L, vocab]``.
+        ce_loss: cross-entropy over the answer tokens.
+        z_loss: eq.7 over the router logits (``None`` for the basic router).
+        router_logits: ``[B, T, N + 1]``, columns in ``expert_names`` order (coarse last).
+        expert_weights: ``[B, T, N + 1]``, the weight each expert's tokens got.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    ce_loss: torch.Tensor | None = None
+    z_loss: torch.Tensor | None = None
+    router_logits: torch.Tensor | None = None
+    expert_weights: torch.Tensor | None = None
+
+
+@dataclass
+class GenerationResult:
+    """Answers with the log-probability of each generated token (end token excluded)."""
+
+    texts: list[str]
+    token_ids: list[list[int]]
+    token_logprobs: list[list[float]]
+    first_token_probs: torch.Tensor  # [B, vocab] distribution of the first answer token
+
+    def mean_prob(self, i: int) -> float:
+        """Geometric-mean probability of answer ``i``'s tokens (1.0 for an empty answer)."""
+        lp = self.token_logprobs[i]
+        return math.exp(sum(lp) / len(lp)) if lp else 1.0
+
+
+class UPRMModel(nn.Module):
+    """A UPRM model. Build it with :func:`build_model` (or ``UPRMModel.from_pretrained``)."""
+
+    def __init__(self, config: UPRMConfig, backbone: nn.Module, tokenizer: Any, block: UPEBlock) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = backbone  # the VideoLlava model, or the peft wrapper around it
+        self.block = block
+        self.tokenizer = tokenizer
+        self.video_token_id = int(self.vlm.config.video_token_index)
+        self.ctx: ExpertContext = block.ctx
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def vlm(self) -> nn.Module:
+        """The ``VideoLlavaForConditionalGeneration`` (LoRA layers injected in place)."""
+        backbone = self.backbone
+        base = getattr(backbone, "base_model", None)
+        return base.model if base is not None and hasattr(base, "model") and base is not backbone else backbone
+
+    @property
+    def expert_names(self) -> tuple[str, ...]:
+        return self.block.expert_names
+
+    @property
+    def device(self) -> torch.device:
+        return self.vlm.get_input_embeddings().weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.vlm.get_input_embeddings().weight.dtype
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        seen, total = set(), 0
+        for p in self.parameters():
+            if id(p) in seen or (trainable_only and not p.requires_grad):
+                continue
+            seen.add(id(p))
+            total += p.numel()
+        return total
+
+    def train(self, mode: bool = True) -> UPRMModel:
+        super().train(mode)
+        for expert in self.block.experts.values():  # frozen perception stays in eval mode
+            expert.train(mode)
+        return self
+
+    # ------------------------------------------------------------------ inputs
+    def extract(self, clip: VideoClip) -> dict[str, dict[str, torch.Tensor]]:
+        """Every expert's frozen perception of one clip."""
+        return self.block.extract(clip)
+
+    def collate(self, items: Sequence[Mapping[str, Mapping[str, torch.Tensor]]]) -> dict[str, dict[str, torch.Tensor]]:
+        return self.block.collate(items)
+
+    def tokenize(
+        self,
+        questions: Sequence[str],
+        answers: Sequence[str] | None = None,
+        num_frames: int | Sequence[int] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Prompts (and answers) → ``input_ids``, ``attention_mask`` (and ``labels``).
+
+        A question may be a task name (``identify``, ``locate``, ``attribute``). Each
+        ``<video>`` placeholder becomes ``frames × tokens_per_frame`` video tokens;
+        labels are ``-100`` everywhere but on the answer and its end token, so the
+        cross-entropy is over answer tokens only. With answers the batch is padded on
+        the right (training), without on the left (generation).
+
+        Shapes: returns ``[B, L]`` tensors.
+        """
+        n = len(questions)
+        if answers is not None and len(answers) != n:
+            raise ValueError(f"{n} questions but {len(answers)} answers")
+        if num_frames is None:
+            num_frames = self.config.num_frames
+        frames = [int(num_frames)] * n if isinstance(num_frames, int) else [int(f) for f in num_frames]
+        tok = self.tokenizer
+        rows, label_rows = [], []
+        for i, question in enumerate(questions):
+            head, _, tail = format_prompt(question_for(question)).partition(VIDEO_PLACEHOLDER)
+            ids = [tok.bos_token_id] if tok.bos_token_id is not None else []
+            ids += tok(head, add_special_tokens=False)["input_ids"]
+            ids += [self.video_token_id] * (frames[i] * self.ctx.tokens_per_frame)
+            ids += tok(tail, add_special_tokens=False)["input_ids"]
+            labels = [IGNORE_INDEX] * len(ids)
+            if answers is not None:
+                answer_ids = tok(" " + answers[i].strip(), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+                ids += answer_ids
+                labels += answer_ids
+            rows.append(ids)
+            label_rows.append(labels)
+        longest = max(len(r) for r in rows)
+        limit = getattr(self.vlm.config.text_config, "max_position_embeddings", None)
+        if limit is not None and longest > limit:
+            raise ValueError(f"a prompt of {longest} tokens exceeds the language model's {limit} positions")
+        left = answers is None
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        input_ids = torch.full((n, longest), pad, dtype=torch.long)
+        attention = torch.zeros((n, longest), dtype=torch.long)
+        labels = torch.full((n, longest), IGNORE_INDEX, dtype=torch.long)
+        for i, (ids, lab) in enumerate(zip(rows, label_rows)):
+            span = slice(longest - len(ids), longest) if left else slice(0, len(ids))
+            input_ids[i, span] = torch.tensor(ids)
+            attention[i, span] = 1
+            labels[i, span] = torch.tensor(lab)
+        out = {"input_ids": input_ids, "attention_mask": attention}
+        if answers is not None:
+            out["labels"] = labels
+        return out
+
+    def _merge(self, input_ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Prompt embeddings with ``z`` scattered into the ``<video>`` positions.
+
+        Shapes: ``input_ids [B, L]``, ``z [B, T, D]`` → ``[B, L, D]``.
+        """
+        video_mask = input_ids == self.video_token_id
+        counts = video_mask.sum(dim=1)
+        if bool((counts != z.shape[1]).any()):
+            bad = int((counts != z.shape[1]).nonzero()[0, 0])
+            raise ValueError(
+                f"batch item {bad} has {int(counts[bad])} <video> tokens but the experts produced "
+                f"{z.shape[1]} tokens per clip (frames x {self.ctx.tokens_per_frame}); tokenize with the "
+                "clip's number of frames"
+            )
+        embeds = self.vlm.get_input_embeddings()(input_ids)
+        return embeds.masked_scatter(video_mask.unsqueeze(-1), z.to(embeds.dtype))
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        features: Mapping[str, Mapping[str, torch.Tensor]],
+        labels: torch.Tensor | None = None,
+        token_mask: torch.Tensor | None = None,
+    ) -> UPRMOutput:
+        """Shapes: ``input_ids``, ``attention_mask``, ``labels`` ``[B, L]``; ``features`` as
+        :meth:`collate` returns them; ``token_mask [B, T]`` (real video tokens, for the
+        z-loss). Returns :class:`UPRMOutput`."""
+        device = self.device
+        upe = self.block(features, token_mask)
+        embeds = self._merge(input_ids.to(device), upe.z)
+        out = self.vlm(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask.to(device),
+            labels=None if labels is None else labels.to(device),
+            use_cache=False,
+        )
+        ce = out.loss
+        loss = None
+        if ce is not None:
+            loss = ce if upe.z_loss is None else ce + self.config.z_loss_alpha * upe.z_loss.to(ce.dtype)
+        return UPRMOutput(
+            loss=loss,
+            logits=out.logits,
+            ce_loss=ce,
+            z_loss=upe.z_loss,
+            router_logits=upe.router_logits,
+            expert_weights=upe.expert_weights,
+        )
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate(
+        self,
+        features: Mapping[str, Mapping[str, torch.Tensor]],
+        questions: Sequence[str],
+        max_new_tokens: int | None = None,
+        num_frames: int | Sequence[int] | None = None,
+        **generate_kwargs: Any,
+    ) -> GenerationResult:
+        """Greedy answers to ``questions`` (one per batch item of ``features``)."""
+        first = next(iter(features.values()))
+        batch = next(iter(first.values())).shape[0]
+        if len(questions) != batch:
+            raise ValueError(f"{len(questions)} questions for a batch of {batch} clips")
+        was_training = self.training
+        self.eval()
+        try:
+            upe = self.block(features)
+            frames = num_frames if num_frames is not None else upe.z.shape[1] // self.ctx.tokens_per_frame
+            inputs = self.tokenize(questions, None, frames)
+            embeds = self._merge(inputs["input_ids"].to(self.device), upe.z)
+            tok = self.tokenizer
+            generate_kwargs.setdefault("do_sample", False)
+            out = self.vlm.generate(
+                inputs_embeds=embeds,
+                attention_mask=inputs["attention_mask"].to(self.device),
+                max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+                output_logits=True,
+                return_dict_in_generate=True,
+                **generate_kwargs,
+            )
+        finally:
+            self.train(was_training)
+        sequences = out.sequences.tolist()
+        logprobs = [torch.log_softmax(step.float(), dim=-1) for step in out.logits]
+        texts, ids_out, lps = [], [], []
+        for b, seq in enumerate(sequences):
+            ids, lp = [], []
+            for step, token in enumerate(seq):
+                if token == tok.eos_token_id or step >= len(logprobs):
+                    break
+                if token == tok.pad_token_id:
+                    continue
+                ids.append(token)
+                lp.append(float(logprobs[step][b, token]))
+            ids_out.append(ids)
+            lps.append(lp)
+            texts.append(tok.decode(ids, skip_special_tokens=True).strip())
+        return GenerationResult(texts, ids_out, lps, torch.softmax(out.logits[0].float(), dim=-1))
+
+    def chat(self, clip: VideoClip, question: str, max_new_tokens: int | None = None) -> str:
+        """Ask one question about a clip (``"identify"``, ``"locate"``, ``"attribute"`` or
+        free text)."""
+        features = self.collate([self.extract(clip)])
+        return self.generate(features, [question_for(question)], max_new_tokens).texts[0]
+
+    def detect(self, clip: VideoClip, features: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> list[Segment]:
+        """Identify, locate and attribute threats in one clip.
+
+        Asks the three DeepSVU questions. ``score = P(first answer token of "Yes") ×
+        geometric-mean probability of the locate answer's tokens``, so predictions can
+        be ranked for mAP. Times are in seconds of the source video (the clip's window
+        start is added back). Returns ``[]`` when the model answers that there is no
+        threat.
+        """
+        if features is None:
+            features = self.collate([self.extract(clip)])
+        identify = self.generate(features, [question_for("identify")])
+        yes_id = self.tokenizer(" " + YES_ANSWER, add_special_tokens=False)["input_ids"][0]
+        p_yes = float(identify.first_token_probs[0, yes_id])
+        answer = identify.texts[0].lower()
+        if not answer.startswith("yes"):
+            return []
+        window = clip.meta.get("window")
+        offset = float(window[0]) if window else 0.0
+        length = float(window[1] - window[0]) if window else (clip.duration or float("inf"))
+        located = self.generate(features, [question_for("locate")])
+        segments = parse_segments(located.texts[0], length)
+        if not segments:
+            return []
+        cause = self.generate(features, [question_for("attribute")]).texts[0].strip()
+        if cause.lower().startswith(CAUSE_PREFIX.lower()):
+            cause = cause[len(CAUSE_PREFIX) :].strip()
+        cause = cause.rstrip(".").strip()
+        score = p_yes * located.mean_prob(0)
+        return [Segment(s.start + offset, s.end + offset, cause, score) for s in segments]
+
+    # ------------------------------------------------------------------ save / load
+    def _base_trained(self) -> dict[str, nn.Parameter]:
+        """Backbone parameters trained in full (``config.train_modules``), by name."""
+        if not self.config.train_modules:
+            return {}
+        return {
+            n: p
+            for n, p in self.vlm.named_parameters()
+            if "lora_" not in n and any(re.search(rx, n) for rx in self.config.train_modules)
+        }
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """LoRA adapters (``lora.*``), expert adapters, projector and router (``block.*``),
+        and backbone parameters of ``config.train_modules`` (``base.*``)."""
+        state: dict[str, torch.Tensor] = {_BASE_PREFIX + n: p for n, p in self._base_trained().items()}
+        if self.config.lora.enabled:
+            from peft import get_peft_model_state_dict
+
+            state.update({_LORA_PREFIX + k: v for k, v in get_peft_model_state_dict(self.backbone).items()})
+        state.update({_BLOCK_PREFIX + k: v for k, v in self.block.trainable_state_dict().items()})
+        return state
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (only what was trained), each
+        atomically. The frozen base comes from ``config.backbone`` (or, for a tiny model,
+        from its dims and seed)."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.trainable_state_dict().items()}
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "uprm-core": core_version})
+        self.config.save_pretrained(directory)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> UPRMModel:
+        """Load a model saved by :meth:`save_pretrained`. ``overrides`` replace config
+        fields (e.g. ``backbone="/path/on/this/machine"``). A checkpoint whose experts are
+        not installed fails, naming the distribution to install."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config = UPRMConfig.from_pretrained(directory)
+        for key, value in overrides.items():
+            if not hasattr(config, key):
+                raise ValueError(f"unknown UPRMConfig field {key!r}")
+            setattr(config, key, value)
+        _check_installed(config, directory)
+        weights = directory / WEIGHTS_NAME
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights}: missing; not a complete UPRM checkpoint")
+        model = build_model(config)
+        try:
+            state = load_file(str(weights))
+        except Exception as exc:  # safetensors raises its own error types
+            raise ValueError(f"{weights}: cannot read the weights ({exc})") from exc
+        model.load_trainable_state_dict(state, source=str(weights))
+        return model
+
+    def load_trainable_state_dict(self, state: Mapping[str, torch.Tensor], source: str = "state") -> None:
+        lora = {k[len(_LORA_PREFIX) :]: v for k, v in state.items() if k.startswith(_LORA_PREFIX)}
+        block = {k[len(_BLOCK_PREFIX) :]: v for k, v in state.items() if k.startswith(_BLOCK_PREFIX)}
+        base = {k[len(_BASE_PREFIX) :]: v for k, v in state.items() if k.startswith(_BASE_PREFIX)}
+        stray = sorted(k for k in state if not k.startswith((_LORA_PREFIX, _BLOCK_PREFIX, _BASE_PREFIX)))
+        if stray:
+            raise KeyError(f"{source}: unexpected keys {stray[:8]}")
+        trained = self._base_trained()
+        if set(base) != set(trained):
+            raise KeyError(
+                f"{source}: fully trained backbone weights do not match train_modules "
+                f"(missing {sorted(set(trained) - set(base))[:4]}, unexpected {sorted(set(base) - set(trained))[:4]})"
+            )
+        with torch.no_grad():
+            for name, value in base.items():
+                trained[name].copy_(value)
+        if self.config.lora.enabled:
+            from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+            expected = set(get_peft_model_state_dict(self.backbone))
+            if set(lora) != expected:
+                raise KeyError(
+                    f"{source}: LoRA weights do not match this model "
+                    f"(missing {sorted(expected - set(lora))[:4]}, unexpected {sorted(set(lora) - expected)[:4]})"
+                )
+            set_peft_model_state_dict(self.backbone, {k: v.to(self.device) for k, v in lora.items()})
+        elif lora:
+            raise KeyError(f"{source}: holds LoRA weights but the config has LoRA disabled")
+        try:
+            self.block.load_trainable_state_dict(block)
+        except (KeyError, RuntimeError) as exc:
+            raise KeyError(f"{source}: {exc}") from exc
+
+
+def _check_installed(config: UPRMConfig, source: Path) -> None:
+    from uprm.plugins.manager import KNOWN_DISTRIBUTIONS, expert_infos
+
+    infos = expert_infos()
+    names = config.expert_names or config.experts or []
+    missing = [n for n in names if n not in infos]
+    if missing:
+        needs = []
+        for name in missing:
+            dist = config.distributions.get(name) or KNOWN_DISTRIBUTIONS.get(name)
+            version = config.versions.get(dist, "") if dist else ""
+            needs.append(f"{name!r} (from {dist} {version})".replace(" )", ")") if dist else repr(name))
+        dists = sorted({config.distributions.get(n) or KNOWN_DISTRIBUTIONS.get(n) or n for n in missing})
+        raise MissingExpertError(
+            f"{source}: this checkpoint needs expert(s) {', '.join(needs)}, which are not installed; "
+            f"install them with `pip install {' '.join(dists)}` (or check UPRM_LOAD_PLUGINS / UPRM_DISABLE_PLUGINS)"
+        )
+    for name in names:
+        dist = infos[name].distribution
+        saved = config.versions.get(dist or "")
+        if saved and infos[name].version and saved != infos[name].version:
+            warnings.warn(
+                f"{source}: expert {name!r} was saved with {dist} {saved}, {infos[name].version} is installed",
+                stacklevel=3,
+            )
+
+
+def resolve_experts(config: UPRMConfig) -> list[str]:
+    """The experts a config asks for (``None`` = every installed one), with a coarse
+    expert added when none was named."""
+    from uprm.plugins.manager import expert_infos, get_expert_class
+
+    names = list(config.experts) if config.experts is not None else list(expert_infos())
+    if not any(get_expert_class(n).granularity == "coarse" for n in names):
+        names.append("coarse")
+    return sorted(dict.fromkeys(names))
+
+
+def build_model(config: UPRMConfig) -> UPRMModel:
+    """Build a UPRM model: the backbone (tiny or from ``config.backbone``), LoRA on the
+    language model, the experts (the coarse one on the backbone's video tower and
+    projector) and the router. Records ``expert_names``, ``versions`` and
+    ``distributions`` in ``config``."""
+    from uprm.plugins.manager import expert_infos
+
+    names = resolve_experts(config)
+    dtype = dtype_of(config.torch_dtype)
+    if config.backbone is None:
+        vlm, tokenizer = build_tiny_backbone(config.tiny_backbone, seed=config.seed, dtype=dtype)
+    else:
+        vlm, tokenizer = load_backbone(config.backbone, dtype=dtype)
+    vlm.requires_grad_(False)
+    backbone: nn.Module = vlm
+    if config.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=config.lora.r,
+            lora_alpha=config.lora.alpha,
+            lora_dropout=config.lora.dropout,
+            target_modules=config.lora.target_modules,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed + 1)
+            backbone = get_peft_model(vlm, lora)
+    vision = vlm.config.vision_config
+    grid = vision.image_size // vision.patch_size
+    ctx = ExpertContext(
+        hidden_size=int(vlm.config.text_config.hidden_size),
+        num_frames=config.num_frames,
+        tokens_per_frame=grid * grid + 1,
+        num_prefix_tokens=1,
+        image_size=int(vision.image_size),
+        resources={
+            "vision_tower": vlm.model.video_tower,
+            "projector": vlm.model.multi_modal_projector,
+            "vision_feature_layer": vlm.config.vision_feature_layer,
+        },
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 2)
+        block = UPEBlock.from_names(
+            names, ctx, router=config.router, expert_options=config.expert_options, router_options=config.router_options
+        )
+    block.to(dtype)
+    vlm.model.multi_modal_projector.requires_grad_(True)
+    for name, param in vlm.named_parameters():
+        if "lora_" not in name and any(re.search(rx, name) for rx in config.train_modules):
+            param.requires_grad_(True)
+    infos = expert_infos()
+    config.experts = names
+    config.expert_names = list(block.expert_names)
+    config.distributions = {n: infos[n].distribution for n in names if infos[n].distribution}
+    config.versions = {"uprm-core": core_version}
+    for n in names:
+        if infos[n].distribution and infos[n].version:
+            config.versions[infos[n].distribution] = infos[n].version
+    return UPRMModel(config, backbone, tokenizer, block)
+
+
+def _summary(model: UPRMModel) -> str:  # pragma: no cover - debugging aid
+    return json.dumps(
+        {
+            "experts": list(model.expert_names),
+            "router": model.config.router,
+            "trainable": model.num_parameters(trainable_only=True),
+            "total": model.num_parameters(),
+        }
+    )

@@ -1,0 +1,86 @@
+"""Loading a real Video-LLaVA checkpoint layout from disk, refusing a hub id whose files
+are not here, and the config's JSON round trip."""
+
+import json
+import time
+
+import pytest
+import torch
+
+from uprm.modeling import UPRMConfig, build_model
+from uprm.modeling.backbone import BackboneNotFoundError, build_tiny_backbone, load_backbone
+from uprm.testing import synthetic_clip
+
+
+def test_a_local_video_llava_directory_loads_like_a_real_checkpoint(tmp_path, toy_plugins):
+    tiny = UPRMConfig.tiny().tiny_backbone
+    vlm, tokenizer = build_tiny_backbone(tiny, seed=0)
+    vlm.save_pretrained(tmp_path / "video-llava")
+    tokenizer.save_pretrained(tmp_path / "video-llava")
+
+    from_disk = build_model(UPRMConfig(backbone=str(tmp_path / "video-llava"), experts=["coarse"],
+                                       lora={"r": 8, "alpha": 16})).eval()
+    in_memory = build_model(UPRMConfig.tiny(experts=["coarse"], train_modules=[])).eval()
+    assert from_disk.tokenizer.convert_tokens_to_ids("<video>") == from_disk.video_token_id
+    clip = synthetic_clip(8, size=48)
+    features = from_disk.collate([from_disk.extract(clip)])
+    torch.testing.assert_close(features["coarse"]["vision_features"],
+                               in_memory.collate([in_memory.extract(clip)])["coarse"]["vision_features"])
+    inputs = from_disk.tokenize(["identify"], ["Yes, there exists a threat."], 8)
+    assert torch.equal(inputs["input_ids"], in_memory.tokenize(["identify"], ["Yes, there exists a threat."], 8)["input_ids"])
+    with torch.no_grad():
+        a = from_disk(inputs["input_ids"], inputs["attention_mask"], features, inputs["labels"])
+        b = in_memory(inputs["input_ids"], inputs["attention_mask"], features, inputs["labels"])
+    torch.testing.assert_close(a.logits, b.logits)
+
+
+def test_a_hub_id_that_is_not_on_disk_fails_at_once_and_says_what_to_do():
+    start = time.monotonic()
+    with pytest.raises(BackboneNotFoundError) as info:
+        load_backbone("LanguageBind/Video-LLaVA-7B-hf")
+    assert time.monotonic() - start < 10
+    message = str(info.value)
+    assert "never downloads" in message and "pass that directory" in message
+    assert "LanguageBind/Video-LLaVA-7B-hf" in message
+
+
+def test_a_missing_or_incomplete_directory_is_named(tmp_path):
+    with pytest.raises(BackboneNotFoundError, match="no such directory"):
+        load_backbone(str(tmp_path / "nowhere"))
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    with pytest.raises(BackboneNotFoundError, match=r"half: not a complete Video-LLaVA checkpoint"):
+        load_backbone(str(tmp_path / "half"))
+
+
+def test_config_json_round_trip(tmp_path):
+    config = UPRMConfig(experts=["pose", "coarse"], router="basic", backbone="/models/video-llava",
+                        expert_options={"pose": {"weights": "/w/yolo11n-pose.pt"}})
+    assert config.experts == ["coarse", "pose"]
+    assert (config.lora.r, config.lora.alpha, config.lora.dropout) == (16, 32, 0.05)
+    assert (config.z_loss_alpha, config.num_frames, config.router) == (0.05, 8, "basic")
+    path = config.save_pretrained(tmp_path)
+    data = json.loads(path.read_text())
+    assert data["model_type"] == "uprm" and data["lora"]["target_modules"].endswith("(q_proj|v_proj)")
+    again = UPRMConfig.from_pretrained(tmp_path)
+    assert again == config
+    assert UPRMConfig.from_dict(json.loads(config.to_json_string())) == config
+
+
+def test_config_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="router must be 'tradeoff' or 'basic'"):
+        UPRMConfig(router="sparse")
+    with pytest.raises(ValueError, match=r"unknown UPRMConfig field\(s\): \['colour'\]"):
+        UPRMConfig.from_dict({"colour": 1})
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(ValueError, match="not a UPRM config"):
+        UPRMConfig.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no UPRM config.json"):
+        UPRMConfig.from_pretrained(tmp_path / "missing")
+
+
+def test_tiny_is_small_and_the_default_is_the_paper():
+    tiny = UPRMConfig.tiny(num_frames=4)
+    assert tiny.is_tiny and tiny.num_frames == 4 and tiny.tiny_backbone["text"]["hidden_size"] == 64
+    paper = UPRMConfig(backbone="/x")
+    assert not paper.is_tiny and paper.tiny_backbone is None and paper.train_modules == []
