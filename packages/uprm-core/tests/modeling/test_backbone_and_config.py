@@ -75,7 +75,7 @@ def test_config_errors_name_the_problem(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(ValueError, match="not a UPRM config"):
         UPRMConfig.from_pretrained(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no UPRM config.json"):
+    with pytest.raises(FileNotFoundError, match=r"no UPRM config\.json"):
         UPRMConfig.from_pretrained(tmp_path / "missing")
 
 

@@ -200,9 +200,8 @@ def test_save_and_load_restore_identical_outputs(model, tmp_path):
 
 def test_a_checkpoint_whose_experts_are_missing_names_the_distribution(model, tmp_path):
     model.save_pretrained(tmp_path / "ckpt")
-    with uprm.testing.isolated_plugins(load_entry_points=False):
-        with pytest.raises(uprm.MissingExpertError) as info:
-            UPRMModel.from_pretrained(tmp_path / "ckpt")
+    with uprm.testing.isolated_plugins(load_entry_points=False), pytest.raises(uprm.MissingExpertError) as info:
+        UPRMModel.from_pretrained(tmp_path / "ckpt")
     message = str(info.value)
     assert "'colour' (from test-toy 0)" in message and "pip install test-toy" in message
 
@@ -211,10 +210,10 @@ def test_a_damaged_checkpoint_is_reported_with_its_file(model, tmp_path):
     model.save_pretrained(tmp_path / "ckpt")
     weights = tmp_path / "ckpt" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
-    with pytest.raises(ValueError, match="model.safetensors: cannot read the weights"):
+    with pytest.raises(ValueError, match=r"model\.safetensors: cannot read the weights"):
         UPRMModel.from_pretrained(tmp_path / "ckpt")
     (tmp_path / "ckpt" / "config.json").write_text("{not json")
-    with pytest.raises(ValueError, match="config.json: not valid JSON"):
+    with pytest.raises(ValueError, match=r"config\.json: not valid JSON"):
         UPRMModel.from_pretrained(tmp_path / "ckpt")
 
 

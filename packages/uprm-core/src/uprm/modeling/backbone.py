@@ -17,7 +17,7 @@ import torch
 
 from uprm.errors import UPRMError
 
-__all__ = ["BackboneNotFoundError", "load_backbone", "build_tiny_backbone", "dtype_of"]
+__all__ = ["BackboneNotFoundError", "build_tiny_backbone", "dtype_of", "load_backbone"]
 
 
 class BackboneNotFoundError(UPRMError, FileNotFoundError):

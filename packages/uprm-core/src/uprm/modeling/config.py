@@ -15,7 +15,7 @@ from typing import Any
 
 from uprm.utils import atomic_write_json, jsonable
 
-__all__ = ["UPRMConfig", "LoRASettings", "CONFIG_NAME", "TINY_BACKBONE"]
+__all__ = ["CONFIG_NAME", "TINY_BACKBONE", "LoRASettings", "UPRMConfig"]
 
 CONFIG_NAME = "config.json"
 

@@ -34,13 +34,13 @@ from uprm.errors import MissingExpertError
 from uprm.experts.base import ExpertContext
 from uprm.inference.segments import Segment, parse_segments
 from uprm.modeling.backbone import build_tiny_backbone, dtype_of, load_backbone
-from uprm.modeling.config import CONFIG_NAME, UPRMConfig
+from uprm.modeling.config import UPRMConfig
 from uprm.modeling.prompts import CAUSE_PREFIX, VIDEO_PLACEHOLDER, YES_ANSWER, format_prompt, question_for
 from uprm.moe.block import UPEBlock
 from uprm.types import VideoClip
 from uprm.utils import atomic_path
 
-__all__ = ["UPRMModel", "UPRMOutput", "GenerationResult", "build_model", "WEIGHTS_NAME"]
+__all__ = ["WEIGHTS_NAME", "GenerationResult", "UPRMModel", "UPRMOutput", "build_model"]
 
 WEIGHTS_NAME = "model.safetensors"
 IGNORE_INDEX = -100

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-__all__ = ["SPECIAL_TOKENS", "build_tiny_tokenizer", "TINY_CORPUS"]
+__all__ = ["SPECIAL_TOKENS", "TINY_CORPUS", "build_tiny_tokenizer"]
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>", "<image>", "<video>"]
 
