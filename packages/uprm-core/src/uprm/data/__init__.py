@@ -29,6 +29,43 @@ _LAZY: dict[str, str] = {
     "load_image": "uprm.data.video",
     "probe_video": "uprm.data.video",
     "sample_times": "uprm.data.video",
+    # annotation readers
+    "CUVA_CATEGORIES": "uprm.data.annotations",
+    "NORMAL": "uprm.data.annotations",
+    "AnnotationError": "uprm.data.annotations",
+    "VideoAnnotation": "uprm.data.annotations",
+    "find_videos": "uprm.data.annotations",
+    "parse_mmss_moments": "uprm.data.annotations",
+    "read_activitynet": "uprm.data.annotations",
+    "read_activitynet_predictions": "uprm.data.annotations",
+    "read_cuva": "uprm.data.annotations",
+    "read_cuva_categories": "uprm.data.annotations",
+    "read_uca": "uprm.data.annotations",
+    "read_ucf_crime": "uprm.data.annotations",
+    "write_activitynet": "uprm.data.annotations",
+    "write_activitynet_predictions": "uprm.data.annotations",
+    # instruction builders (stage 2)
+    "ANSWERS": "uprm.data.instructions",
+    "QUESTIONS": "uprm.data.instructions",
+    "InstructionSet": "uprm.data.instructions",
+    "assign_split": "uprm.data.instructions",
+    "attribute_answer": "uprm.data.instructions",
+    "build_instructions": "uprm.data.instructions",
+    "count_records": "uprm.data.instructions",
+    "format_seconds": "uprm.data.instructions",
+    "identify_answer": "uprm.data.instructions",
+    "locate_answer": "uprm.data.instructions",
+    "make_record": "uprm.data.instructions",
+    "write_instructions": "uprm.data.instructions",
+    # stage-1 pre-tuning builders
+    "PRETUNE_TEMPLATES": "uprm.data.pretune",
+    "build_humanml3d": "uprm.data.pretune",
+    "build_refcoco": "uprm.data.pretune",
+    "build_rsicb": "uprm.data.pretune",
+    "read_humanml3d": "uprm.data.pretune",
+    "read_refcoco": "uprm.data.pretune",
+    "read_rsicb": "uprm.data.pretune",
+    "restricted_pickle_load": "uprm.data.pretune",
 }
 
 # Modules of this package whose ``__all__`` is searched for names not listed above
@@ -70,6 +107,46 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from uprm.data.annotations import (
+        CUVA_CATEGORIES,
+        NORMAL,
+        AnnotationError,
+        VideoAnnotation,
+        find_videos,
+        parse_mmss_moments,
+        read_activitynet,
+        read_activitynet_predictions,
+        read_cuva,
+        read_cuva_categories,
+        read_uca,
+        read_ucf_crime,
+        write_activitynet,
+        write_activitynet_predictions,
+    )
+    from uprm.data.instructions import (
+        ANSWERS,
+        QUESTIONS,
+        InstructionSet,
+        assign_split,
+        attribute_answer,
+        build_instructions,
+        count_records,
+        format_seconds,
+        identify_answer,
+        locate_answer,
+        make_record,
+        write_instructions,
+    )
+    from uprm.data.pretune import (
+        PRETUNE_TEMPLATES,
+        build_humanml3d,
+        build_refcoco,
+        build_rsicb,
+        read_humanml3d,
+        read_refcoco,
+        read_rsicb,
+        restricted_pickle_load,
+    )
     from uprm.data.video import (
         DEFAULT_MAX_PIXELS,
         VideoInfo,
