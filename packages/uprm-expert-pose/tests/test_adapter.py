@@ -1,0 +1,151 @@
+"""The adapter: eq.1 attends only over skeleton neighbours (proved by perturbation),
+padding and person order do not matter, per-frame vs full self-attention, model_dim."""
+
+import pytest
+import torch
+
+from uprm.testing import random_video_tokens, tiny_context
+from uprm_expert_pose import PoseExpert
+from uprm_expert_pose.adapter import JointGraphAttention, PoseAdapter
+from uprm_expert_pose.skeleton import COCO_JOINTS, COCO_SKELETON, NUM_JOINTS, neighbour_mask
+from uprm_expert_pose.testing import pose_clip
+
+SMALL = dict(joint_dim=8, pose_dim=16, num_heads=2, ffn_mult=2)
+
+
+def test_coco_skeleton():
+    mask = neighbour_mask()
+    assert len(COCO_JOINTS) == NUM_JOINTS == 17 and len(COCO_SKELETON) == 19
+    assert torch.equal(mask, mask.T) and not mask.diagonal().any()
+    assert mask.sum() == 2 * 19 and mask.any(dim=1).all()
+    j = COCO_JOINTS.index
+    assert mask[j("left_elbow"), j("left_wrist")] and mask[j("left_shoulder"), j("left_hip")]
+    assert not mask[j("left_wrist"), j("right_wrist")] and not mask[j("nose"), j("left_ankle")]
+
+
+def test_joint_attention_is_masked_to_skeleton_neighbours():
+    """Eq.1: changing a joint that is not a neighbour of node k (nor k itself) leaves
+    k's update exactly unchanged; changing a neighbour changes it."""
+    torch.manual_seed(0)
+    layer = JointGraphAttention(16)
+    g = torch.randn(3, NUM_JOINTS, 16)
+    base, beta = layer(g, return_weights=True)
+    mask = neighbour_mask()
+    assert torch.all(beta[:, ~mask] == 0)
+    torch.testing.assert_close(beta.sum(-1), torch.ones(3, NUM_JOINTS))
+    for other in range(NUM_JOINTS):
+        moved = g.clone()
+        moved[:, other] += 5 * torch.randn(3, 16)
+        out = layer(moved)
+        for k in range(NUM_JOINTS):
+            if k == other:
+                continue
+            if mask[k, other]:
+                assert not torch.allclose(out[:, k], base[:, k]), (COCO_JOINTS[k], COCO_JOINTS[other])
+            else:
+                assert torch.equal(out[:, k], base[:, k]), (COCO_JOINTS[k], COCO_JOINTS[other])
+
+
+def test_joint_attention_formula():
+    """g'_k = ReLU(V_u [Σ_l β_kl g_l, g_k]), β = softmax over M(k) of (V_a g_k)·(V_a g_l)/√p."""
+    torch.manual_seed(1)
+    layer = JointGraphAttention(4)
+    g = torch.randn(NUM_JOINTS, 4)
+    a = g @ layer.score_proj.weight.T
+    k = COCO_JOINTS.index("left_elbow")
+    neighbours = [COCO_JOINTS.index("left_shoulder"), COCO_JOINTS.index("left_wrist")]
+    scores = torch.stack([a[k] @ a[n] for n in neighbours]) / 2.0  # √p = 2
+    beta = scores.softmax(0)
+    g_hat = sum(b * g[n] for b, n in zip(beta, neighbours))
+    expected = torch.relu(layer.update(torch.cat([g_hat, g[k]])))
+    torch.testing.assert_close(layer(g)[k], expected)
+
+
+def _features(tmp_path, counts, seed=0):
+    expert = PoseExpert(tiny_context(), max_people=4)
+    return expert.collate([expert.extract(pose_clip(tmp_path, counts, seed=seed))])
+
+
+def test_padded_people_do_not_reach_the_output(tmp_path):
+    torch.manual_seed(0)
+    adapter = PoseAdapter(32, 17, **SMALL).eval()
+    feats = _features(tmp_path, [2, 0, 1, 4])
+    tokens = random_video_tokens(tiny_context(), 1)
+    junk = {k: v.clone() for k, v in feats.items()}
+    pad = ~junk["person_mask"]
+    junk["keypoints"][pad] = torch.rand(int(pad.sum()), 17, 3)
+    junk["boxes"][pad] = torch.rand(int(pad.sum()), 4)
+    junk["scores"][pad] = 1.0
+    with torch.no_grad():
+        torch.testing.assert_close(adapter(junk, tokens), adapter(feats, tokens))
+
+
+def test_person_order_does_not_matter(tmp_path):
+    torch.manual_seed(0)
+    adapter = PoseAdapter(32, 17, **SMALL).eval()
+    feats = _features(tmp_path, [3, 3, 3, 3])
+    perm = torch.tensor([2, 0, 1, 3])
+    shuffled = {k: v[:, :, perm] for k, v in feats.items()}
+    tokens = random_video_tokens(tiny_context(), 1)
+    with torch.no_grad():
+        torch.testing.assert_close(adapter(shuffled, tokens), adapter(feats, tokens), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("mode", "local"), [("frame", True), ("full", False)])
+def test_self_attention_scope(tmp_path, mode, local):
+    """With per-frame MSA (and no temporal layer) frame 3's poses reach only frame 3's
+    tokens; with full MSA over T they reach every frame (eq.2 over the whole clip)."""
+    torch.manual_seed(0)
+    adapter = PoseAdapter(32, 17, **SMALL, temporal_layers=0, self_attention=mode).eval()
+    feats = _features(tmp_path, [1, 2, 1, 2])
+    moved = {k: v.clone() for k, v in feats.items()}
+    moved["keypoints"][:, 3, :, :, :2] = moved["keypoints"][:, 3, :, :, :2].flip(-1)
+    tokens = random_video_tokens(tiny_context(), 1)
+    with torch.no_grad():
+        a, b = adapter(feats, tokens), adapter(moved, tokens)
+    assert not torch.allclose(a[:, 3 * 17 :], b[:, 3 * 17 :])
+    assert torch.allclose(a[:, : 3 * 17], b[:, : 3 * 17]) == local
+
+
+def test_temporal_layer_carries_poses_across_frames(tmp_path):
+    torch.manual_seed(0)
+    adapter = PoseAdapter(32, 17, **SMALL, temporal_layers=1, self_attention="frame").eval()
+    feats = _features(tmp_path, [1, 2, 1, 2])
+    moved = {k: v.clone() for k, v in feats.items()}
+    moved["keypoints"][:, 3, :, :, :2] = moved["keypoints"][:, 3, :, :, :2].flip(-1)
+    tokens = random_video_tokens(tiny_context(), 1)
+    with torch.no_grad():
+        assert not torch.allclose(adapter(feats, tokens)[:, :17], adapter(moved, tokens)[:, :17])
+
+
+def test_model_dim_runs_eq2_3_narrower(tmp_path):
+    ctx = tiny_context(hidden_size=64)
+    wide = PoseAdapter(64, 17, **SMALL)
+    narrow = PoseAdapter(64, 17, **SMALL, model_dim=16)
+    assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in wide.parameters())
+    out = narrow(_features(tmp_path, [1, 0, 2, 1]), random_video_tokens(ctx, 1).bfloat16())
+    assert out.shape == (1, 4 * 17, 64) and out.dtype == torch.bfloat16
+
+
+def test_bad_options_and_inputs(tmp_path):
+    with pytest.raises(ValueError, match="self_attention"):
+        PoseExpert(tiny_context(), self_attention="global")
+    with pytest.raises(ValueError, match="source"):
+        PoseExpert(tiny_context(), source="hrnet")
+    with pytest.raises(ValueError, match="source='yolo' needs weights="):
+        PoseExpert(tiny_context(), source="yolo")
+    with pytest.raises(ValueError, match="not both"):
+        PoseExpert(tiny_context(), weights="a.pt", model_config="yolo11n-pose.yaml")
+    expert = PoseExpert(tiny_context(), **SMALL)
+    feats = _features(tmp_path, [1, 0, 2, 1])
+    with pytest.raises(ValueError, match=r"keypoints are for \(1, 4\).*\(1, 2\)"):
+        expert(feats, random_video_tokens(tiny_context(), 1, num_frames=2))
+    with pytest.raises(ValueError, match="not"):
+        expert(feats, torch.randn(1, 50, 32))  # not a whole number of frames
+
+
+def test_registered_through_the_entry_point():
+    import uprm
+
+    assert uprm.available_experts()["pose"] is PoseExpert
+    assert PoseExpert.granularity == "fine"
