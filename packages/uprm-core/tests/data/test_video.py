@@ -126,6 +126,20 @@ def test_b_frames_are_handled(tmp_path, write_video, frame_number):
     assert numbers == [35, 40, 44, 49, 54, 59, 63, 68]
 
 
+@pytest.mark.parametrize("container", ["mkv", "avi", "ts"])
+def test_other_containers(tmp_path, write_video, frame_number, container):
+    """MKV (keyframe cues only), AVI (first pts 1) and MPEG-TS (no index, 90 kHz clock)."""
+    path = write_video(tmp_path / f"v.{container}", num_frames=100, fps=10.0, gop=25)
+    clip = load_clip(path, num_frames=8)
+    assert clip.duration == pytest.approx(10.0)
+    numbers = [frame_number(f) for f in clip.frames]
+    assert numbers == [6, 18, 31, 43, 56, 68, 81, 93]
+    assert clip.meta["frame_indices"] == numbers
+    assert clip.timestamps.tolist() == pytest.approx([n / 10 for n in numbers])
+    window = load_clip(path, num_frames=4, start=3.3, end=7.1)
+    assert [frame_number(f) for f in window.frames] == [37, 47, 56, 66]
+
+
 def test_rotation_is_applied(tmp_path, write_video):
     def left_half_white(i: int) -> np.ndarray:
         img = np.zeros((48, 64, 3), np.uint8)
@@ -203,6 +217,21 @@ def test_truncated_files(tmp_path, write_video):
     (tmp_path / "cut_fs.mp4").write_bytes(full[: len(full) // 2])
     with pytest.raises(uprm.VideoError, match=r"cut_fs.mp4: truncated: .* frames from [\d.]+ s of 6.00 s are missing"):
         load_clip(tmp_path / "cut_fs.mp4")
+
+
+def test_truncated_files_without_a_full_index(tmp_path, write_video):
+    # Matroska states its duration up front; the frames it promises stop half-way
+    full = write_video(tmp_path / "a.mkv", num_frames=100, fps=10.0, gop=25).read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(full[: len(full) // 2])
+    with pytest.raises(
+        uprm.VideoError, match=r"cut.mkv: truncated or damaged: frames stop at [\d.]+ s but the file claims 10.000 s"
+    ):
+        load_clip(tmp_path / "cut.mkv")
+    # AVI keeps its index at the end
+    full = write_video(tmp_path / "a.avi", num_frames=100, fps=10.0, gop=25).read_bytes()
+    (tmp_path / "cut.avi").write_bytes(full[: len(full) // 2])
+    with pytest.raises(uprm.VideoError, match=r"cut.avi: truncated or damaged AVI"):
+        load_clip(tmp_path / "cut.avi")
 
 
 def test_audio_only(tmp_path):

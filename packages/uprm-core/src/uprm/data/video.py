@@ -15,9 +15,10 @@ inside the window is taken. When a window holds fewer frames than ``F`` a frame 
 ``fps=`` the targets are the centres of ``1/fps``-second steps instead (at most
 ``max_frames``), for long videos.
 
-Timestamps are the decoded frames' presentation times (pts) in seconds from the start of
-the file (the stream's ``start_time`` is subtracted), so variable-frame-rate files get
-their true times. Frame indices (``clip.meta["frame_indices"]``) are exact for
+Timestamps are the decoded frames' presentation times (pts) in seconds from the file's
+first frame (whose pts is read when the file is opened: containers disagree on what
+``start_time`` means — an AVI's first frame may carry pts 1, an MPEG-TS stream starts
+at 1.4 s), so variable-frame-rate files get their true times. Frame indices (``clip.meta["frame_indices"]``) are exact for
 constant-frame-rate files and for files whose index lists every frame (MP4/MOV without
 B-frame reordering); otherwise they are ``round(t · fps)``.
 
@@ -28,9 +29,9 @@ file                   behaviour
 =====================  ===================================================================
 missing / zero bytes   error ("no such file" / "empty file (0 bytes)")
 not a video            error, with FFmpeg's reason
-truncated              error: an MP4 whose index is missing (``moov``), an index that
-                       points past the end of the file, or a target time at which nothing
-                       decodes
+truncated              error: an MP4/AVI whose index is missing (``moov``, ``idx1``), an
+                       index that points past the end of the file, or frames that stop
+                       well before the duration the container states (MKV)
 audio only             error ("no video stream; the file has only audio")
 one frame              valid: a still image; every sampled frame is that frame
 variable frame rate    valid: timestamps from pts; ``meta["variable_frame_rate"] = True``
@@ -288,6 +289,21 @@ class VideoReader:
         self._pending: Any = None  # a decoded frame not consumed yet (the one after the last target)
         self._last: Any = None  # the last frame consumed by the decoder
         self.rotation = 0
+        try:
+            self._start_pts = self._first_pts()
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _first_pts(self) -> int:
+        """The pts of the file's first frame: times count from it. (Containers disagree
+        on what ``start_time`` means — AVI's first frame can carry pts 1 — so the frame
+        itself is asked.) Leaves the decoder at the start of the file."""
+        self._seek(self._stream_start)
+        first = self._peek()
+        if first is None:
+            raise VideoError(self.path, "no frame decodes (the video stream is empty or damaged)")
+        return int(first.pts)
 
     # -- opening ---------------------------------------------------------------------
 
@@ -311,13 +327,16 @@ class VideoReader:
                 "pass max_pixels=None to allow it (and max_side=... to downscale the frames)",
             )
         self.time_base: Fraction = stream.time_base or Fraction(1, 90000)
-        self._start_pts = int(stream.start_time) if stream.start_time is not None else 0
+        # where the stream starts (for seeking); the first frame's own pts is read later
+        self._stream_start = int(stream.start_time) if stream.start_time is not None else 0
+        self._start_pts = self._stream_start
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
         entries = stream.index_entries
         self._index = entries if len(entries) > 0 else None
         declared = int(stream.frames or 0)
-        self._full_index = self._index is not None and (declared == 0 or len(entries) >= declared)
+        # MP4/MOV index every frame; MKV cues, AVI and MPEG-TS index keyframes or nothing
+        self._full_index = self._index is not None and declared > 0 and len(entries) >= declared
         num_frames = declared or (len(entries) if self._full_index else 0)
         duration = self._duration(fps, num_frames)
         if fps <= 0 and duration > 0 and num_frames > 0:
@@ -340,7 +359,7 @@ class VideoReader:
             return float(stream.duration * self.time_base)
         if container.duration is not None and container.duration > 0:
             start = (container.start_time or 0) / 1_000_000
-            return max(0.0, container.duration / 1_000_000 - max(0.0, start - self._start_pts * self.time_base))
+            return max(0.0, container.duration / 1_000_000 - max(0.0, start - self._stream_start * self.time_base))
         if fps > 0 and num_frames > 0:
             return num_frames / fps
         # Raw streams with no duration anywhere: demux (no decoding) to the last packet.
@@ -353,7 +372,7 @@ class VideoReader:
         if last is None:
             raise VideoError(self.path, "no video packets (empty or damaged stream)")
         step = 1.0 / fps if fps > 0 else 0.0
-        return float((last - self._start_pts) * self.time_base) + step
+        return float((last - self._stream_start) * self.time_base) + step
 
     def _is_vfr(self) -> bool:
         """Whether the frame intervals differ (read from the index of a few frames)."""
@@ -379,7 +398,7 @@ class VideoReader:
                     hi = mid
                 else:
                     lo = mid + 1
-            readable = float((self._index[lo].timestamp - self._start_pts) * self.time_base)
+            readable = float((self._index[lo].timestamp - self._stream_start) * self.time_base)
             raise VideoError(
                 self.path,
                 f"truncated: the file ends at byte {self._file_size} but its index needs "
@@ -507,31 +526,41 @@ class VideoReader:
     def _frame_at(self, target: int, seconds: float) -> Any:
         """The last frame with ``pts ≤ target`` (the first frame of the file if the
         target precedes it); decodes forward from the current position or seeks."""
-        if self._last is not None and self._last.pts <= target and not self._needs_seek(self._last.pts, target):
+        position = self._last if self._last is not None else self._pending
+        if position is not None and position.pts <= target and not self._needs_seek(position.pts, target):
             frame = self._forward_to(target)
             if frame is not None:
-                return frame
+                return self._check_reached(frame, target, seconds)
         backoff = 0
         while True:
             seek_to = target - backoff
             self._seek(seek_to)
             first = self._peek()
-            if first is None:
+            at_start = seek_to <= self._stream_start
+            if first is not None and (first.pts <= target or at_start):
+                if first.pts > target:  # the target precedes the first frame
+                    return self._advance()
+                return self._check_reached(self._forward_to(target), target, seconds)
+            if first is None and at_start:
+                raise VideoError(self.path, f"truncated or damaged: no frame decodes up to {seconds:.3f} s")
+            # nothing decoded (a seek into the middle of a GOP, e.g. in MPEG-TS) or the
+            # demuxer landed after the target (open GOPs, sparse index): seek earlier
+            backoff = max(2 * backoff, int(1.0 / self.time_base))
+
+    def _check_reached(self, frame: Any, target: int, seconds: float) -> Any:
+        """A file whose frames stop well before a target inside its claimed duration is
+        truncated (files without a full index are not caught when opened)."""
+        if self._peek() is None:
+            fps = self.info.fps or 1.0
+            gap = float((target - frame.pts) * self.time_base)
+            if gap > max(1.0, 3.0 / fps):
+                last = float((frame.pts - self._start_pts) * self.time_base)
                 raise VideoError(
                     self.path,
-                    f"truncated or damaged: no frame decodes at {seconds:.3f} s "
-                    f"(the file claims {self.info.duration:.3f} s)",
+                    f"truncated or damaged: frames stop at {last:.3f} s but the file claims "
+                    f"{self.info.duration:.3f} s (asked for {seconds:.3f} s)",
                 )
-            if first.pts <= target or seek_to <= self._start_pts:
-                # decoding started at or before the target (or at the file's first frame)
-                if first.pts > target:
-                    self._last = self._advance()
-                    return self._last
-                frame = self._forward_to(target)
-                assert frame is not None
-                return frame
-            # the demuxer landed after the target (open GOPs, sparse index): seek earlier
-            backoff = max(2 * backoff, int(1.0 / self.time_base))
+        return frame
 
     def _needs_seek(self, current: int, target: int) -> bool:
         """Whether seeking is cheaper than decoding forward from ``current`` to ``target``."""
@@ -558,7 +587,7 @@ class VideoReader:
         return None
 
     def _seek(self, target: int) -> None:
-        self._container.seek(max(target, self._start_pts), stream=self._stream, backward=True, any_frame=False)
+        self._container.seek(max(target, self._stream_start), stream=self._stream, backward=True, any_frame=False)
         self._decoder = self._decode()
         self._pending = None
         self._last = None
@@ -621,6 +650,7 @@ class VideoReader:
         if self._full_index and not self._reorders():
             index = self._index
             keys = _IndexTimestamps(index)
+            pts = pts - self._start_pts + int(index[0].timestamp)  # the index counts from its first entry
             i = bisect.bisect_left(keys, pts)  # first entry with timestamp >= pts
             if i == len(index) or (i > 0 and pts - keys[i - 1] < keys[i] - pts):
                 return i - 1
@@ -631,7 +661,7 @@ class VideoReader:
     def _reorders(self) -> bool:
         """Whether index timestamps are decode times that differ from the frames' pts
         (B-frames): the first indexed timestamp then precedes the stream's start."""
-        return int(self._index[0].timestamp) != self._start_pts
+        return int(self._index[0].timestamp) != self._stream_start
 
 
 class _IndexTimestamps(Sequence):
@@ -659,4 +689,8 @@ def _open_problem(path: Path, exc: Exception) -> str:
             "truncated or damaged MP4/MOV: FFmpeg cannot read it "
             f"({reason}; e.g. the 'moov' index is missing after an interrupted write)"
         )
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return f"truncated or damaged AVI: FFmpeg cannot read it ({reason})"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return f"truncated or damaged Matroska/WebM: FFmpeg cannot read it ({reason})"
     return f"not a video file FFmpeg can read ({reason})"
