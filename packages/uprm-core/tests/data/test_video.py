@@ -290,3 +290,13 @@ def test_module_is_lazy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
     assert video_mod.DEFAULT_MAX_PIXELS == 4096 * 4096
+
+
+def test_every_public_name_of_uprm_data_resolves():
+    import uprm.data
+
+    for name in uprm.data.__all__:
+        assert getattr(uprm.data, name) is not None, name
+    assert uprm.data.load_clip is load_clip
+    with pytest.raises(AttributeError, match="no attribute 'no_such_thing'"):
+        uprm.data.no_such_thing

@@ -201,6 +201,12 @@ def load_clip(
         max_pixels: refuse files whose frames have more pixels than this (``None``: no
             limit).
 
+    Shapes:
+        ``frames``: uint8 ``[F, 3, H, W]`` (``H × W`` the upright frame size, or smaller
+        with ``max_side``); ``timestamps``: float64 ``[F]``; ``meta["frame_indices"]``:
+        ``F`` ints. ``F = num_frames``, or with ``fps`` the number of ``1/fps`` steps in
+        the window (≥ 1, ≤ ``max_frames``).
+
     Returns:
         a :class:`~uprm.VideoClip` with ``frames`` uint8 RGB ``[F, 3, H, W]``,
         ``timestamps`` ``[F]`` (seconds from the start of the file, from the frames'
