@@ -140,20 +140,36 @@ def test_other_containers(tmp_path, write_video, frame_number, container):
     assert [frame_number(f) for f in window.frames] == [37, 47, 56, 66]
 
 
-def test_rotation_is_applied(tmp_path, write_video):
+@pytest.mark.parametrize(
+    ("rotation", "shape", "white"),
+    [
+        # the display matrix turns the picture counter-clockwise by `rotation` degrees;
+        # the frame's left half is white, so it ends up at the bottom, right or top
+        (90, (64, 48), "bottom"),
+        (180, (48, 64), "right"),
+        (-90, (64, 48), "top"),
+    ],
+)
+def test_rotation_is_applied(tmp_path, write_video, rotation, shape, white):
     def left_half_white(i: int) -> np.ndarray:
         img = np.zeros((48, 64, 3), np.uint8)
         img[:, :32] = 255
         return img
 
-    path = write_video(tmp_path / "phone.mp4", num_frames=5, rotation=90, image=left_half_white)
+    path = write_video(tmp_path / "phone.mp4", num_frames=5, rotation=rotation, image=left_half_white)
     clip = load_clip(path, num_frames=2)
-    # 90° counter-clockwise: 64×48 becomes 48 wide, 64 high; the left half goes to the bottom
-    assert clip.frames.shape == (2, 3, 64, 48)
-    assert clip.meta["rotation"] == 90
-    assert clip.meta["source_size"] == [48, 64]
+    assert clip.frames.shape == (2, 3, *shape)
+    assert clip.meta["rotation"] == rotation % 360
+    assert clip.meta["source_size"] == [shape[1], shape[0]]
     frame = clip.frames[0].float().mean(0)
-    assert frame[40:].mean() > 200 and frame[:24].mean() < 50
+    h, w = shape
+    halves = {
+        "bottom": (frame[h // 2 + 4 :], frame[: h // 2 - 4]),
+        "top": (frame[: h // 2 - 4], frame[h // 2 + 4 :]),
+        "right": (frame[:, w // 2 + 4 :], frame[:, : w // 2 - 4]),
+    }
+    bright, dark = halves[white]
+    assert bright.mean() > 200 and dark.mean() < 50
 
 
 def test_one_frame_file_is_a_still_image(tmp_path, write_video, frame_number):
