@@ -118,39 +118,46 @@ def main(argv=None) -> int:
         sam_mod.resize_input(encoder, size)
         pixels, resized = sam_mod.sam_preprocess(frame, size)
         batch = pixels.expand(args.batch_size, -1, -1, -1).contiguous()
-        times = []
+        times, cpu_times = [], []
         with torch.inference_mode():
             while True:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 maps = encoder(batch)
                 times.append((time.perf_counter() - start) / args.batch_size)
+                cpu_times.append((time.process_time() - cpu_start) / args.batch_size)
                 enough = len(times) * args.batch_size >= args.frames
                 if enough and (size >= 1024 or sum(times) * args.batch_size >= args.min_time or len(times) >= 5):
                     break
             r, c = sam_mod.embedding_window(resized, maps.shape[-1], size, centre_crop=True)
             pooled_at[size] = pool_to_grid(maps[:1, :, r, c], grid, 1)[0]
-        per_frame = min(times)
+        per_frame, cpu_per_frame = min(times), min(cpu_times)
         gflops = count_gflops(info["config"], size)
         window = info["config"]["window_size"]
         padded = -(-maps.shape[-1] // window) * window if window else maps.shape[-1]
-        rows.append((size, maps.shape[-1], padded, gflops, per_frame, len(times) * args.batch_size))
+        rows.append((size, maps.shape[-1], padded, gflops, per_frame, cpu_per_frame, len(times) * args.batch_size))
 
-    base_flops, base = rows[0][3], rows[0][4]
+    base_flops, base, base_cpu = rows[0][3], rows[0][4], rows[0][5]
     print()
     print("map = SAM's embedding map; windowed = the side windowed blocks pad it to (whole 14-cell windows);")
-    print("GFLOP counted by torch.utils.flop_counter (2 per multiply-add); s/frame = fastest measured run")
-    print(f"{'input':>7} {'map':>7} {'windowed':>9} {'GFLOP':>8} {'FLOP ratio':>11} {'s/frame':>9} "
-          f"{'s/clip(' + str(args.clip_frames) + ')':>11} {'speed-up':>9} {'runs':>5}"
+    print("GFLOP counted by torch.utils.flop_counter (2 per multiply-add); s/frame = wall time and cpu-s/frame =")
+    print("CPU time of this process (all threads), fastest run each; CPU time is the steadier figure on a shared machine")
+    print(f"{'input':>7} {'map':>7} {'windowed':>9} {'GFLOP':>8} {'FLOP ratio':>11} {'s/frame':>9} {'cpu-s/frame':>12} "
+          f"{'s/clip(' + str(args.clip_frames) + ')':>11} {'speed-up':>9} {'cpu speed-up':>13} {'runs':>5}"
           + ("  cos-sim to " + str(sizes[0]) if args.checkpoint else ""))
-    for size, side, padded, gflops, per_frame, n in rows:
+    for size, side, padded, gflops, per_frame, cpu_per_frame, n in rows:
         line = (f"{size:>7} {f'{side}x{side}':>7} {f'{padded}x{padded}':>9} {gflops:>8.1f} {base_flops / gflops:>10.1f}x "
-                f"{per_frame:>9.3f} {per_frame * args.clip_frames:>11.2f} {base / per_frame:>8.1f}x {n:>5}")
+                f"{per_frame:>9.3f} {cpu_per_frame:>12.3f} {per_frame * args.clip_frames:>11.2f} {base / per_frame:>8.1f}x "
+                f"{base_cpu / cpu_per_frame:>12.1f}x {n:>5}")
         if args.checkpoint:
             a, b = pooled_at[size].float(), pooled_at[sizes[0]].float()
             line += f"  {torch.nn.functional.cosine_similarity(a, b, dim=-1).mean().item():.3f}"
         print(line)
     if not args.checkpoint:
         print("(feature agreement across sizes needs real weights: pass --checkpoint)")
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # KiB on Linux
+    print(f"peak resident memory of this process: {peak:.1f} GB (reached at input {sizes[0]}, batch {args.batch_size})")
 
     # ---------------------------------------------------------------- cache bytes per clip
     from safetensors.torch import save_file

@@ -234,3 +234,22 @@ def test_listing_plugins_does_not_import_segment_anything():
         "assert 'segment_anything' not in sys.modules and 'torchvision' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_composes_with_the_coarse_expert_in_the_upe_block():
+    """VBE next to CVE under the trade-off router (eq.6–7): its tokens reach z, and the
+    loss trains its FFN but never SAM."""
+    from uprm.experts.coarse import CoarseExpert
+    from uprm.moe.block import UPEBlock
+
+    ctx = tiny_context()
+    torch.manual_seed(0)
+    background = BackgroundExpert(ctx, adapter_hidden=32)
+    block = UPEBlock([CoarseExpert(ctx), background], router="tradeoff")
+    assert list(block.expert_names) == ["background", "coarse"]
+    clips = [synthetic_clip(ctx.num_frames, size=80, seed=s) for s in (0, 1)]
+    out = block(block.collate([block.extract(c) for c in clips]))
+    assert out.z.shape == (2, ctx.num_tokens, ctx.hidden_size) and out.z_loss is not None
+    (out.z.square().mean() + 0.05 * out.z_loss).backward()
+    assert background.adapter.fc1.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in background.encoder.parameters())

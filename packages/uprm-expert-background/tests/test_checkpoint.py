@@ -139,6 +139,10 @@ def test_files_that_are_not_checkpoints(tmp_path):
     torch.save({"mask_decoder.iou_token.weight": torch.zeros(1, 4)}, decoder_only)
     with pytest.raises(CheckpointError, match=r"has no SAM image-encoder tensors.*mask_decoder\.iou_token\.weight"):
         BackgroundExpert(tiny_context(), checkpoint=decoder_only)
+    sam2 = tmp_path / "sam2_hiera_tiny.pt"
+    torch.save({"model": {"image_encoder.trunk.pos_embed": torch.zeros(1, 4, 7, 7)}}, sam2)
+    with pytest.raises(CheckpointError, match=r"image_encoder is not SAM's ViT.*trunk\.pos_embed.*SAM 2"):
+        BackgroundExpert(tiny_context(), checkpoint=sam2)
     not_a_dict = tmp_path / "tensor.pth"
     torch.save(torch.zeros(3), not_a_dict)
     with pytest.raises(CheckpointError, match="holds a Tensor, not a state dict"):

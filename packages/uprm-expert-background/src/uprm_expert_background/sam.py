@@ -215,6 +215,13 @@ def encoder_state(state: Mapping[str, torch.Tensor], path: str | os.PathLike) ->
     SAM checkpoint with the prefix removed, or an encoder-only state dict as it is."""
     prefixed = {k[len("image_encoder.") :]: v for k, v in state.items() if k.startswith("image_encoder.")}
     if prefixed:
+        if "patch_embed.proj.weight" not in prefixed:
+            raise CheckpointError(
+                path,
+                "its image_encoder is not SAM's ViT (no 'image_encoder.patch_embed.proj.weight'; it holds "
+                f"{_some('image_encoder.' + k for k in prefixed)}). SAM 2 (Hiera) and MobileSAM (TinyViT) "
+                "encoders are not supported",
+            )
         return prefixed
     if "patch_embed.proj.weight" in state:
         return dict(state)
