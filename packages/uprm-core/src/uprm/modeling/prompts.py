@@ -6,18 +6,17 @@ after one space and ends with the end-of-sequence token.
 
 from __future__ import annotations
 
+from uprm.data.instructions import ANSWERS, QUESTIONS
+
 __all__ = ["CAUSE_PREFIX", "PROMPT", "TASK_QUESTIONS", "VIDEO_PLACEHOLDER", "YES_ANSWER", "format_prompt", "question_for"]
 
 VIDEO_PLACEHOLDER = "<video>"
 PROMPT = "USER: {video}\n{question} ASSISTANT:"
 
-#: the three DeepSVU instructions (identify, locate, attribute)
-TASK_QUESTIONS = {
-    "identify": "Please determine whether there exist threats in the video",
-    "locate": "Please locate the exact timestamps where the threats occur",
-    "attribute": "Please give me a detailed explanation of the root causes of the threat",
-}
-YES_ANSWER = "Yes, there exists a threat."
+#: the three DeepSVU instructions (identify, locate, attribute) and the fixed answers,
+#: shared with the instruction builders
+TASK_QUESTIONS = QUESTIONS
+YES_ANSWER = ANSWERS["identify_yes"]
 CAUSE_PREFIX = "The threat is attributed to"
 
 
