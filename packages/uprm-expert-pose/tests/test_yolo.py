@@ -71,6 +71,18 @@ def test_frames_are_sent_in_one_predict_call(expert, monkeypatch):
     assert calls == [6]
 
 
+def test_extraction_leaves_torch_threads_alone(pose_pt):
+    """ultralytics' device selection would set the process to cpu_count - 1 threads."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        expert = PoseExpert(tiny_context(), weights=str(pose_pt), **LOW)  # a new predictor is set up
+        expert.extract(synthetic_clip(2, size=64, seed=0))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_default_confidence_finds_nobody_and_the_adapter_copes(pose_pt):
     expert = PoseExpert(tiny_context(), weights=str(pose_pt), imgsz=64, joint_dim=8, pose_dim=16)
     f = expert.extract(synthetic_clip(4, size=64, seed=0))

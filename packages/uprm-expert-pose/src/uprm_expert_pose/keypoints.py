@@ -39,7 +39,15 @@ from uprm.types import VideoClip
 from uprm_expert_pose.errors import KeypointFileError, PoseSourceError
 from uprm_expert_pose.skeleton import COCO_JOINTS, NUM_JOINTS
 
-__all__ = ["KeypointFile", "Person", "empty_pose_features", "match_frames", "pose_features", "read_keypoint_file"]
+__all__ = [
+    "KeypointFile",
+    "Person",
+    "clear_keypoint_cache",
+    "empty_pose_features",
+    "match_frames",
+    "pose_features",
+    "read_keypoint_file",
+]
 
 #: how far outside the frame (as a fraction of its size) a visible joint may lie before
 #: the file's coordinates are taken to be for another frame size
@@ -123,6 +131,11 @@ def read_keypoint_file(path: str | os.PathLike) -> KeypointFile:
     if not p.is_file():
         raise KeypointFileError(p, "file", "is not a regular file")
     return _read_cached(str(p.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def clear_keypoint_cache() -> None:
+    """Forget every parsed file (the next read parses again)."""
+    _read_cached.cache_clear()
 
 
 @functools.lru_cache(maxsize=16)

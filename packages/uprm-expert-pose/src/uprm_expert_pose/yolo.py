@@ -17,8 +17,10 @@ switches, a project-owned config directory, the fonts it would otherwise downloa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,18 @@ __all__ = ["YoloPoseEstimator", "build_pose_model", "check_pose_model", "file_sh
 
 def _ultralytics() -> None:
     prepare_ultralytics()  # before the first `import ultralytics`
+
+
+@contextlib.contextmanager
+def _keep_torch_threads() -> Iterator[None]:
+    """ultralytics' device selection sets ``torch.set_num_threads(cpu_count - 1)`` for the
+    whole process (1 thread on a 2-core machine); keep the caller's setting."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def check_pose_model(model: nn.Module, where: str | os.PathLike) -> None:
@@ -195,8 +209,9 @@ class YoloPoseEstimator(nn.Module):
                 save=False,
                 verbose=False,
             )
-            predictor = PosePredictor(overrides=overrides)
-            predictor.setup_model(self.model, verbose=False)  # wraps this module; float32, no reload
+            with _keep_torch_threads():
+                predictor = PosePredictor(overrides=overrides)
+                predictor.setup_model(self.model, verbose=False)  # wraps this module; float32, no reload
             self._predictor, self._predictor_key = predictor, (str(param.device), next(self.model.parameters()).dtype)
         return self._predictor
 
@@ -219,7 +234,9 @@ class YoloPoseEstimator(nn.Module):
         scale = torch.tensor([w, h], dtype=torch.float32)
         for start in range(0, n, self.batch_size):
             chunk = [bgr[i] for i in range(start, min(n, start + self.batch_size))]
-            for i, result in enumerate(predictor(source=chunk, stream=False), start=start):
+            with _keep_torch_threads():
+                results = predictor(source=chunk, stream=False)
+            for i, result in enumerate(results, start=start):
                 boxes = result.boxes
                 if boxes is None or len(boxes) == 0:
                     continue
