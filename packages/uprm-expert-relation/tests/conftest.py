@@ -19,7 +19,7 @@ def detector_pt(tmp_path_factory) -> Path:
     from uprm_expert_relation.testing import plausible_random_detector, save_detector_checkpoint
 
     path = tmp_path_factory.mktemp("detector") / "yolo11n-random.pt"
-    return save_detector_checkpoint(plausible_random_detector("yolo11n.yaml", imgsz=128, seed=0), path)
+    return save_detector_checkpoint(plausible_random_detector("yolo11n.yaml", imgsz=64, seed=0), path)
 
 
 @pytest.fixture

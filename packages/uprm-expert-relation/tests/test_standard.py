@@ -74,7 +74,7 @@ class TestRelationExpertDetector(ExpertTests):
         self.weights = detector_pt
 
     def make_expert(self, ctx):
-        return RelationExpert(ctx, weights=self.weights, imgsz=128, max_objects=6, node_dim=16, ffn_dim=32)
+        return RelationExpert(ctx, weights=self.weights, imgsz=64, max_objects=6, node_dim=16, ffn_dim=32)
 
     def make_clip(self, ctx, seed, num_frames):
-        return synthetic_clip(num_frames=num_frames, size=(96, 128), seed=seed)
+        return synthetic_clip(num_frames=num_frames, size=(48, 64), seed=seed)

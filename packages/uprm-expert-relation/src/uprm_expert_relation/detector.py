@@ -21,6 +21,8 @@ frame, normalised to ``[0, 1]``.
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import math
 import os
@@ -80,7 +82,11 @@ def _names(model: nn.Module, from_yaml: bool) -> list[str]:
 def load_detector(
     weights: str | os.PathLike | None = None, model_config: str | None = None, seed: int = 0
 ) -> tuple[nn.Module, list[str]]:
-    """Load a detection model and its class names (a frozen module in eval mode).
+    """Load a detection model and its class names (a frozen module in eval mode, fused).
+
+    Each call returns its own copy; the loaded original is kept (for the two most recent
+    files or configs, keyed by path, modification time and size), so building several
+    experts on one checkpoint reads it once.
 
     Raises:
         FileNotFoundError: ``weights`` is not a local file.
@@ -89,7 +95,6 @@ def load_detector(
     """
     if (weights is None) == (model_config is None):
         raise ValueError("load_detector needs exactly one of weights (a local .pt) and model_config (a YAML)")
-    tasks = _ultralytics()
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -99,26 +104,40 @@ def load_detector(
             )
         if path.suffix != ".pt":
             raise DetectorError(f"{path}: an ultralytics detector checkpoint is a .pt file")
-        try:
-            ckpt, _ = tasks.torch_safe_load(str(path.resolve()), safe_only=True)
-        except (TypeError, RuntimeError, EOFError, pickle.UnpicklingError, AttributeError, KeyError) as e:
-            raise DetectorError(
-                f"{path}: not a loadable ultralytics checkpoint in safe mode (weights_only): {e}"
-            ) from e
-        model = None
-        if isinstance(ckpt, dict):
-            model = ckpt.get("ema") or ckpt.get("model")
-        if not isinstance(model, nn.Module):
-            raise DetectorError(f"{path}: the checkpoint holds no ultralytics model (keys: {sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__})")
-        source, from_yaml = str(path), False
+        st = path.stat()
+        model, names = _load_checkpoint(str(path.resolve()), str(path), st.st_mtime_ns, st.st_size)
     else:
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                model = tasks.DetectionModel(cfg=model_config, verbose=False)
-        except FileNotFoundError as e:
-            raise FileNotFoundError(f"relation expert: model_config {model_config!r}: {e}") from e
-        source, from_yaml = str(model_config), True
+        model, names = _build_from_yaml(str(model_config), int(seed))
+    return copy.deepcopy(model), list(names)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_checkpoint(resolved: str, shown: str, mtime_ns: int, size: int) -> tuple[nn.Module, tuple[str, ...]]:
+    tasks = _ultralytics()
+    try:
+        ckpt, _ = tasks.torch_safe_load(resolved, safe_only=True)
+    except (TypeError, RuntimeError, EOFError, pickle.UnpicklingError, AttributeError, KeyError) as e:
+        raise DetectorError(f"{shown}: not a loadable ultralytics checkpoint in safe mode (weights_only): {e}") from e
+    model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else None
+    if not isinstance(model, nn.Module):
+        held = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise DetectorError(f"{shown}: the checkpoint holds no ultralytics model (it holds {held})")
+    return _finish(tasks, model, shown, from_yaml=False)
+
+
+@functools.lru_cache(maxsize=2)
+def _build_from_yaml(model_config: str, seed: int) -> tuple[nn.Module, tuple[str, ...]]:
+    tasks = _ultralytics()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = tasks.DetectionModel(cfg=model_config, verbose=False)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"relation expert: model_config {model_config!r}: {e}") from e
+    return _finish(tasks, model, model_config, from_yaml=True)
+
+
+def _finish(tasks, model: nn.Module, source: str, from_yaml: bool) -> tuple[nn.Module, tuple[str, ...]]:
     task = tasks.guess_model_task(model)
     if task != "detect" or not isinstance(model, tasks.DetectionModel):
         raise DetectorError(
@@ -128,7 +147,7 @@ def load_detector(
     model = model.float().eval()
     model.fuse(verbose=False)
     model.requires_grad_(False)
-    return model, _names(model, from_yaml)
+    return model, tuple(_names(model, from_yaml))
 
 
 def letterbox(frames: torch.Tensor, imgsz: int, stride: int) -> tuple[torch.Tensor, float, tuple[int, int]]:

@@ -25,7 +25,7 @@ from uprm_expert_relation.vocab import COCO_LABELS
 __all__ = ["plausible_random_detector", "save_detector_checkpoint", "scene_graph_document"]
 
 
-def plausible_random_detector(model_config: str = "yolo11n.yaml", imgsz: int = 128, seed: int = 0):
+def plausible_random_detector(model_config: str = "yolo11n.yaml", imgsz: int = 64, seed: int = 0):
     """An ultralytics ``DetectionModel`` from ``model_config`` with random weights made to
     give image-dependent boxes (see the module doc), named with the COCO classes when it
     has 80. Deterministic for a seed."""
