@@ -366,12 +366,12 @@ class RelationExpert(uprm.Expert):
         relation_scores = features["relation_scores"].to(device, dtype)
         h = video_tokens.to(device, dtype)
 
-        # 1. object masking: the patches under each box (in the tower's crop)
+        # 1. object masking: the mean token under each box (in the tower's crop); the rest is concealed
         visible = mask & (grid_boxes[..., 2] > grid_boxes[..., 0]) & (grid_boxes[..., 3] > grid_boxes[..., 1])
         cover = boxes_to_patch_mask(grid_boxes, self.ctx.grid_size, self.ctx.num_prefix_tokens)
-        cover = (cover & visible[..., None]).to(dtype)  # [B, F, K, tpf]
-        frames = h.view(b, f, tpf, hidden)
-        region = torch.einsum("bfkt,bftd->bfkd", cover, frames) / cover.sum(-1, keepdim=True).clamp(min=1)
+        cover = (cover & visible[..., None]).to(dtype).view(b * f, k, tpf)
+        frames = h.view(b * f, tpf, hidden)
+        region = torch.bmm(cover / cover.sum(-1, keepdim=True).clamp(min=1), frames).view(b, f, k, hidden)
 
         # 2. node features: region + category + box + the predicates the node takes part in
         nodes = (
@@ -390,13 +390,16 @@ class RelationExpert(uprm.Expert):
             x = F.relu(layer(x, adj, node_mask, add_loop=True))
 
         # 4. FFN: one D-vector per object
-        y = self.ffn(x).view(b, f, k, hidden) * mask[..., None]
+        y = self.ffn(x) * node_mask[..., None]  # [B·F, K, D]
 
         # 5. onto the grid
         if self.grid == "scatter":
-            per_patch = torch.einsum("bfkt,bfkd->bftd", cover, y) / cover.sum(2).unsqueeze(-1).clamp(min=1)
-            summary = y.sum(2) / mask.sum(-1, keepdim=True).clamp(min=1).to(dtype)  # [B, F, D]
-            delta = (per_patch + summary[:, :, None]).reshape(b, t, hidden)
+            # token t of a frame gets the mean y of the objects over it plus the frame's mean y:
+            # one [tpf, K] weight matrix per frame, and h + weights @ y in one batched matmul
+            per_patch = cover / cover.sum(1, keepdim=True).clamp(min=1)  # [B·F, K, tpf]
+            summary = node_mask.to(dtype) / node_mask.sum(-1, keepdim=True).clamp(min=1)  # [B·F, K]
+            weights = (per_patch + summary[..., None]).transpose(1, 2)  # [B·F, tpf, K]
+            out = torch.baddbmm(frames, weights, y).view(b, t, hidden)
         else:
-            delta = self.cross(h, y, mask)
-        return (h + delta).to(video_tokens.dtype)
+            out = h + self.cross(h, y.view(b, f, k, hidden), mask)
+        return out.to(video_tokens.dtype)

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from uprm_expert_relation.vocab import Vocabulary
@@ -129,21 +130,21 @@ def encode_graphs(
         relation_scores: float32 ``[F, K, K, R]``
     """
     f, k, r = len(graphs), max_objects, max_relations
-    out = {
-        "labels": torch.zeros(f, k, dtype=torch.int64),
-        "scores": torch.zeros(f, k, dtype=torch.float32),
-        "boxes": torch.zeros(f, k, 4, dtype=torch.float32),
-        "object_mask": torch.zeros(f, k, dtype=torch.bool),
-        "relations": torch.zeros(f, k, k, r, dtype=torch.int64),
-        "relation_scores": torch.zeros(f, k, k, r, dtype=torch.float32),
-    }
+    # filled as numpy arrays (cheap scalar writes), turned into tensors once
+    labels_ = np.zeros((f, k), dtype=np.int64)
+    scores = np.zeros((f, k), dtype=np.float32)
+    boxes = np.zeros((f, k, 4), dtype=np.float32)
+    object_mask = np.zeros((f, k), dtype=bool)
+    rel_ids = np.zeros((f, k, k, r), dtype=np.int64)
+    rel_scores = np.zeros((f, k, k, r), dtype=np.float32)
     for fi, graph in enumerate(graphs):
         graph = graph.keep_top(k)
-        for oi, obj in enumerate(graph.objects):
-            out["labels"][fi, oi] = labels.id(obj.label)
-            out["scores"][fi, oi] = float(obj.score)
-            out["boxes"][fi, oi] = torch.tensor(obj.box, dtype=torch.float32)
-            out["object_mask"][fi, oi] = True
+        n = len(graph.objects)
+        if n:
+            labels_[fi, :n] = [labels.id(o.label) for o in graph.objects]
+            scores[fi, :n] = [float(o.score) for o in graph.objects]
+            boxes[fi, :n] = [o.box for o in graph.objects]
+            object_mask[fi, :n] = True
         pairs: dict[tuple[int, int], dict[int, float]] = {}
         for rel in graph.relations:
             if rel.subject == rel.object:
@@ -154,7 +155,15 @@ def encode_graphs(
         for (si, oi), preds in pairs.items():
             ranked = sorted(preds.items(), key=lambda item: (-item[1], item[0]))[:r]
             for slot, (pid, score) in enumerate(ranked):
-                out["relations"][fi, si, oi, slot] = pid
-                out["relation_scores"][fi, si, oi, slot] = score
+                rel_ids[fi, si, oi, slot] = pid
+                rel_scores[fi, si, oi, slot] = score
+    out = {
+        "labels": torch.from_numpy(labels_),
+        "scores": torch.from_numpy(scores),
+        "boxes": torch.from_numpy(boxes),
+        "object_mask": torch.from_numpy(object_mask),
+        "relations": torch.from_numpy(rel_ids),
+        "relation_scores": torch.from_numpy(rel_scores),
+    }
     out["grid_boxes"] = crop_boxes(out["boxes"], *frame_size) * out["object_mask"][..., None]
     return out

@@ -147,6 +147,7 @@ class Vocabulary:
         self.known = _unique(known)
         self.buckets = int(buckets)
         self._ids = {name: i + 1 for i, name in enumerate(self.known)}
+        self._seen: dict[str, int] = {}
 
     @property
     def size(self) -> int:
@@ -155,11 +156,16 @@ class Vocabulary:
 
     def id(self, text: str) -> int:
         """The id of ``text`` (never fails: unknown strings get a hashed bucket)."""
+        cached = self._seen.get(text)
+        if cached is not None:
+            return cached
         key = normalise(text)
-        known = self._ids.get(key)
-        if known is not None:
-            return known
-        return 1 + len(self.known) + zlib.crc32(key.encode("utf-8")) % self.buckets
+        index = self._ids.get(key)
+        if index is None:
+            index = 1 + len(self.known) + zlib.crc32(key.encode("utf-8")) % self.buckets
+        if len(self._seen) < 65536:  # raw strings seen so far (bounded)
+            self._seen[text] = index
+        return index
 
     def is_known(self, text: str) -> bool:
         return normalise(text) in self._ids
