@@ -3,6 +3,7 @@ weights (nothing downloaded), safe loading, batching, and refusal of what is not
 17-joint pose model."""
 
 import collections
+import copy
 import pathlib
 
 import numpy as np
@@ -111,6 +112,9 @@ def test_frozen_perception_survives_dtype_changes_and_is_not_checkpointed(pose_p
     after = expert.extract(clip)
     for key in before:
         torch.testing.assert_close(before[key], after[key])
+    copied = copy.deepcopy(expert)  # the ultralytics predictor is not copied; it is rebuilt
+    for key, value in copied.extract(clip).items():
+        torch.testing.assert_close(value, before[key])
     config = expert.extraction_config()
     assert len(config["weights_sha256"]) == 64 and config["options"]["weights"] == str(pose_pt)
 

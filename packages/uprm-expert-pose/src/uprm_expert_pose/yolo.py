@@ -220,6 +220,12 @@ class YoloPoseEstimator(nn.Module):
         state["_predictor"], state["_predictor_key"] = None, None
         return state
 
+    def extra_repr(self) -> str:
+        return (
+            f"max_people={self.max_people}, conf={self.conf:g}, iou={self.iou:g}, imgsz={self.imgsz}, "
+            f"batch_size={self.batch_size}"
+        )
+
     def train(self, mode: bool = True) -> YoloPoseEstimator:
         return super().train(False)  # frozen perception: always in eval mode
 
