@@ -78,7 +78,7 @@ EXTRA_LABELS = (
     "fire", "smoke", "flame", "explosion", "gun", "pistol", "rifle", "weapon", "stick", "bat",
     "wallet", "purse", "money", "atm", "gate", "wall", "road", "van", "police car", "ambulance",
     "crowd", "debris", "shop", "store", "cashier", "robber", "thief", "victim", "pedestrian",
-    "driver", "bicycle rider", "motorcyclist",
+    "driver", "bicycle rider", "motorcyclist", "bin", "trash can", "cone", "traffic cone",
 )  # fmt: skip
 
 #: Predicates the expert derives from boxes itself (``uprm_expert_relation.geometry``).
