@@ -229,6 +229,14 @@ def test_frames_the_video_does_not_have(tmp_path):
     check(err)
 
 
+def test_dataset_frames_the_video_does_not_have(tmp_path):
+    path = write_dataset_json(tmp_path / "d.json", [0, 5, 300], [[], [], [person()]])
+    exc, check = expect(path, "images[2].frame_index", "frame 300", "another video")
+    with pytest.raises(exc) as err:
+        run_bad(path)
+    check(err)
+
+
 def test_dataset_file_that_does_not_cover_the_clip(tmp_path):
     path = write_dataset_json(tmp_path / "d.json", range(0, 20), [[] for _ in range(20)])
     exc, check = expect(path, "images", "frame 40", "frames 0–19")

@@ -138,7 +138,7 @@ def clear_keypoint_cache() -> None:
     _read_cached.cache_clear()
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=8)
 def _read_cached(path: str, _mtime_ns: int, _size: int) -> KeypointFile:
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -372,9 +372,10 @@ def _check_video_range(kf: KeypointFile, clip: VideoClip) -> None:
     total = clip.duration * float(fps)
     last = int(kf.frames[-1])
     if last > math.floor(total + 0.5):  # one frame of slack for rounding of the duration
+        field = kf.frame_fields.get(last, "frames")
         raise KeypointFileError(
             kf.path,
-            kf.frame_fields.get(last, "frames"),
+            f"{field}.frame_index" if kf.layout == "dataset" else field,
             f"annotates frame {last}, but video {clip.video_id!r} has about {total:.0f} frames "
             f"({clip.duration:.2f} s at {float(fps):g} fps): is the file for another video?",
         )
