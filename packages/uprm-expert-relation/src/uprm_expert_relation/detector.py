@@ -185,6 +185,7 @@ def detect(
 
     Shapes: ``frames`` uint8 ``[F, 3, H, W]`` → ``F`` graphs.
     """
+    _ultralytics()  # offline switches before any ultralytics import
     from ultralytics.utils import nms
 
     param = next(model.parameters())

@@ -341,6 +341,14 @@ class RelationExpert(uprm.Expert):
         return out
 
     def forward(self, features: Mapping[str, torch.Tensor], video_tokens: torch.Tensor) -> torch.Tensor:
+        """Object masking → node features → ``L`` graph layers (eq.4–5) → FFN → the grid.
+
+        Shapes:
+            features: the keys of ``extract`` with a batch dim (``labels [B, F, K]``, ...,
+            ``relations [B, F, K, K, R]``)
+            video_tokens: ``[B, F × tokens_per_frame, D]`` (the coarse expert's output)
+            returns: ``[B, F × tokens_per_frame, D]`` = ``video_tokens + Δ``, in ``video_tokens``' dtype
+        """
         if video_tokens is None:
             raise ValueError("relation expert: forward() needs the coarse video tokens [B, T, D]")
         missing = [k for k in FEATURE_KEYS if k not in features]
