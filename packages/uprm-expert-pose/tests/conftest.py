@@ -18,7 +18,7 @@ def pose_pt(tmp_path_factory) -> Path:
     the image) saved as an ultralytics .pt checkpoint."""
     from uprm_expert_pose.testing import random_pose_checkpoint
 
-    return random_pose_checkpoint(tmp_path_factory.mktemp("weights") / "yolo11n-pose-random.pt")
+    return random_pose_checkpoint(tmp_path_factory.mktemp("weights") / "yolo11n-pose-random.pt", calibration_size=64)
 
 
 @pytest.fixture(scope="session")
@@ -26,4 +26,6 @@ def detect_pt(tmp_path_factory) -> Path:
     """A randomly initialised yolo11n *detection* model (not a pose model)."""
     from uprm_expert_pose.testing import random_pose_checkpoint
 
-    return random_pose_checkpoint(tmp_path_factory.mktemp("weights") / "yolo11n-detect-random.pt", "yolo11n.yaml")
+    return random_pose_checkpoint(
+        tmp_path_factory.mktemp("weights") / "yolo11n-detect-random.pt", "yolo11n.yaml", calibration_size=64
+    )

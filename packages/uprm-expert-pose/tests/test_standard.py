@@ -30,12 +30,20 @@ class TestPoseExpert(ExpertTests):
         return pose_clip(self.keypoint_dir, people_counts(seed, num_frames), seed=seed, layout=layout)
 
     def test_clips_are_what_this_suite_claims(self, expert, clips):
-        for clip in clips:
-            mask = expert.extract(clip)["person_mask"]
-            counts = mask.sum(dim=1)
-            assert (counts == 0).any() and (counts == 3).any()  # nobody, and K of more than K
+        k = expert.max_people
+        for seed, clip in zip((0, 1), clips):
+            counts = expert.extract(clip)["person_mask"].sum(dim=1).tolist()
+            assert counts == [min(c, k) for c in people_counts(seed, clip.num_frames)]
+            assert 0 in counts
+        assert any(c > 3 for c in people_counts(1, 4))  # more people than K = 3 in SMALL
         layouts = {clip.meta["keypoints"].rsplit("-", 1)[-1] for clip in clips}
         assert layouts == {"dataset.json", "results.json"}
+
+
+class TestPoseExpertDefaults(TestPoseExpert):
+    """Built with no options at all, as the demo and ``uprm.testing`` build experts."""
+
+    expert_options = {}
 
 
 class TestPoseExpertYolo(ExpertTests):
