@@ -61,9 +61,14 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``uprm`` script."""
+    import warnings
+
     from uprm.offline import configure_offline
 
     configure_offline()
+    # deprecations inside third-party libraries, not actionable by a user of the CLI
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
     try:
         cli.main(args=argv, prog_name="uprm", standalone_mode=True)
     except SystemExit as exc:
