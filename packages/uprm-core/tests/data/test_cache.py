@@ -337,3 +337,16 @@ def test_two_processes_split_the_clips(world, tmp_path):
     cache = FeatureCache(tmp_path / "cache")
     spec = entry_spec(build_extractors(["coarse"], default_context(4))["coarse"])
     assert {cache.status(k, "coarse", spec) for k in keys} == {"ok"}
+
+
+def test_the_fingerprint_follows_the_frozen_weights():
+    from uprm.data.cache import perception_fingerprint
+
+    expert = build_extractors(["coarse"], default_context(2))["coarse"]
+    first = perception_fingerprint(expert)
+    assert perception_fingerprint(build_extractors(["coarse"], default_context(2))["coarse"]) == first  # same seed
+    assert perception_fingerprint(build_extractors(["coarse"], default_context(2), seed=1)["coarse"]) != first
+    state = {k: v.clone() for k, v in expert.tower.state_dict().items()}
+    state[next(iter(state))] += 1.0
+    expert.tower.load_state_dict(state)  # weights loaded after the first look
+    assert perception_fingerprint(expert) != first

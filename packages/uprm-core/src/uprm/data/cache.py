@@ -33,6 +33,7 @@ import json
 import os
 import re
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,27 +194,36 @@ def load_clip_for(key: ClipKey) -> VideoClip:
 
 
 # --------------------------------------------------------------------------- staleness
-_FINGERPRINTS: dict[int, tuple[Any, str]] = {}
+_FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _perception_tensors(expert: Expert) -> list[tuple[str, torch.Tensor]]:
+    out = []
+    for name in expert.perception_names:
+        module = getattr(expert, name, None)
+        if isinstance(module, torch.nn.Module):
+            out += [(f"{name}.{key}", value) for key, value in sorted(module.state_dict(keep_vars=True).items())]
+    return out
 
 
 def perception_fingerprint(expert: Expert) -> str:
     """A hash of the expert's frozen perception weights (names, shapes, dtypes, values),
     so features made by differently initialised or differently loaded backbones are
-    never mixed. Computed once per expert object."""
-    cached = _FINGERPRINTS.get(id(expert))
-    if cached is not None and cached[0] is expert:
+    never mixed. Remembered per expert until a weight is replaced or changed in place
+    (``load_state_dict``), when it is computed again."""
+    tensors = _perception_tensors(expert)
+    signature = tuple((name, t.data_ptr(), t._version) for name, t in tensors)
+    cached = _FINGERPRINTS.get(expert)
+    if cached is not None and cached[0] == signature:
         return cached[1]
     h = hashlib.blake2b(digest_size=16)
-    for name in expert.perception_names:
-        module = getattr(expert, name, None)
-        if not isinstance(module, torch.nn.Module):
-            continue
-        for key, value in sorted(module.state_dict().items()):
-            t = value.detach().cpu().contiguous()
-            h.update(f"{name}.{key}:{t.dtype}:{tuple(t.shape)}".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    for name, value in tensors:
+        t = value.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     digest = h.hexdigest()
-    _FINGERPRINTS[id(expert)] = (expert, digest)
+    _FINGERPRINTS[expert] = (signature, digest)
     return digest
 
 

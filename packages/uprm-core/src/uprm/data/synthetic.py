@@ -38,6 +38,7 @@ What is written (docs/formats.md, "The synthetic surveillance world")::
     OUT/annotations/causes.json      {<id>: [cause sentence, ...]}
     OUT/instructions/synthetic_{train,val,test}.json   identify / locate / attribute
     OUT/world.json                   the configuration and every video's summary
+    OUT/meta/<id>.json               one video's summary (written last: marks it finished)
 
 A world is a pure function of its configuration and seed: the same JSON bytes and the
 same decoded frames on every run; video ``i`` depends only on ``(seed, i)`` and its
@@ -245,10 +246,10 @@ class _Builder:
         lay = self.scene.layout
         assert lay.park_y is not None
         for car in self.scene.cars:  # reuse a parked car if there is one
-            if abs(car.y - lay.park_y * self.H) < 1 and car.times[0] < -1e3 and (x is None or abs(car.x(0) - x) < 1):
+            if car.parked and (x is None or abs(car.x(0) - x) < 1):
                 return car
         x = self.u(0.3, 0.7) * self.W if x is None else x
-        return self.scene.add_car(self.rng, lay.park_y * self.H, self.side(), [-1e4, 1e4], [x, x])
+        return self.scene.add_car(self.rng, lay.park_y * self.H, self.side(), [-1e4, 1e4], [x, x], parked=True)
 
     # ------------------------------------------------------------------ ambient life
     def ambient(self, traffic: bool) -> None:
@@ -280,7 +281,7 @@ class _Builder:
             n = int(self.rng.integers(2, 4)) if lay.name == "parking_lot" else int(self.chance(0.5))
             xs = sorted(self.rng.uniform(0.1, 0.9, n) * self.W)
             for x in xs:
-                if all(abs(x - c.x(0)) > 0.4 * self.W for c in sc.cars if c.times[0] < -1e3):
+                if all(abs(x - c.x(0)) > 0.4 * self.W for c in sc.cars if c.parked):
                     self.parked_car(x)
         if traffic and lay.drive_y is not None:
             for _ in range(int(self.rng.integers(0, 3 if lay.name == "street" else 2))):

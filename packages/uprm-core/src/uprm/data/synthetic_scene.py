@@ -245,6 +245,7 @@ class Car:
     t_end: float = math.inf
     damage_times: list[float] = field(default_factory=list)
     door_open: list[tuple[float, float]] = field(default_factory=list)
+    parked: bool = False
     label: str = "car"
 
     def x(self, t: float) -> float:
