@@ -76,6 +76,10 @@ class InstructionDataset(Dataset):
     dim), ``num_frames``, ``timestamps [F]``, ``duration``, ``window`` (``[start, end]``
     seconds), ``segments``, ``category``, ``causes``, ``source`` (``"cache"`` or
     ``"online"`` per expert).
+
+    Shapes:
+        ``features[name]`` is what expert ``name``'s ``extract`` returns for one clip
+        (e.g. coarse ``vision_features [F, tokens_per_frame, C]``); ``timestamps [F]``.
     """
 
     def __init__(
@@ -219,6 +223,11 @@ class UPRMCollator:
     ``video_ids``, ``tasks``, ``questions``, ``answers``, ``num_frames [B]``,
     ``durations [B]``, ``windows [B, 2]``. All items of a batch must have the same
     number of frames (an image is one frame: batch images and videos separately).
+
+    Shapes:
+        ``features[name]``: expert ``name``'s ``collate`` output (a leading batch dim
+        ``B``, e.g. ``[B, F, tokens_per_frame, C]``); ``input_ids``, ``attention_mask``,
+        ``labels``: ``[B, L]`` as ``tokenize`` makes them.
     """
 
     def __init__(self, collate_features: Callable[[list], Mapping[str, Any]], tokenize: Tokenize | None = None,
