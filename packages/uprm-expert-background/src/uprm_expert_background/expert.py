@@ -152,9 +152,10 @@ class BackgroundExpert(uprm.Expert):
             omitted, checked when given. Without a checkpoint: random weights of that
             size, with a warning (benchmarks only).
         encoder_config: geometry of a custom (e.g. small) ``ImageEncoderViT``.
-        input_size: square input side (default: the encoder's, 1024 for SAM). 512
-            runs ~5× faster than 1024 on a CPU and still gives a 32×32 map, more than the
-            16×16 grid it is pooled to; see ``benchmarks/background.py``.
+        input_size: square input side, a multiple of 16 (default: the encoder's, 1024
+            for SAM). 448 (a 28×28 map that fills SAM's 14-cell windows exactly) needs
+            6.6× fewer FLOPs than 1024 and ran 5–7× faster on a 2-core CPU, with a map
+            still finer than Video-LLaVA's 16×16 grid; see ``benchmarks/background.py``.
         batch_size: frames per encoder forward (memory vs. speed; not part of the cache key).
         adapter_hidden: hidden width of the FFN (default 1024).
         dropout: dropout inside the FFN (default 0).
