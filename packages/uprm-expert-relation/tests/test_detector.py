@@ -129,6 +129,6 @@ def test_letterbox_keeps_the_aspect_and_pads_grey_to_the_stride():
     assert scale == pytest.approx(100 / 128)
     assert x.shape == (2, 3, 96, 128)  # 75 x 100 padded up to multiples of 32
     assert (left, top) == (14, 10)
-    assert torch.all(x[:, :, top : top + 75, left : left + 100] == 1.0)
+    assert torch.allclose(x[:, :, top : top + 75, left : left + 100], torch.tensor(1.0), atol=1e-6)
     assert torch.allclose(x[:, :, :top], torch.tensor(114 / 255))
     assert torch.allclose(x[:, :, :, :left], torch.tensor(114 / 255))

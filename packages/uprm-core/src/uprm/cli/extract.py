@@ -11,12 +11,17 @@ import click
 @click.option("--data", "data_files", multiple=True, required=True,
               type=click.Path(exists=True, dir_okay=False),
               help="Instruction JSON (docs/formats.md); repeat for several (train, val, test).")
-@click.option("--experts", default="coarse", show_default=True,
-              help="Comma list of installed experts to extract (see `uprm experts`).")
+@click.option("--experts", default=None,
+              help="Comma list of installed experts to extract (see `uprm experts`); default: the model's "
+                   "experts with --model, else coarse.")
+@click.option("--model", "model_path", default=None, metavar="CHECKPOINT|tiny",
+              help="Extract with the perception of this model: a saved UPRM checkpoint directory, or `tiny` "
+                   "for the tiny model (UPRMConfig.tiny with --seed). Its context and expert options are used, "
+                   "and its own video tower for the coarse expert.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="The cache folder (created; an existing cache is resumed).")
-@click.option("--num-frames", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Frames sampled uniformly per clip (window); images are one frame.")
+@click.option("--num-frames", type=click.IntRange(min=1), default=None,
+              help="Frames sampled uniformly per clip (window); images are one frame. Default: the model's, else 8.")
 @click.option("--expert-option", "expert_option", multiple=True, metavar="NAME.KEY=VALUE",
               help="An option of one expert, e.g. pose.max_people=4 or coarse.vision_path=/models/tower "
                    "(VALUE is read as JSON when it parses). Repeatable.")
@@ -27,8 +32,9 @@ import click
 @click.option("--fail-fast", is_flag=True, help="Stop at the first clip that fails (default: report and go on).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def cli(data_files: tuple[str, ...], experts: str, out_dir: str, num_frames: int, expert_option: tuple[str, ...],
-        seed: int, device: str, overwrite: bool, fail_fast: bool, quiet: bool, as_json: bool) -> None:
+def cli(data_files: tuple[str, ...], experts: str | None, model_path: str | None, out_dir: str, num_frames: int | None,
+        expert_option: tuple[str, ...], seed: int, device: str, overwrite: bool, fail_fast: bool, quiet: bool,
+        as_json: bool) -> None:
     """Cache the experts' features of every clip in the instruction files.
 
     Each distinct (video, window) of the records is decoded once and every listed
@@ -38,9 +44,11 @@ def cli(data_files: tuple[str, ...], experts: str, out_dir: str, num_frames: int
     and the core/plugin versions in the metadata. Valid entries are skipped, stale ones
     recomputed: re-running after an interruption (even kill -9) resumes.
 
-    The expert context is the tiny default (hidden 32, 1 + 4x4 tokens per frame from
-    32-pixel frames) with --num-frames frames; experts with no weights option get
-    randomly initialised perception seeded by --seed. Keypoint and scene-graph sidecar
+    With --model, the experts are the model's own (its video tower for the coarse
+    expert, its context and expert options), so the cache fits that model exactly.
+    Without, the expert context is the tiny default (hidden 32, 1 + 4x4 tokens per
+    frame from 32-pixel frames) with --num-frames frames; experts with no weights
+    option get randomly initialised perception seeded by --seed. Keypoint and scene-graph sidecar
     files named in the records reach the pose and relation experts through the clip.
 
     Several processes: `torchrun --standalone --nproc_per_node 2 -m uprm extract ...`
@@ -56,16 +64,35 @@ def cli(data_files: tuple[str, ...], experts: str, out_dir: str, num_frames: int
     )
     from uprm.errors import UPRMError
 
-    names = [n.strip() for n in experts.split(",") if n.strip()]
+    model = None
+    if model_path is not None:
+        if expert_option:
+            raise click.BadParameter("expert options come from the model's config with --model",
+                                     param_hint="--expert-option")
+        try:
+            model = _load_model(model_path, seed, num_frames)
+        except (UPRMError, ValueError, OSError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    names = [n.strip() for n in (experts or "").split(",") if n.strip()]
     if not names:
-        raise click.BadParameter("give at least one expert", param_hint="--experts")
+        if experts is not None:
+            raise click.BadParameter("give at least one expert", param_hint="--experts")
+        names = list(model.expert_names) if model is not None else ["coarse"]
     try:
         options = parse_expert_options(expert_option, names)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--expert-option") from exc
     try:
-        keys = clip_keys_from_records(data_files, num_frames)
-        extractors = build_extractors(names, default_context(num_frames), options, seed=seed, device=device)
+        if model is not None:
+            unknown = sorted(set(names) - set(model.expert_names))
+            if unknown:
+                raise ValueError(f"the model has no expert(s) {unknown} (it has {list(model.expert_names)})")
+            frames = num_frames or model.config.num_frames
+            extractors = {n: model.block.experts[n].to(device).eval() for n in names}
+        else:
+            frames = num_frames or 8
+            extractors = build_extractors(names, default_context(frames), options, seed=seed, device=device)
+        keys = clip_keys_from_records(data_files, frames)
         report = extract_features(keys, extractors, FeatureCache(out_dir), overwrite=overwrite,
                                   fail_fast=fail_fast, progress=not quiet)
     except (UPRMError, ValueError, FileNotFoundError, TypeError) as exc:
@@ -83,3 +110,15 @@ def cli(data_files: tuple[str, ...], experts: str, out_dir: str, num_frames: int
             click.echo(f"  failed: {clip}: {error}", err=True)
     if report.failed:
         raise SystemExit(1)
+
+
+def _load_model(path: str, seed: int, num_frames: int | None):
+    """A saved checkpoint directory, or ``tiny``."""
+    from uprm.modeling import UPRMConfig, UPRMModel, build_model
+
+    if path == "tiny":
+        overrides = {"seed": seed}
+        if num_frames:
+            overrides["num_frames"] = num_frames
+        return build_model(UPRMConfig.tiny(**overrides))
+    return UPRMModel.from_pretrained(path)
