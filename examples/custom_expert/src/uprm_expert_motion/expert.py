@@ -31,7 +31,7 @@ class MotionExpert(uprm.Expert):
     granularity = "fine"
 
     def __init__(self, ctx: uprm.ExpertContext, width: int = 32) -> None:
-        super().__init__(ctx, width=width)
+        super().__init__(ctx)
         self.mlp = nn.Sequential(nn.Linear(2, width), nn.GELU(), nn.Linear(width, ctx.hidden_size))
         self.norm = nn.LayerNorm(ctx.hidden_size)
 

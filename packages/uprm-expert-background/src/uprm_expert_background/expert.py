@@ -198,19 +198,7 @@ class BackgroundExpert(uprm.Expert):
         grid_alignment: str = "center_crop",
         init_seed: int = 0,
     ) -> None:
-        super().__init__(
-            ctx,
-            checkpoint=None if checkpoint is None else str(checkpoint),
-            variant=variant,
-            encoder_config=None if encoder_config is None else dict(encoder_config),
-            input_size=input_size,
-            batch_size=batch_size,
-            adapter_hidden=adapter_hidden,
-            dropout=dropout,
-            cache_dtype=cache_dtype,
-            grid_alignment=grid_alignment,
-            init_seed=init_seed,
-        )
+        super().__init__(ctx)
         if cache_dtype not in CACHE_DTYPES:
             raise ValueError(f"background expert: cache_dtype must be one of {sorted(CACHE_DTYPES)}, got {cache_dtype!r}")
         if grid_alignment not in GRID_ALIGNMENTS:

@@ -78,26 +78,7 @@ class PoseExpert(uprm.Expert):
         self_attention: str = "full",
         dropout: float = 0.0,
     ) -> None:
-        super().__init__(
-            ctx,
-            weights=None if weights is None else str(weights),
-            model_config=model_config,
-            source=source,
-            max_people=max_people,
-            conf=conf,
-            iou=iou,
-            imgsz=imgsz,
-            batch_size=batch_size,
-            joint_dim=joint_dim,
-            pose_dim=pose_dim,
-            graph_layers=graph_layers,
-            temporal_layers=temporal_layers,
-            model_dim=model_dim,
-            num_heads=num_heads,
-            ffn_mult=ffn_mult,
-            self_attention=self_attention,
-            dropout=dropout,
-        )
+        super().__init__(ctx)
         if source not in SOURCES:
             raise ValueError(f"pose expert: source must be one of {SOURCES}, got {source!r}")
         if self_attention not in SELF_ATTENTION_MODES:

@@ -136,28 +136,7 @@ class RelationExpert(uprm.Expert):
         grid: str = "scatter",
         num_heads: int = 8,
     ) -> None:
-        super().__init__(
-            ctx,
-            weights=None if weights is None else str(weights),
-            model_config=model_config,
-            source=source,
-            max_objects=max_objects,
-            max_relations=max_relations,
-            conf=conf,
-            iou=iou,
-            imgsz=imgsz,
-            batch_size=batch_size,
-            seed=seed,
-            derive_relations=derive_relations,
-            geometry=dict(geometry or {}),
-            label_buckets=label_buckets,
-            predicate_buckets=predicate_buckets,
-            num_layers=num_layers,
-            node_dim=node_dim,
-            ffn_dim=ffn_dim,
-            grid=grid,
-            num_heads=num_heads,
-        )
+        super().__init__(ctx)
         if source not in SOURCES:
             raise ValueError(f"relation expert: source must be one of {SOURCES}, got {source!r}")
         if grid not in GRIDS:

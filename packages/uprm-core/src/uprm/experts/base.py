@@ -19,6 +19,7 @@ gradients, stay in eval mode, and are left out of :meth:`Expert.trainable_state_
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -99,14 +100,40 @@ def _no_grad_extract(fn):
     return extract
 
 
+def _recording_init(init):
+    """Wrap a subclass's ``__init__`` so that the options it was called with (defaults
+    filled in) end up in ``self.options``; the most derived class records last."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self, ctx, *args, **kwargs):
+        init(self, ctx, *args, **kwargs)
+        bound = signature.bind(self, ctx, *args, **kwargs)
+        bound.apply_defaults()
+        options: dict[str, Any] = {}
+        for i, (name, value) in enumerate(bound.arguments.items()):
+            if i < 2:  # self, ctx
+                continue
+            kind = signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                options.update(value)
+            elif kind is not inspect.Parameter.VAR_POSITIONAL:
+                options[name] = value
+        self.options = options
+
+    __init__.__uprm_records__ = True  # type: ignore[attr-defined]
+    return __init__
+
+
 class Expert(nn.Module):
     """Base class of every physical-world expert (coarse or fine).
 
     Subclasses set the class attributes ``name`` (lowercase, e.g. ``"pose"``) and
     ``granularity`` (``"fine"`` or ``"coarse"``), and implement ``extract`` and
     ``forward``. They are built as ``cls(ctx, **options)``; a subclass takes its
-    options as keyword arguments and passes them on to ``super().__init__(ctx, **options)``
-    so they are recorded in :attr:`options`.
+    options as keyword arguments of its ``__init__`` and calls ``super().__init__(ctx)``.
+    The options it was built with (defaults filled in) are recorded in :attr:`options`
+    automatically, for ``extraction_config()`` and the saved model config.
 
     Shapes:
         - ``extract(clip)``: ``clip.frames [F, 3, H, W]`` → ``dict[str, Tensor]`` (per clip)
@@ -126,6 +153,10 @@ class Expert(nn.Module):
         extract = cls.__dict__.get("extract")
         if extract is not None and not getattr(extract, "__uprm_no_grad__", False):
             cls.extract = _no_grad_extract(extract)
+        # The options an expert was built with are recorded without repeating them.
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "__uprm_records__", False):
+            cls.__init__ = _recording_init(init)
 
     def __init__(self, ctx: ExpertContext, **options: Any) -> None:
         super().__init__()

@@ -85,9 +85,7 @@ class CoarseExpert(Expert):
         vision_config: Mapping[str, Any] | None = None,
         vision_feature_layer: int = -2,
     ) -> None:
-        super().__init__(
-            ctx, vision_path=vision_path, vision_config=vision_config, vision_feature_layer=vision_feature_layer
-        )
+        super().__init__(ctx)
         from transformers import CLIPVisionConfig, CLIPVisionModel
 
         tower = ctx.resources.get("vision_tower")

@@ -16,7 +16,7 @@ one entry point. Nothing in the core changes when you add one.
            granularity = "fine"
 
            def __init__(self, ctx, hidden=64):
-               super().__init__(ctx, hidden=hidden)
+               super().__init__(ctx)  # options are recorded in self.options
                ...
 
 2. Register it with a hook implementation (``plugin.py``)::

@@ -24,7 +24,7 @@ class ColourExpert(Expert):
     granularity = "fine"
 
     def __init__(self, ctx: ExpertContext, width: int = 8) -> None:
-        super().__init__(ctx, width=width)
+        super().__init__(ctx)
         self.mlp = nn.Sequential(nn.Linear(3, width), nn.GELU(), nn.Linear(width, ctx.hidden_size))
         self.mix = nn.Linear(ctx.hidden_size, ctx.hidden_size)
 
