@@ -5,7 +5,6 @@ import pytest
 import torch
 from torch import nn
 
-import uprm
 from uprm.testing import ColourExpert, synthetic_clip, tiny_context
 
 
@@ -47,7 +46,7 @@ def test_extract_never_builds_a_graph_even_with_trainable_modules():
 
 
 def test_a_context_of_the_wrong_type_is_refused():
-    with pytest.raises(TypeError, match="ctx must be an uprm.ExpertContext"):
+    with pytest.raises(TypeError, match=r"ctx must be an uprm\.ExpertContext"):
         ColourExpert({"hidden_size": 8})
 
 
