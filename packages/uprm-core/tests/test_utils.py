@@ -33,3 +33,16 @@ def test_jsonable():
 
     assert jsonable({"p": Path("/x"), "t": (1, 2), "s": {2, 1}, "o": object()})["p"] == "/x"
     assert jsonable((1, {2})) == [1, [2]]
+
+
+def test_file_sha256_is_the_content_digest_and_follows_changes(tmp_path):
+    import hashlib
+
+    from uprm.utils import file_sha256
+
+    path = tmp_path / "w.pt"
+    path.write_bytes(b"abc")
+    assert file_sha256(path) == hashlib.sha256(b"abc").hexdigest()
+    os.utime(path, ns=(1, 1))
+    path.write_bytes(b"abcd")  # new size and mtime: not served from the memo
+    assert file_sha256(path) == hashlib.sha256(b"abcd").hexdigest()

@@ -19,7 +19,6 @@ geometry ``build_sam`` uses) and its state is read by us:
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from uprm.errors import UPRMError
+from uprm.utils import file_sha256
 
 __all__ = [
     "ENCODER_DEFAULTS",
@@ -327,21 +327,11 @@ def load_encoder_weights(
 
 def checkpoint_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
     """``{"bytes", "sha256"}`` of a weights file: what cached features depend on (its
-    content, not its name or where it lies). The digest is memoised per (path, size, mtime)."""
+    content, not its name or where it lies)."""
     path = Path(path).expanduser().resolve()
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    digest = _DIGESTS.get(key)
-    if digest is None:
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-        digest = _DIGESTS[key] = h.hexdigest()
-    return {"bytes": st.st_size, "sha256": digest}
+    return {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
 # ---------------------------------------------------------------------------- resolution

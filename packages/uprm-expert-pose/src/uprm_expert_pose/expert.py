@@ -10,10 +10,11 @@ from typing import Any
 import torch
 
 import uprm
+from uprm.utils import file_sha256
 from uprm_expert_pose.adapter import SELF_ATTENTION_MODES, PoseAdapter
 from uprm_expert_pose.errors import PoseSourceError
 from uprm_expert_pose.keypoints import pose_features, read_keypoint_file
-from uprm_expert_pose.yolo import YoloPoseEstimator, build_pose_model, file_sha256, load_pose_model
+from uprm_expert_pose.yolo import YoloPoseEstimator, build_pose_model, load_pose_model
 
 __all__ = ["SOURCES", "PoseExpert"]
 

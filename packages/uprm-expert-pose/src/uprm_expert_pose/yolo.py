@@ -18,7 +18,6 @@ switches, a project-owned config directory, the fonts it would otherwise downloa
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +31,7 @@ from uprm_expert_pose.errors import PoseWeightsError
 from uprm_expert_pose.keypoints import empty_pose_features
 from uprm_expert_pose.skeleton import NUM_JOINTS
 
-__all__ = ["YoloPoseEstimator", "build_pose_model", "check_pose_model", "file_sha256", "load_pose_model"]
+__all__ = ["YoloPoseEstimator", "build_pose_model", "check_pose_model", "load_pose_model"]
 
 
 def _ultralytics() -> None:
@@ -88,12 +87,6 @@ def _prepare(model: nn.Module) -> nn.Module:
     return model
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_pose_model(weights: str | os.PathLike) -> nn.Module:

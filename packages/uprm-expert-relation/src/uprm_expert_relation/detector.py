@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import math
 import os
 import pickle
@@ -39,7 +38,7 @@ from uprm.experts.preprocess import to_float
 from uprm_expert_relation.graph import FrameGraph, GraphObject
 from uprm_expert_relation.vocab import COCO_LABELS
 
-__all__ = ["DetectorError", "detect", "file_sha256", "letterbox", "load_detector"]
+__all__ = ["DetectorError", "detect", "letterbox", "load_detector"]
 
 
 class DetectorError(UPRMError, ValueError):
@@ -56,13 +55,6 @@ def _ultralytics():
     return tasks
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file (what identifies a detector in the extraction config)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _names(model: nn.Module, from_yaml: bool) -> list[str]:

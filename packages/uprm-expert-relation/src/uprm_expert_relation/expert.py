@@ -262,7 +262,7 @@ class RelationExpert(uprm.Expert):
         weights = self.options.get("weights")
         if weights is not None:
             if self._weights_sha256 is None:
-                from uprm_expert_relation.detector import file_sha256
+                from uprm.utils import file_sha256
 
                 self._weights_sha256 = file_sha256(weights)
             config["weights_sha256"] = self._weights_sha256
