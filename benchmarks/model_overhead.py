@@ -36,10 +36,9 @@ REAL = {"hidden": 4096, "frames": 8, "tokens_per_frame": 257, "text_tokens": 64}
 
 
 def world_clip(tmp: Path, num_frames: int):
-    """A threat clip of the synthetic world, with its keypoint and scene-graph files."""
-    summary = generate_world(tmp / "world", num_videos=4, seed=0, progress=False)
-    files = [tmp / "world" / f for f in summary["instruction_files"]] if "instruction_files" in summary else sorted(
-        (tmp / "world" / "instructions").glob("*.json"))
+    """A clip of the synthetic world, with its keypoint and scene-graph files."""
+    generate_world(tmp / "world", num_videos=4, seed=0, progress=False)
+    files = sorted((tmp / "world" / "instructions").glob("*.json"))
     keys = clip_keys_from_records(files, num_frames)
     return load_clip_for(keys[0])
 

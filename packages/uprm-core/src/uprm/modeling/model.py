@@ -16,7 +16,6 @@ Frozen: the towers, the language model's base weights, every expert's perception
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import warnings
@@ -532,13 +531,3 @@ def build_model(config: UPRMConfig) -> UPRMModel:
             config.versions[infos[n].distribution] = infos[n].version
     return UPRMModel(config, backbone, tokenizer, block)
 
-
-def _summary(model: UPRMModel) -> str:  # pragma: no cover - debugging aid
-    return json.dumps(
-        {
-            "experts": list(model.expert_names),
-            "router": model.config.router,
-            "trainable": model.num_parameters(trainable_only=True),
-            "total": model.num_parameters(),
-        }
-    )
