@@ -13,6 +13,7 @@ PACKAGES := packages/uprm-core $(filter-out packages/uprm-core,$(sort $(wildcard
 # torch and torchvision must come as this pair (see docs/design.md, "Environment")
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
+export UPRM_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export YOLO_OFFLINE := 1

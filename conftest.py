@@ -8,6 +8,7 @@ _ROOT = Path(__file__).resolve().parent
 _CACHE = _ROOT / ".cache" / "test"
 
 # Before anything imports transformers, huggingface_hub, ultralytics or matplotlib.
+os.environ["UPRM_OFFLINE"] = "1"  # UPRM and every library under it: local files only
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"

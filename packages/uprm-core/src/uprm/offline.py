@@ -1,12 +1,24 @@
-"""Keep UPRM and the libraries under it off the network.
+"""Network conventions: online as each ecosystem does, offline on request.
 
-No weights or data are ever downloaded: every backbone is loaded from a local path.
-:func:`configure_offline` sets the switches the libraries read (without overriding
-what the user set): ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE`` (a hub id would otherwise
-retry for ~23 s), ``YOLO_OFFLINE`` and a project-owned ``YOLO_CONFIG_DIR`` (ultralytics
-looks up DNS and writes settings at import), ``ULTRALYTICS_SAFE_LOAD`` (``weights_only``
-loading of ``.pt`` files), and ``MPLCONFIGDIR``. :func:`prepare_ultralytics` also puts a
-font where ultralytics would otherwise download ``Arial.ttf``.
+UPRM itself downloads nothing. The libraries under it follow their own conventions, and
+UPRM lets them: a Hugging Face hub id (``LanguageBind/Video-LLaVA-7B-hf``) is resolved by
+transformers, an ultralytics model name (``yolo11n-pose.pt``) by ultralytics, when the
+machine is online. Local paths work everywhere.
+
+Offline mode makes every path local-only and fails at once, with an error naming what is
+missing, instead of waiting on the network:
+
+* ``UPRM_OFFLINE=1`` — everything offline. :func:`configure_offline` then sets the
+  libraries' own switches (``HF_HUB_OFFLINE``, ``TRANSFORMERS_OFFLINE``, ``YOLO_OFFLINE``)
+  with ``os.environ.setdefault``: a variable the user set is never overridden.
+* ``HF_HUB_OFFLINE=1`` / ``TRANSFORMERS_OFFLINE=1`` — Hugging Face only;
+  ``YOLO_OFFLINE=1`` — ultralytics only.
+
+Tests, CI and ``make demo`` run with ``UPRM_OFFLINE=1``.
+
+Pickle safety does not depend on the mode: ``ULTRALYTICS_SAFE_LOAD=1`` is set by default
+(ultralytics then loads ``.pt`` files with ``weights_only=True``), and UPRM's own loaders
+always load weights-only or safetensors.
 """
 
 from __future__ import annotations
@@ -15,7 +27,31 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["cache_dir", "configure_offline", "prepare_ultralytics"]
+__all__ = ["OFFLINE_ENV", "cache_dir", "configure_offline", "is_offline", "prepare_ultralytics"]
+
+OFFLINE_ENV = "UPRM_OFFLINE"
+_TRUE = {"1", "true", "yes", "on"}
+_LIBRARY_SWITCHES = {
+    "huggingface": ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"),
+    "ultralytics": ("YOLO_OFFLINE",),
+}
+
+
+def _on(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def is_offline(library: str | None = None) -> bool:
+    """Whether ``library`` (``"huggingface"`` or ``"ultralytics"``; ``None`` = any) must
+    stay off the network: ``UPRM_OFFLINE`` or the library's own switch is set."""
+    if _on(OFFLINE_ENV):
+        return True
+    if library is None:
+        return any(_on(v) for names in _LIBRARY_SWITCHES.values() for v in names)
+    try:
+        return any(_on(v) for v in _LIBRARY_SWITCHES[library])
+    except KeyError:
+        raise ValueError(f"unknown library {library!r}; one of {sorted(_LIBRARY_SWITCHES)}") from None
 
 
 def cache_dir() -> Path:
@@ -24,23 +60,26 @@ def cache_dir() -> Path:
 
 
 def configure_offline() -> None:
-    """Set the offline switches (``os.environ.setdefault``: the user's values win)."""
-    base = cache_dir()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("YOLO_OFFLINE", "1")
+    """Apply ``UPRM_OFFLINE`` to the libraries' own switches (``setdefault``: the user's
+    values win), and keep ultralytics' loading weights-only. Online, nothing else changes."""
     os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(base / "ultralytics"))
-    os.environ.setdefault("MPLCONFIGDIR", str(base / "matplotlib"))
+    if _on(OFFLINE_ENV):
+        for names in _LIBRARY_SWITCHES.values():
+            for name in names:
+                os.environ.setdefault(name, "1")
+        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+        os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
 
 
-def prepare_ultralytics() -> Path:
-    """Offline switches plus the fonts ultralytics downloads for plotting and for every
-    ``train``/``val``: matplotlib's DejaVuSans is copied to ``Arial.ttf`` and
-    ``Arial.Unicode.ttf`` in ultralytics' config directory. Call it before importing
-    ultralytics. Returns that directory."""
+def prepare_ultralytics() -> Path | None:
+    """Call before importing ultralytics. Applies :func:`configure_offline`; offline, it
+    also puts the fonts ultralytics would download for plotting and for every
+    ``train``/``val`` (``Arial.ttf``, ``Arial.Unicode.ttf``: matplotlib's DejaVuSans) in
+    ultralytics' config directory, and returns that directory (``None`` online)."""
     configure_offline()
+    if not is_offline("ultralytics"):
+        return None
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
     target = Path(os.environ["YOLO_CONFIG_DIR"]).expanduser() / "Ultralytics"
     target.mkdir(parents=True, exist_ok=True)
     missing = [n for n in ("Arial.ttf", "Arial.Unicode.ttf") if not (target / n).exists()]
