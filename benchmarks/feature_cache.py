@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         extract_features,
         load_clip_for,
     )
-    from uprm.data.synthetic import generate_world
     from uprm.offline import configure_offline
     from uprm.plugins.manager import available_experts
+    from uprm.synthetic import generate_world
 
     configure_offline()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

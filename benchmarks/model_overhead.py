@@ -29,8 +29,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import uprm
 from uprm.data.cache import clip_keys_from_records, load_clip_for
-from uprm.data.synthetic import generate_world
 from uprm.modeling import UPRMConfig, build_model
+from uprm.synthetic import generate_world
 
 REAL = {"hidden": 4096, "frames": 8, "tokens_per_frame": 257, "text_tokens": 64}
 

@@ -6,7 +6,7 @@ import json
 import torch
 
 from uprm.data import load_clip
-from uprm.data.synthetic import make_video, write_mp4
+from uprm.synthetic import make_video, write_mp4
 from uprm.testing import tiny_context
 from uprm_expert_pose import PoseExpert
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from uprm.data import load_clip
-from uprm.data.synthetic import generate_world
+from uprm.synthetic import generate_world
 from uprm.testing import random_video_tokens, tiny_context
 from uprm_expert_relation import RelationExpert
 from uprm_expert_relation.scene_graph import read_scene_graph

@@ -28,7 +28,7 @@ from uprm.data.cache import (
     extract_features,
     parse_expert_options,
 )
-from uprm.data.synthetic import generate_world
+from uprm.synthetic import generate_world
 from uprm.errors import VideoError
 from uprm.experts.base import Expert
 

@@ -192,19 +192,19 @@ def test_synthetic_is_loaded_lazily(monkeypatch):
     def fake(videos: int) -> None:
         click.echo(f"rendering {videos} videos")
 
-    module = types.ModuleType("uprm.data.synthetic")
+    module = types.ModuleType("uprm.cli._synthetic")
     module.synthetic_command = fake
-    monkeypatch.setitem(sys.modules, "uprm.data.synthetic", module)
+    monkeypatch.setitem(sys.modules, "uprm.cli._synthetic", module)
     result = run("synthetic", "--videos", "3")
     assert result.exit_code == 0 and result.output == "rendering 3 videos\n"
     assert "--videos" in run("synthetic", "--help").output
 
 
 def test_synthetic_without_the_module_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "uprm.data.synthetic", None)  # import fails
+    monkeypatch.setitem(sys.modules, "uprm.cli._synthetic", None)  # import fails
     result = CliRunner().invoke(cli, ["data", "synthetic", "--videos", "2"])
     assert result.exit_code == 1
     assert (
-        "`uprm data synthetic` is not available: uprm.data.synthetic:synthetic_command could not be loaded"
+        "`uprm data synthetic` is not available: uprm.cli._synthetic:synthetic_command could not be loaded"
         in result.output
     )

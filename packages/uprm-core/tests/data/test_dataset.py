@@ -11,7 +11,7 @@ import torch
 
 from uprm.data.cache import CacheError, FeatureCache, build_extractors, default_context, extract_features
 from uprm.data.dataset import InstructionDataset, UPRMCollator, split_conversation
-from uprm.data.synthetic import generate_world
+from uprm.synthetic import generate_world
 from uprm.moe.block import UPEBlock
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from safetensors import safe_open
 
 from uprm.cli import cli
-from uprm.data.synthetic import generate_world
+from uprm.synthetic import generate_world
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from uprm.cli import cli
 from uprm.data.cache import FeatureCache, clip_keys_from_records, entry_spec, load_clip_for
 from uprm.data.dataset import InstructionDataset, UPRMCollator
-from uprm.data.synthetic import generate_world
+from uprm.synthetic import generate_world
 from uprm.modeling import UPRMConfig, build_model
 
 

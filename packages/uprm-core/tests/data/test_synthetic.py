@@ -13,15 +13,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from uprm.data.synthetic import (
+from uprm.cli._synthetic import synthetic_command
+from uprm.coco import COCO_KEYPOINTS
+from uprm.synthetic import (
     NORMAL,
     THREAT_CATEGORIES,
     WorldConfig,
     generate_world,
     make_video,
-    synthetic_command,
 )
-from uprm.data.synthetic_body import COCO_KEYPOINTS, MOTIONS, forward_kinematics
+from uprm.synthetic.body import MOTIONS, forward_kinematics
 
 THREAT_PREDICATES = {"hitting", "kicking", "pushing", "grabbing", "on_fire"}
 PREDICATES = THREAT_PREDICATES | {"near", "talking_to", "holding", "carrying", "chasing", "touching", "opening"}

@@ -214,7 +214,7 @@ def cli() -> None:
     """
 
 
-cli.add_command(_LazyCommand("synthetic", "uprm.data.synthetic:synthetic_command", SYNTHETIC_HELP))
+cli.add_command(_LazyCommand("synthetic", "uprm.cli._synthetic:synthetic_command", SYNTHETIC_HELP))
 
 
 @cli.command("ucf-crime")

@@ -28,9 +28,9 @@ def cli(frames: int, router: str, seed: int, out: str | None) -> None:
     import torch
 
     from uprm.data.cache import clip_keys_from_records, load_clip_for, load_records
-    from uprm.data.synthetic import generate_world
     from uprm.modeling import UPRMConfig, build_model
     from uprm.plugins.manager import get_plugin_host
+    from uprm.synthetic import generate_world
 
     torch.manual_seed(seed)
     host = get_plugin_host()

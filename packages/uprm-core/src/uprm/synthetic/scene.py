@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from uprm.data.synthetic_body import MOTIONS, blend, forward_kinematics
+from uprm.synthetic.body import MOTIONS, blend, forward_kinematics
 
 __all__ = [
     "LAYOUTS",

@@ -29,8 +29,6 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "COCO_KEYPOINTS",
-    "COCO_SKELETON",
     "MOTIONS",
     "NUM_PARAMS",
     "blend",
@@ -38,18 +36,6 @@ __all__ = [
     "forward_kinematics",
     "strike_move",
 ]
-
-COCO_KEYPOINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
-#: COCO's skeleton, 1-based joint numbers, as in the COCO person category
-COCO_SKELETON = (
-    (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8),
-    (7, 9), (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
-)  # fmt: skip
 
 LEAN, LS, LE, RS, RE, LH, LK, RH, RK, ROT, TILT = range(11)
 NUM_PARAMS = 11
