@@ -4,7 +4,14 @@ import pytest
 import torch
 
 import uprm
-from uprm.experts.grid import GridCrossAttention, boxes_to_patch_mask, broadcast_frames, pool_to_grid
+from uprm.experts.grid import (
+    GridCrossAttention,
+    add_frame_positions,
+    boxes_to_patch_mask,
+    broadcast_frames,
+    frame_positions,
+    pool_to_grid,
+)
 
 
 def test_video_clip_validates_its_fields():
@@ -78,3 +85,28 @@ def test_grid_cross_attention_is_per_frame_and_masked():
     out3 = attn(tokens, keys3, mask3)
     torch.testing.assert_close(out3[:, :3], out[:, :3])
     assert not torch.allclose(out3[:, 3:], out[:, 3:])
+
+
+def test_frame_positions_are_sinusoids_that_tell_frames_apart():
+    pos = frame_positions(6, 8)
+    assert pos.shape == (6, 8) and pos.dtype == torch.float32 and pos.abs().max() <= 1
+    torch.testing.assert_close(pos[0], torch.tensor([0.0] * 4 + [1.0] * 4))  # sin 0, cos 0
+    torch.testing.assert_close(pos[3, 0], torch.sin(torch.tensor(3.0)))  # ω_0 = 1
+    torch.testing.assert_close(pos[3, 5], torch.cos(torch.tensor(3.0) * 10000 ** (-1 / 4)))
+    assert torch.cdist(pos, pos).fill_diagonal_(1).min() > 0.1  # every frame its own position
+    torch.testing.assert_close(frame_positions(3, 8), pos[:3])  # frame f: the same row at any length
+    assert frame_positions(2, 5)[:, 4].eq(0).all()  # odd width: a zero column
+    assert frame_positions(2, 4, dtype=torch.bfloat16).dtype == torch.bfloat16
+
+
+def test_add_frame_positions_adds_one_position_per_frame():
+    x = torch.randn(2, 3, 5, 8)  # [B, F, K, D]
+    out = add_frame_positions(x)
+    torch.testing.assert_close(out - x, frame_positions(3, 8)[None, :, None].expand_as(x))
+    flat = torch.randn(2, 3, 8)  # [B, F, D]
+    torch.testing.assert_close(add_frame_positions(flat) - flat, frame_positions(3, 8)[None].expand_as(flat))
+    frames_first = torch.zeros(3, 4, 8)  # [F, K, D]
+    torch.testing.assert_close(add_frame_positions(frames_first, frame_dim=0)[:, 2], frame_positions(3, 8))
+    assert add_frame_positions(flat.double()).dtype == torch.float64
+    with pytest.raises(ValueError, match="feature dim"):
+        add_frame_positions(flat, frame_dim=-1)

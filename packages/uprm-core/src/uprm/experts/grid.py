@@ -9,10 +9,16 @@ uses one of these instead of writing its own:
 * :func:`boxes_to_patch_mask` — boxes → which patches of the grid they cover;
 * :class:`GridCrossAttention` — video tokens as queries over a set of per-frame (or
   per-clip) keys/values with a padding mask, as HPE's eq.2 does; a frame with no
-  keys (no person, no object) attends to a learned null token instead of NaN.
+  keys (no person, no object) attends to a learned null token instead of NaN;
+* :func:`frame_positions` / :func:`add_frame_positions` — parameter-free sinusoidal
+  frame positions, so an expert's own per-frame tokens say *which* frame they are:
+  without them an adapter that works frame by frame (or attends over a set of frames)
+  cannot tell a clip from the same clip with two frames swapped.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +27,10 @@ from torch import nn
 
 __all__ = [
     "GridCrossAttention",
+    "add_frame_positions",
     "boxes_to_patch_mask",
     "broadcast_frames",
+    "frame_positions",
     "pick_num_heads",
     "pool_to_grid",
 ]
@@ -62,6 +70,43 @@ def broadcast_frames(frame_features: torch.Tensor, tokens_per_frame: int) -> tor
         returns: ``[B, F × tokens_per_frame, D]``
     """
     return repeat(frame_features, "b f d -> b (f t) d", t=tokens_per_frame)
+
+
+def frame_positions(
+    num_frames: int, dim: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Sinusoidal positions of frames ``0 … num_frames - 1`` (Vaswani et al.), no parameters.
+
+    Row ``f`` is ``[sin(f·ω_0), …, sin(f·ω_{h-1}), cos(f·ω_0), …, cos(f·ω_{h-1})]`` with
+    ``h = dim // 2`` and ``ω_i = 10000^(-i/h)`` (a zero column pads an odd ``dim``); every
+    value is in ``[-1, 1]``, so adding it to layer-normalised tokens keeps their scale.
+    Frame ``f`` gets the same row whatever the clip's length.
+
+    Shapes: returns ``[num_frames, dim]`` (float32 unless ``dtype`` is given).
+    """
+    pos = torch.arange(num_frames, device=device, dtype=torch.float32)[:, None]
+    half = dim // 2
+    freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=device, dtype=torch.float32) / max(half, 1))
+    emb = torch.cat([torch.sin(pos * freq), torch.cos(pos * freq)], dim=-1)
+    if emb.shape[-1] < dim:
+        emb = F.pad(emb, (0, dim - emb.shape[-1]))
+    return emb if dtype is None else emb.to(dtype)
+
+
+def add_frame_positions(x: torch.Tensor, frame_dim: int = 1) -> torch.Tensor:
+    """``x`` plus the sinusoidal position of each frame (:func:`frame_positions`).
+
+    Shapes: ``x [..., F, ..., D]`` with the frames at ``frame_dim`` and the features
+    last (e.g. ``[B, F, D]``, or ``[B, F, K, D]`` for K objects or people per frame) →
+    the same shape and dtype; every vector of frame ``f`` gets the same position.
+    """
+    frame_dim = frame_dim % x.dim()
+    if frame_dim == x.dim() - 1:
+        raise ValueError(f"add_frame_positions: frame_dim {frame_dim} is the feature dim of a {x.dim()}-d tensor")
+    pos = frame_positions(x.shape[frame_dim], x.shape[-1], device=x.device, dtype=x.dtype)
+    shape = [1] * x.dim()
+    shape[frame_dim], shape[-1] = x.shape[frame_dim], x.shape[-1]
+    return x + pos.view(shape)
 
 
 def boxes_to_patch_mask(boxes: torch.Tensor, grid_size: int, num_prefix_tokens: int = 1) -> torch.Tensor:
