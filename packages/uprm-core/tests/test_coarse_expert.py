@@ -71,3 +71,25 @@ def test_vision_path_loads_a_saved_tower(tmp_path):
 
 def test_registered_as_the_builtin_coarse_expert():
     assert uprm.available_experts()["coarse"] is CoarseExpert
+
+
+def test_extraction_config_names_the_tower_layer_really_used():
+    """The cache key names the hidden state ``extract`` keeps, wherever it came from: a
+    cache made from another layer is stale."""
+    torch.manual_seed(0)
+    own = CoarseExpert(tiny_context())
+    tower, projector = own.tower, own.projector
+    assert own.extraction_config()["vision_feature_layer"] == -2
+    assert CoarseExpert(tiny_context(), vision_feature_layer=-1).extraction_config()["vision_feature_layer"] == -1
+
+    def handed_in(layer):
+        resources = {"vision_tower": tower, "projector": projector, "vision_feature_layer": layer}
+        return CoarseExpert(tiny_context(resources=resources))
+
+    last, second_last = handed_in(-1), handed_in(-2)
+    assert last.options == second_last.options  # the options alone cannot tell them apart
+    assert last.extraction_config()["vision_feature_layer"] == -1
+    assert last.extraction_config() != second_last.extraction_config()
+    assert second_last.extraction_config() == own.extraction_config()
+    clip = synthetic_clip(4)
+    assert not torch.equal(last.extract(clip)["vision_features"], second_last.extract(clip)["vision_features"])

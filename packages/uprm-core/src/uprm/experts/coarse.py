@@ -68,7 +68,9 @@ class CoarseExpert(Expert):
     Options:
         vision_path: local directory of a transformers CLIP vision model.
         vision_config: ``CLIPVisionConfig`` keyword arguments for a random tower.
-        vision_feature_layer: which hidden state to keep (Video-LLaVA: ``-2``).
+        vision_feature_layer: which hidden state to keep (Video-LLaVA: ``-2``); the
+            builder's ``ctx.resources["vision_feature_layer"]`` wins, and
+            ``extraction_config()`` names the layer used.
 
     Shapes:
         extract: ``frames [F, 3, H, W] uint8`` → ``{"vision_features": [F, tokens_per_frame, C]}``
@@ -132,6 +134,14 @@ class CoarseExpert(Expert):
         mean = torch.tensor(CLIP_MEAN, device=param.device).view(1, 3, 1, 1)
         std = torch.tensor(CLIP_STD, device=param.device).view(1, 3, 1, 1)
         return ((pixels - mean) / std).to(param.dtype)
+
+    def extraction_config(self) -> dict[str, Any]:
+        """The base config plus the hidden state ``extract`` really keeps
+        (``ctx.resources["vision_feature_layer"]`` when the builder hands one in, else the
+        option), so features cached from another layer are stale."""
+        config = super().extraction_config()
+        config["vision_feature_layer"] = self.vision_feature_layer
+        return config
 
     def forward(self, features: Mapping[str, torch.Tensor], video_tokens: torch.Tensor | None = None) -> torch.Tensor:
         feats = features["vision_features"]
