@@ -37,9 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from uprm.data.cache import (
+    from uprm.data import (
         FeatureCache,
-        build_extractors,
         clip_keys_from_records,
         default_context,
         entry_spec,
@@ -47,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         load_clip_for,
     )
     from uprm.offline import configure_offline
+    from uprm.plugins.factory import build_experts
     from uprm.plugins.manager import available_experts
     from uprm.synthetic import generate_world
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         options["coarse"] = {"vision_config": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
                                                "num_attention_heads": 12, "image_size": 224, "patch_size": 16}}
     ctx = default_context(args.frames, **ctx_over)
-    experts = build_extractors(names, ctx, options)
+    experts = build_experts(names, ctx, options)
     specs = {n: entry_spec(e) for n, e in experts.items()}
     files = [root / "world" / p for p in world["instructions"].values()]
     keys = clip_keys_from_records(files, args.frames)

@@ -28,7 +28,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import uprm
-from uprm.data.cache import clip_keys_from_records, load_clip_for
+from uprm.data import clip_keys_from_records, load_clip_for
 from uprm.modeling import UPRMConfig, build_model
 from uprm.synthetic import generate_world
 

@@ -6,7 +6,7 @@ import torch
 
 import uprm
 from uprm.experts.coarse import CoarseExpert
-from uprm.testing import ColourExpert, isolated_plugins, synthetic_clip, tiny_context
+from uprm.testing import ColourExpert, synthetic_clip, tiny_context
 
 
 class AlphaExpert(ColourExpert):
@@ -159,19 +159,12 @@ def test_gradients_reach_router_adapters_and_projector_but_not_the_tower(ctx):
             assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-def test_from_names_uses_the_installed_experts(ctx):
-    with isolated_plugins(plugins={"alpha": _AlphaPlugin}, load_entry_points=False):
-        block = uprm.UPEBlock.from_names(["coarse", "alpha"], ctx, router="basic")
-        assert block.expert_names == ("alpha", "coarse")
-        with pytest.raises(uprm.UnknownExpertError, match=r"no expert named 'pose'.*pip install uprm-expert-pose"):
-            uprm.UPEBlock.from_names(["coarse", "pose"], ctx)
-
-
-class _AlphaPlugin:
-    @staticmethod
-    @uprm.hookimpl
-    def uprm_register_experts():
-        return [AlphaExpert]
+def test_the_block_never_looks_names_up():
+    """The block is pure torch: it receives built experts (the plugin layer's
+    build_experts turns names into experts)."""
+    assert not hasattr(uprm.UPEBlock, "from_names")
+    with pytest.raises(TypeError, match="is not an uprm.Expert"):
+        uprm.UPEBlock(["coarse"])
 
 
 def test_variable_frame_count_in_one_model(ctx):

@@ -31,6 +31,12 @@ _LAZY: dict[str, str] = {
     "UnknownExpertError": "uprm.errors",
     "MissingExpertError": "uprm.errors",
     "ExpertOutputError": "uprm.errors",
+    "AnnotationError": "uprm.errors",
+    "RecordError": "uprm.errors",
+    "CacheError": "uprm.errors",
+    "ConfigError": "uprm.errors",
+    "CheckpointError": "uprm.errors",
+    "BackboneNotFoundError": "uprm.errors",
     # experts and plugins
     "Expert": "uprm.experts.base",
     "ExpertContext": "uprm.experts.base",
@@ -39,6 +45,7 @@ _LAZY: dict[str, str] = {
     "expert_infos": "uprm.plugins.manager",
     "get_expert_class": "uprm.plugins.manager",
     "reset_plugins": "uprm.plugins.manager",
+    "build_experts": "uprm.plugins.factory",
     # the UPE block
     "TradeoffRouter": "uprm.moe.router",
     "BasicRouter": "uprm.moe.router",
@@ -53,6 +60,8 @@ _LAZY: dict[str, str] = {
     # inference
     "Segment": "uprm.inference.segments",
     "parse_segments": "uprm.inference.segments",
+    # training
+    "train": "uprm.training",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -79,10 +88,16 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from uprm.errors import (
+        AnnotationError,
+        BackboneNotFoundError,
+        CacheError,
+        CheckpointError,
+        ConfigError,
         DuplicateExpertError,
         ExpertOutputError,
         MissingExpertError,
         PluginError,
+        RecordError,
         UnknownExpertError,
         UPRMError,
         VideoError,
@@ -94,6 +109,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from uprm.moe.block import UPEBlock, UPEOutput
     from uprm.moe.losses import tradeoff_z_loss
     from uprm.moe.router import BasicRouter, TradeoffRouter
+    from uprm.plugins.factory import build_experts
     from uprm.plugins.hookspecs import hookimpl
     from uprm.plugins.manager import available_experts, expert_infos, get_expert_class, reset_plugins
     from uprm.types import VideoClip

@@ -1,13 +1,26 @@
-"""The exceptions UPRM raises. Each message names the thing at fault (a file, an
-expert, a plugin, a distribution) and what is wrong with it."""
+"""Every exception uprm-core raises, in one module (imports nothing heavy).
+
+Each message names the thing at fault — a file (and its line, record or field), an
+expert, a plugin, a distribution, a config key — and what is wrong with it. A typed
+error for each kind of bad input, rather than a ``KeyError`` or ``ValueError`` from deep
+inside; each also derives from the built-in type a caller would naturally catch.
+"""
 
 from __future__ import annotations
 
+import os
+
 __all__ = [
+    "AnnotationError",
+    "BackboneNotFoundError",
+    "CacheError",
+    "CheckpointError",
+    "ConfigError",
     "DuplicateExpertError",
     "ExpertOutputError",
     "MissingExpertError",
     "PluginError",
+    "RecordError",
     "UPRMError",
     "UnknownExpertError",
     "VideoError",
@@ -21,10 +34,50 @@ class UPRMError(Exception):
 class VideoError(UPRMError, ValueError):
     """A video file cannot be read or sampled. The message names the file."""
 
-    def __init__(self, path, problem: str):
+    def __init__(self, path: str | os.PathLike, problem: str):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class AnnotationError(UPRMError, ValueError):
+    """A bad annotation file or line. The message names the file, the place (line,
+    sheet row or JSON key) and the problem."""
+
+    def __init__(self, path: str | os.PathLike, problem: str, line: int | None = None, where: str | None = None):
+        self.path = str(path)
+        self.line = line
+        self.where = where
+        self.problem = problem
+        place = f":{line}" if line is not None else ""
+        place += f": {where}" if where else ""
+        super().__init__(f"{self.path}{place}: {problem}")
+
+
+class RecordError(UPRMError, ValueError):
+    """An instruction file or one of its records cannot be used; the message names the
+    file, the record and the field."""
+
+
+class CacheError(RecordError):
+    """A feature-cache entry cannot be used, or features are missing from the cache;
+    the message names the file or the clip."""
+
+
+class ConfigError(UPRMError, ValueError):
+    """A configuration value (a ``UPRMConfig`` field, an override, a YAML key) is of the
+    wrong type or out of range; the message names the key."""
+
+
+class CheckpointError(UPRMError, ValueError):
+    """A saved UPRM checkpoint is malformed: a missing or truncated file, weights that do
+    not match the model the config describes, a router saved for another expert order.
+    The message names the file and the problem."""
+
+
+class BackboneNotFoundError(UPRMError, FileNotFoundError):
+    """The Video-LLaVA weights are not on this machine (or, offline, not in the local
+    cache)."""
 
 
 class PluginError(UPRMError):

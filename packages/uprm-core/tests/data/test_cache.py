@@ -18,19 +18,19 @@ import torch
 from safetensors import safe_open
 
 import uprm
-from uprm.data.cache import (
+from uprm.data import (
     ClipKey,
     FeatureCache,
-    build_extractors,
     clip_keys_from_records,
     default_context,
     entry_spec,
     extract_features,
-    parse_expert_options,
+    input_fingerprint,
 )
-from uprm.synthetic import generate_world
 from uprm.errors import VideoError
 from uprm.experts.base import Expert
+from uprm.plugins.factory import build_experts, parse_expert_options
+from uprm.synthetic import generate_world
 
 
 class PeopleExpert(Expert):
@@ -113,7 +113,7 @@ def test_entries_carry_features_and_provenance(world, tmp_path, people_plugin):
     data = _write_json(tmp_path / "data" / "train.json", _records(world, None, tmp_path / "data"))
     keys = clip_keys_from_records([data, data], num_frames=4)  # duplicates collapse
     assert len(keys) == 3 and all(k.window is None and k.num_frames == 4 for k in keys)
-    experts = build_extractors(["coarse", "people"], default_context(4), {"people": {"scale": 0.5}})
+    experts = build_experts(["coarse", "people"], default_context(4), {"people": {"scale": 0.5}})
     cache = FeatureCache(tmp_path / "cache")
     report = extract_features(keys, experts, cache, progress=False)
     assert (report.clips, report.written, report.cached, report.failed) == (3, 6, 0, [])
@@ -124,7 +124,7 @@ def test_entries_carry_features_and_provenance(world, tmp_path, people_plugin):
         meta = f.metadata()
         people = f.get_tensor("people")
     # the sidecar reached the expert through clip.meta; the cached tensor is what extract gives
-    from uprm.data.cache import load_clip_for
+    from uprm.data import load_clip_for
 
     clip = load_clip_for(key)
     assert torch.equal(people, experts["people"].extract(clip)["people"])
@@ -135,7 +135,8 @@ def test_entries_carry_features_and_provenance(world, tmp_path, people_plugin):
     assert json.loads(meta["uprm.versions"])["uprm-core"] == uprm.__version__
     info = json.loads(meta["uprm.clip"])
     assert info["num_frames"] == 4 and info["frame_indices"] == clip.meta["frame_indices"]
-    assert info["inputs"]["video"] == Path(key.path).stat().st_size
+    assert info["inputs"]["video"] == input_fingerprint(key.path)
+    assert info["inputs"]["video"].startswith(f"{Path(key.path).stat().st_size}:")
     assert meta["uprm.written_by"] == "0/1"
     coarse = cache.read(key, "coarse", entry_spec(experts["coarse"]))
     assert coarse is not None and coarse.features["vision_features"].shape == (4, 17, 64)
@@ -145,12 +146,12 @@ def test_a_second_run_skips_valid_entries(world, tmp_path):
     data = _write_json(tmp_path / "train.json", _records(world, [(0.0, 4.0), (4.0, 8.0)], tmp_path))
     keys = clip_keys_from_records([data], 4)
     assert len(keys) == 6 and len({k.window_tag for k in keys}) == 2
-    experts = build_extractors(["coarse"], default_context(4))
+    experts = build_experts(["coarse"], default_context(4))
     cache = FeatureCache(tmp_path / "cache")
     extract_features(keys, experts, cache, progress=False)
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.safetensors")}
     assert len(stamps) == 6
-    again = extract_features(keys, build_extractors(["coarse"], default_context(4)), cache, progress=False)
+    again = extract_features(keys, build_experts(["coarse"], default_context(4)), cache, progress=False)
     assert (again.written, again.cached) == (0, 6)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
@@ -160,16 +161,16 @@ def test_stale_entries_are_recomputed(world, tmp_path, people_plugin):
     data = _write_json(folder / "train.json", _records(world, None, folder))
     keys = clip_keys_from_records([data], 4)
     cache = FeatureCache(tmp_path / "cache")
-    experts = build_extractors(["coarse", "people"], default_context(4))
+    experts = build_experts(["coarse", "people"], default_context(4))
     extract_features(keys, experts, cache, progress=False)
     spec = {n: entry_spec(e) for n, e in experts.items()}
     assert {cache.status(k, n, spec[n]) for k in keys for n in experts} == {"ok"}
 
     # other random perception weights (another seed): a different fingerprint
-    reseeded = build_extractors(["coarse"], default_context(4), seed=1)
+    reseeded = build_experts(["coarse"], default_context(4), seed=1)
     assert cache.status(keys[0], "coarse", entry_spec(reseeded["coarse"])) == "stale: key differs"
     # another option of the expert
-    other = build_extractors(["people"], default_context(4), {"people": {"scale": 2.0}})
+    other = build_experts(["people"], default_context(4), {"people": {"scale": 2.0}})
     assert cache.status(keys[0], "people", entry_spec(other["people"])) == "stale: key differs"
     report = extract_features(keys, other, cache, progress=False)
     assert (report.written, report.stale) == (3, 3)
@@ -178,18 +179,27 @@ def test_stale_entries_are_recomputed(world, tmp_path, people_plugin):
     sidecar = Path(dict(keys[0].sidecars)["keypoints"])
     sidecar.write_text(sidecar.read_text() + " ")
     try:
-        assert cache.status(keys[0], "people", entry_spec(other["people"])).startswith("stale: keypoints file changed")
+        assert cache.status(keys[0], "people", entry_spec(other["people"])) == "stale: the keypoints file changed"
     finally:
         sidecar.write_text(sidecar.read_text()[:-1])
-    # another version of the core
+    assert cache.status(keys[0], "people", entry_spec(other["people"])) == "ok"
+    # another version of the core (or of a plugin) changes no extractor: the entries stand
     import uprm._version
 
     old = uprm._version.__version__
     uprm._version.__version__ = "9.9.9"
     try:
-        assert cache.status(keys[1], "coarse", entry_spec(experts["coarse"])) == "stale: versions differs"
+        assert cache.status(keys[1], "coarse", entry_spec(experts["coarse"])) == "ok"
     finally:
         uprm._version.__version__ = old
+    # a new feature_version of the expert (its extraction changed) makes them stale
+    monkey = type(experts["coarse"])
+    saved_version = monkey.feature_version
+    monkey.feature_version = saved_version + "-changed"
+    try:
+        assert cache.status(keys[1], "coarse", entry_spec(experts["coarse"])) == "stale: key differs"
+    finally:
+        monkey.feature_version = saved_version
     # a truncated file (a disk error, a copy cut short) is stale, not a crash
     path = cache.path(keys[2], "coarse")
     path.write_bytes(path.read_bytes()[:100])
@@ -206,7 +216,7 @@ def test_a_bad_video_is_reported_and_the_others_go_on(world, tmp_path):
     records.append(dict(records[0], id="broken/identify", video="broken.mp4", video_id="broken"))
     data = _write_json(tmp_path / "train.json", records)
     keys = clip_keys_from_records([data], 4)
-    experts = build_extractors(["coarse"], default_context(4))
+    experts = build_experts(["coarse"], default_context(4))
     report = extract_features(keys, experts, FeatureCache(tmp_path / "cache"), progress=False)
     assert report.written == 3 and len(report.failed) == 1
     where, error = report.failed[0]
@@ -222,7 +232,7 @@ def test_leftover_temporary_files_are_removed(world, tmp_path):
     leftover = cache.path(keys[0], "coarse").parent / ".coarse.safetensors.abc123.tmp"
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"half a file")
-    extract_features(keys, build_extractors(["coarse"], default_context(2)), cache, progress=False)
+    extract_features(keys, build_experts(["coarse"], default_context(2)), cache, progress=False)
     assert not leftover.exists()
     assert not list((tmp_path / "cache").rglob("*.tmp"))
 
@@ -237,7 +247,7 @@ def test_images_are_one_frame_clips(tmp_path):
     keys = clip_keys_from_records([data], 8)
     assert keys == [ClipKey("red", str((tmp_path / "red.png").resolve()), None, 1, "image")]
     cache = FeatureCache(tmp_path / "cache")
-    extract_features(keys, build_extractors(["coarse"], default_context(8)), cache, progress=False)
+    extract_features(keys, build_experts(["coarse"], default_context(8)), cache, progress=False)
     entry = cache.read(keys[0], "coarse")
     assert entry is not None and entry.features["vision_features"].shape[0] == 1 and entry.num_frames == 1
 
@@ -251,25 +261,25 @@ def test_expert_options_and_builder_errors():
     with pytest.raises(ValueError, match="not among the experts"):
         parse_expert_options(["pose.k=1"], names=["coarse"])
     with pytest.raises(ValueError, match="listed twice"):
-        build_extractors(["coarse", "coarse"])
+        build_experts(["coarse", "coarse"], default_context())
     with pytest.raises(ValueError, match="not being built"):
-        build_extractors(["coarse"], expert_options={"pose": {"k": 1}})
+        build_experts(["coarse"], default_context(), {"pose": {"k": 1}})
     with pytest.raises(uprm.UnknownExpertError, match="no expert named 'nope'"):
-        build_extractors(["nope"])
+        build_experts(["nope"], default_context())
 
 
 def test_bad_instruction_files_name_the_file_and_the_record(tmp_path):
-    from uprm.data.cache import CacheError
+    from uprm.errors import RecordError
 
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(CacheError, match=r"bad\.json: not a readable JSON file"):
+    with pytest.raises(RecordError, match=r"bad\.json: not a readable JSON file"):
         clip_keys_from_records([bad], 8)
     bad.write_text(json.dumps([{"id": "a", "task": "identify"}]))
-    with pytest.raises(CacheError, match=r"bad\.json: record 0 \('a'\) needs exactly one of 'video' or 'image'"):
+    with pytest.raises(RecordError, match=r"bad\.json: record 0 \('a'\) needs exactly one of 'video' or 'image'"):
         clip_keys_from_records([bad], 8)
     bad.write_text(json.dumps([{"id": "a", "video": "a.mp4", "window": [5, 2]}]))
-    with pytest.raises(CacheError, match=r"field 'window' must be \[start, end\]"):
+    with pytest.raises(RecordError, match=r"field 'window' must be \[start, end\]"):
         clip_keys_from_records([bad], 8)
 
 
@@ -303,7 +313,7 @@ def test_killed_with_sigkill_mid_run_then_resumed(world, tmp_path):
     done = {p: p.stat().st_mtime_ns for p in cache_dir.rglob("*.safetensors")}
     assert 0 < len(done) < 75
     cache = FeatureCache(cache_dir)
-    experts = build_extractors(["coarse"], default_context(4))  # the same seed: the same weights
+    experts = build_experts(["coarse"], default_context(4))  # the same seed: the same weights
     for p in done:  # whatever the kill left is complete
         with safe_open(str(p), framework="pt") as f:
             assert f.get_tensor("vision_features").shape == (4, 17, 64)
@@ -335,18 +345,76 @@ def test_two_processes_split_the_clips(world, tmp_path):
     assert sorted(writers) == ["0/2"] * 6 + ["1/2"] * 6
     # the entries are the ones a single process makes: the same seed gives the same weights
     cache = FeatureCache(tmp_path / "cache")
-    spec = entry_spec(build_extractors(["coarse"], default_context(4))["coarse"])
+    spec = entry_spec(build_experts(["coarse"], default_context(4))["coarse"])
     assert {cache.status(k, "coarse", spec) for k in keys} == {"ok"}
 
 
 def test_the_fingerprint_follows_the_frozen_weights():
-    from uprm.data.cache import perception_fingerprint
+    from uprm.data import perception_fingerprint
 
-    expert = build_extractors(["coarse"], default_context(2))["coarse"]
+    expert = build_experts(["coarse"], default_context(2))["coarse"]
     first = perception_fingerprint(expert)
-    assert perception_fingerprint(build_extractors(["coarse"], default_context(2))["coarse"]) == first  # same seed
-    assert perception_fingerprint(build_extractors(["coarse"], default_context(2), seed=1)["coarse"]) != first
+    assert perception_fingerprint(build_experts(["coarse"], default_context(2))["coarse"]) == first  # same seed
+    assert perception_fingerprint(build_experts(["coarse"], default_context(2), seed=1)["coarse"]) != first
     state = {k: v.clone() for k, v in expert.tower.state_dict().items()}
     state[next(iter(state))] += 1.0
     expert.tower.load_state_dict(state)  # weights loaded after the first look
     assert perception_fingerprint(expert) != first
+
+
+def test_same_size_edits_of_inputs_are_seen(world, tmp_path, people_plugin):
+    """A video replaced by another of the same byte size, and a keypoint file edited
+    without changing its size, make the entries stale (sizes alone would not tell)."""
+    folder = tmp_path / "data"
+    data = _write_json(folder / "train.json", _records(world, None, folder))
+    key = clip_keys_from_records([data], 4)[0]
+    cache = FeatureCache(tmp_path / "cache")
+    experts = build_experts(["coarse", "people"], default_context(4))
+    extract_features([key], experts, cache, progress=False)
+    spec = {n: entry_spec(e) for n, e in experts.items()}
+    assert cache.status(key, "people", spec["people"]) == "ok"
+
+    sidecar = Path(dict(key.sidecars)["keypoints"])
+    original = sidecar.read_bytes()
+    edited = original.replace(b'"score":1.0', b'"score":0.5', 1)
+    assert edited != original and len(edited) == len(original)
+    sidecar.write_bytes(edited)
+    assert cache.status(key, "people", spec["people"]) == "stale: the keypoints file changed"
+    assert cache.read(key, "people", spec["people"]) is None
+    sidecar.write_bytes(original)
+    assert cache.status(key, "people", spec["people"]) == "ok"
+
+    video = Path(key.path)
+    original = video.read_bytes()
+    other = next(p for p in video.parent.glob("*.mp4") if p != video).read_bytes()
+    same_size = (other + b"\0" * len(original))[: len(original)]
+    video.write_bytes(same_size)
+    try:
+        assert video.stat().st_size == len(original)
+        assert cache.status(key, "coarse", spec["coarse"]) == "stale: the video file changed"
+    finally:
+        video.write_bytes(original)
+    assert cache.status(key, "coarse", spec["coarse"]) == "ok"
+
+
+def test_input_fingerprint_samples_large_files(tmp_path, monkeypatch):
+    """Above the whole-file limit the fingerprint reads the head, the tail and strides,
+    so a change in any of them is seen; it never depends on the modification time."""
+    from uprm.data.features import cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "WHOLE_FILE_BYTES", 1 << 16)
+    monkeypatch.setattr(cache_mod, "_SAMPLE_BYTES", 1 << 12)
+    monkeypatch.setattr(cache_mod, "_STRIDE_BYTES", 1 << 10)
+    big = tmp_path / "big.bin"
+    payload = bytearray(os.urandom(1 << 20))
+    big.write_bytes(payload)
+    first = input_fingerprint(big)
+    os.utime(big, ns=(1, 1))  # only the time changes
+    assert input_fingerprint(big) == first
+    for offset in (0, len(payload) - 1, 4096 + (len(payload) - 8192) // 17):  # head, tail, the first stride
+        changed = bytearray(payload)
+        changed[offset] ^= 0xFF
+        big.write_bytes(changed)
+        os.utime(big, ns=(offset + 7, offset + 7))
+        assert input_fingerprint(big) != first, offset
+    assert input_fingerprint(tmp_path / "missing.bin") is None

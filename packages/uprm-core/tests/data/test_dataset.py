@@ -9,10 +9,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from uprm.data.cache import CacheError, FeatureCache, build_extractors, default_context, extract_features
-from uprm.data.dataset import InstructionDataset, UPRMCollator, split_conversation
-from uprm.synthetic import generate_world
+from uprm.data import (
+    CacheError,
+    FeatureCache,
+    InstructionDataset,
+    UPRMCollator,
+    default_context,
+    extract_features,
+    split_conversation,
+)
+from uprm.errors import RecordError
 from uprm.moe.block import UPEBlock
+from uprm.plugins.factory import build_experts
+from uprm.synthetic import generate_world
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +34,7 @@ def world(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def block() -> UPEBlock:
-    return UPEBlock(list(build_extractors(["coarse"], default_context(4)).values()))
+    return UPEBlock(list(build_experts(["coarse"], default_context(4)).values()))
 
 
 def _no_decoding(*_args, **_kwargs):
@@ -38,7 +47,7 @@ def test_items_come_from_the_cache_without_decoding(world, block, tmp_path, monk
     online = InstructionDataset(train, block, None, num_frames=4)
     extract_features(online.clip_keys(), dict(block.experts), cache, progress=False)
     cached = InstructionDataset(train, block, cache, num_frames=4)
-    monkeypatch.setattr("uprm.data.dataset.load_clip_for", _no_decoding)
+    monkeypatch.setattr("uprm.data.features.dataset.load_clip_for", _no_decoding)
     records = json.loads(train.read_text())
     assert len(cached) == len(records) == len(online)
     for i in range(len(cached)):
@@ -66,7 +75,7 @@ def test_missing_or_stale_entries_are_extracted_online_and_written_back(world, b
     first = ds[0]
     assert first["source"] == {"coarse": "online"}
     assert ds[0]["source"] == {"coarse": "cache"}  # written back by the first read
-    reseeded = UPEBlock(list(build_extractors(["coarse"], default_context(4), seed=7).values()))
+    reseeded = UPEBlock(list(build_experts(["coarse"], default_context(4), seed=7).values()))
     other = InstructionDataset(train, reseeded, cache, num_frames=4)
     item = other[0]  # another tower: the entry is stale for it
     assert item["source"] == {"coarse": "online"}
@@ -92,7 +101,7 @@ def test_filters_and_bad_records(world, block, tmp_path):
     assert len(InstructionDataset(train, block, None, split="test")) == 0
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"id": "x", "video": "x.mp4", "conversations": [{"from": "gpt", "value": "hi"}]}]))
-    with pytest.raises(CacheError, match=r"bad\.json: record 0 \('x'\): no human turn"):
+    with pytest.raises(RecordError, match=r"bad\.json: record 0 \('x'\): no human turn"):
         InstructionDataset(bad, block)
     assert split_conversation({"conversations": [{"from": "human", "value": "<image>\nWhat?"}]}) == ("What?", None)
 

@@ -8,10 +8,9 @@ import torch
 from click.testing import CliRunner
 
 from uprm.cli import cli
-from uprm.data.cache import FeatureCache, clip_keys_from_records, entry_spec, load_clip_for
-from uprm.data.dataset import InstructionDataset, UPRMCollator
-from uprm.synthetic import generate_world
+from uprm.data import FeatureCache, InstructionDataset, UPRMCollator, clip_keys_from_records, entry_spec, load_clip_for
 from uprm.modeling import UPRMConfig, build_model
+from uprm.synthetic import generate_world
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import time
 import pytest
 import torch
 
+from uprm.errors import CheckpointError, ConfigError
 from uprm.modeling import UPRMConfig, build_model
 from uprm.modeling.backbone import BackboneNotFoundError, build_tiny_backbone, load_backbone
 from uprm.testing import synthetic_clip
@@ -61,21 +62,21 @@ def test_config_json_round_trip(tmp_path):
     assert (config.z_loss_alpha, config.num_frames, config.router) == (0.05, 8, "basic")
     path = config.save_pretrained(tmp_path)
     data = json.loads(path.read_text())
-    assert data["model_type"] == "uprm" and data["lora"]["target_modules"].endswith("(q_proj|v_proj)")
+    assert data["model_type"] == "uprm" and data["lora"]["target_modules"] == "all-linear"
     again = UPRMConfig.from_pretrained(tmp_path)
     assert again == config
     assert UPRMConfig.from_dict(json.loads(config.to_json_string())) == config
 
 
 def test_config_errors_name_the_problem(tmp_path):
-    with pytest.raises(ValueError, match="router must be 'tradeoff' or 'basic'"):
+    with pytest.raises(ConfigError, match=r"UPRMConfig.router must be one of \['tradeoff', 'basic'\], got 'sparse'"):
         UPRMConfig(router="sparse")
-    with pytest.raises(ValueError, match=r"unknown UPRMConfig field\(s\): \['colour'\]"):
+    with pytest.raises(ConfigError, match=r"unknown UPRMConfig field\(s\) \['colour'\]"):
         UPRMConfig.from_dict({"colour": 1})
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    with pytest.raises(ValueError, match="not a UPRM config"):
+    with pytest.raises(CheckpointError, match="not a UPRM config"):
         UPRMConfig.from_pretrained(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"no UPRM config\.json"):
+    with pytest.raises(CheckpointError, match=r"no UPRM config\.json"):
         UPRMConfig.from_pretrained(tmp_path / "missing")
 
 

@@ -41,11 +41,26 @@ def test_build_records_experts_versions_and_distributions(model):
     assert coarse.projector is model.vlm.model.multi_modal_projector
 
 
-def test_lora_wraps_only_the_language_models_q_and_v(model):
+def _lora_targets(model):
     lora = [n for n, _ in model.named_parameters() if "lora_" in n]
-    assert lora and all(".language_model." in n for n in lora)
-    assert {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in lora} == {"q_proj", "v_proj"}
+    assert lora and all(".language_model." in n for n in lora)  # never the vision towers
+    return {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in lora}
+
+
+def test_lora_wraps_every_linear_layer_of_the_language_model_only(model):
+    """The default is Video-LLaVA's own LoRA training: every linear layer of the language
+    model (not its output head, never a vision tower); q_proj/v_proj is one option away."""
+    assert _lora_targets(model) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     assert model.config.lora.r == 8 and UPRMConfig().lora.r == 16 and UPRMConfig().lora.alpha == 32
+    assert UPRMConfig().lora.target_modules == "all-linear"
+
+
+@pytest.mark.parametrize("targets", ["q_proj,v_proj", ["q_proj", "v_proj"], r".*language_model.*\.(q_proj|v_proj)"])
+def test_lora_targets_are_a_config_field(toy_plugins, targets):
+    from uprm.modeling.config import LoRASettings
+
+    model = build_model(UPRMConfig.tiny(experts=["coarse"], lora=LoRASettings(r=4, alpha=8, target_modules=targets)))
+    assert _lora_targets(model) == {"q_proj", "v_proj"}
 
 
 def test_forward_loss_is_ce_plus_alpha_z(model):
@@ -181,7 +196,7 @@ def test_save_and_load_restore_identical_outputs(model, tmp_path):
         keys = list(f.keys())
     assert keys and all(k.startswith(("lora.", "block.", "base.")) for k in keys)
     assert {k for k in keys if k.startswith("base.")} == {"base.lm_head.weight", "base.model.language_model.norm.weight"}
-    assert not any("tower" in k or "embed_tokens" in k or "layers.0.mlp" in k for k in keys)
+    assert not any("tower" in k or "embed_tokens" in k or ("layers.0.mlp" in k and "lora_" not in k) for k in keys)
     saved = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert sum(model.trainable_state_dict()[k].numel() for k in model.trainable_state_dict()) == saved
 

@@ -27,7 +27,7 @@ def cli(frames: int, router: str, seed: int, out: str | None) -> None:
 
     import torch
 
-    from uprm.data.cache import clip_keys_from_records, load_clip_for, load_records
+    from uprm.data import clip_keys_from_records, load_clip_for, load_records
     from uprm.modeling import UPRMConfig, build_model
     from uprm.plugins.manager import get_plugin_host
     from uprm.synthetic import generate_world

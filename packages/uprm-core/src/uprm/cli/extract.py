@@ -54,15 +54,9 @@ def cli(data_files: tuple[str, ...], experts: str | None, model_path: str | None
     Several processes: `torchrun --standalone --nproc_per_node 2 -m uprm extract ...`
     splits the clips between them (accelerate). Exits with status 1 if a clip failed.
     """
-    from uprm.data.cache import (
-        FeatureCache,
-        build_extractors,
-        clip_keys_from_records,
-        default_context,
-        extract_features,
-        parse_expert_options,
-    )
+    from uprm.data import FeatureCache, clip_keys_from_records, default_context, extract_features
     from uprm.errors import UPRMError
+    from uprm.plugins.factory import build_experts, parse_expert_options
 
     model = None
     if model_path is not None:
@@ -91,7 +85,8 @@ def cli(data_files: tuple[str, ...], experts: str | None, model_path: str | None
             extractors = {n: model.block.experts[n].to(device).eval() for n in names}
         else:
             frames = num_frames or 8
-            extractors = build_extractors(names, default_context(frames), options, seed=seed, device=device)
+            extractors = {n: e.eval() for n, e in build_experts(names, default_context(frames), options, seed,
+                                                                 device=device).items()}
         keys = clip_keys_from_records(data_files, frames)
         report = extract_features(keys, extractors, FeatureCache(out_dir), overwrite=overwrite,
                                   fail_fast=fail_fast, progress=not quiet)

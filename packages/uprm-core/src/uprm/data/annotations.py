@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from uprm.errors import UPRMError
+from uprm.errors import AnnotationError
 from uprm.utils import atomic_write_json
 
 __all__ = [
@@ -66,20 +66,6 @@ CUVA_CATEGORIES: dict[str, str] = {
     "10": "Traffic Violations",
     "11": "Burning",
 }
-
-
-class AnnotationError(UPRMError, ValueError):
-    """A bad annotation file or line. The message names the file, the place (line,
-    sheet row or JSON key) and the problem."""
-
-    def __init__(self, path: str | os.PathLike, problem: str, line: int | None = None, where: str | None = None):
-        self.path = str(path)
-        self.line = line
-        self.where = where
-        self.problem = problem
-        place = f":{line}" if line is not None else ""
-        place += f": {where}" if where else ""
-        super().__init__(f"{self.path}{place}: {problem}")
 
 
 @dataclass

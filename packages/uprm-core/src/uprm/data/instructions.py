@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from uprm.data.annotations import NORMAL, AnnotationError, VideoAnnotation, find_videos
+from uprm.prompts import ANSWERS, CAUSE_PREFIX, LOCATE_PREFIX, QUESTIONS, STAGE2_TASKS
 from uprm.utils import atomic_write_json
 
 __all__ = [
@@ -46,21 +47,6 @@ __all__ = [
 ]
 
 SPLITS = ("train", "val", "test")
-STAGE2_TASKS = ("identify", "locate", "attribute")
-
-#: the questions of paper §4.1 (DESIGN §7)
-QUESTIONS: dict[str, str] = {
-    "identify": "Please determine whether there exist threats in the video",
-    "locate": "Please locate the exact timestamps where the threats occur",
-    "attribute": "Please give me a detailed explanation of the root causes of the threat",
-}
-
-#: the fixed answers (docs/formats.md)
-ANSWERS: dict[str, str] = {
-    "identify_yes": "Yes, there exists a threat.",
-    "identify_no": "No, there is no threat.",
-    "locate_none": "There is no threat in the video.",
-}
 
 
 def format_seconds(seconds: float) -> str:
@@ -86,7 +72,7 @@ def locate_answer(segments: Sequence[tuple[float, float]]) -> str:
     if not segments:
         return ANSWERS["locate_none"]
     spans = [f"between {format_seconds(s)} and {format_seconds(e)} seconds" for s, e in segments]
-    return "The threat occurs " + " and ".join(spans) + "."
+    return f"{LOCATE_PREFIX} " + " and ".join(spans) + "."
 
 
 def attribute_answer(causes: Sequence[str]) -> str:
@@ -103,7 +89,7 @@ def attribute_answer(causes: Sequence[str]) -> str:
         parts.append(text)
     if not parts:
         raise ValueError("no cause to attribute the threat to")
-    return f"The threat is attributed to {'; '.join(parts)}."
+    return f"{CAUSE_PREFIX} {'; '.join(parts)}."
 
 
 def assign_split(video_id: str, seed: int = 0, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> str:

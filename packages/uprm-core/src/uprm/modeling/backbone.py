@@ -15,13 +15,9 @@ from typing import Any
 
 import torch
 
-from uprm.errors import UPRMError
+from uprm.errors import BackboneNotFoundError
 
 __all__ = ["BackboneNotFoundError", "build_tiny_backbone", "dtype_of", "load_backbone"]
-
-
-class BackboneNotFoundError(UPRMError, FileNotFoundError):
-    """The Video-LLaVA weights are not on this machine."""
 
 
 def dtype_of(name: str) -> torch.dtype:

@@ -29,13 +29,13 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from uprm._version import __version__ as core_version
-from uprm.errors import MissingExpertError
+from uprm.errors import CheckpointError, MissingExpertError
 from uprm.experts.base import ExpertContext
 from uprm.inference.segments import Segment, parse_segments
 from uprm.modeling.backbone import build_tiny_backbone, dtype_of, load_backbone
 from uprm.modeling.config import UPRMConfig
-from uprm.modeling.prompts import CAUSE_PREFIX, VIDEO_PLACEHOLDER, YES_ANSWER, format_prompt, question_for
 from uprm.moe.block import UPEBlock
+from uprm.prompts import VIDEO_PLACEHOLDER, YES_ANSWER, format_prompt, question_for, strip_cause
 from uprm.types import VideoClip
 from uprm.utils import atomic_path
 
@@ -251,24 +251,30 @@ class UPRMModel(nn.Module):
     @torch.no_grad()
     def generate(
         self,
-        features: Mapping[str, Mapping[str, torch.Tensor]],
+        features: Mapping[str, Mapping[str, torch.Tensor]] | None,
         questions: Sequence[str],
         max_new_tokens: int | None = None,
         num_frames: int | Sequence[int] | None = None,
+        *,
+        visual_tokens: torch.Tensor | None = None,
         **generate_kwargs: Any,
     ) -> GenerationResult:
-        """Greedy answers to ``questions`` (one per batch item of ``features``)."""
-        first = next(iter(features.values()))
-        batch = next(iter(first.values())).shape[0]
-        if len(questions) != batch:
-            raise ValueError(f"{len(questions)} questions for a batch of {batch} clips")
+        """Greedy answers to ``questions``, one per batch item of ``features``.
+
+        ``visual_tokens`` (``[B, T, D]``, the UPE block's ``z``) may be given instead of
+        ``features`` to ask further questions about clips whose experts already ran.
+
+        Shapes: ``features`` as :meth:`collate` returns them (batch ``B = len(questions)``).
+        """
         was_training = self.training
         self.eval()
         try:
-            upe = self.block(features)
-            frames = num_frames if num_frames is not None else upe.z.shape[1] // self.ctx.tokens_per_frame
+            z = visual_tokens if visual_tokens is not None else self.block(features).z
+            if z.shape[0] != len(questions):
+                raise ValueError(f"{len(questions)} questions for a batch of {z.shape[0]} clips")
+            frames = num_frames if num_frames is not None else z.shape[1] // self.ctx.tokens_per_frame
             inputs = self.tokenize(questions, None, frames)
-            embeds = self._merge(inputs["input_ids"].to(self.device), upe.z)
+            embeds = self._merge(inputs["input_ids"].to(self.device), z)
             tok = self.tokenizer
             generate_kwargs.setdefault("do_sample", False)
             out = self.vlm.generate(
@@ -283,10 +289,13 @@ class UPRMModel(nn.Module):
             )
         finally:
             self.train(was_training)
-        sequences = out.sequences.tolist()
+        return self._decode(out)
+
+    def _decode(self, out: Any) -> GenerationResult:
+        tok = self.tokenizer
         logprobs = [torch.log_softmax(step.float(), dim=-1) for step in out.logits]
         texts, ids_out, lps = [], [], []
-        for b, seq in enumerate(sequences):
+        for b, seq in enumerate(out.sequences.tolist()):
             ids, lp = [], []
             for step, token in enumerate(seq):
                 if token == tok.eos_token_id or step >= len(logprobs):
@@ -309,32 +318,33 @@ class UPRMModel(nn.Module):
     def detect(self, clip: VideoClip, features: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> list[Segment]:
         """Identify, locate and attribute threats in one clip.
 
-        Asks the three DeepSVU questions. ``score = P(first answer token of "Yes") ×
-        geometric-mean probability of the locate answer's tokens``, so predictions can
-        be ranked for mAP. Times are in seconds of the source video (the clip's window
-        start is added back). Returns ``[]`` when the model answers that there is no
-        threat.
+        The experts and the router run once; the three DeepSVU questions are then asked
+        of the same visual tokens in one batched generation. ``score = P(first answer
+        token of "Yes") × geometric-mean probability of the locate answer's tokens``, so
+        predictions can be ranked for mAP. Times are in seconds of the source video (the
+        clip's window start is added back). Returns ``[]`` when the model answers that
+        there is no threat, or locates nothing.
         """
         if features is None:
             features = self.collate([self.extract(clip)])
-        identify = self.generate(features, [question_for("identify")])
-        yes_id = self.tokenizer(" " + YES_ANSWER, add_special_tokens=False)["input_ids"][0]
-        p_yes = float(identify.first_token_probs[0, yes_id])
-        answer = identify.texts[0].lower()
-        if not answer.startswith("yes"):
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                z = self.block(features).z
+        finally:
+            self.train(was_training)
+        tasks = ("identify", "locate", "attribute")
+        answers = self.generate(None, [question_for(t) for t in tasks], visual_tokens=z.expand(len(tasks), -1, -1))
+        if not answers.texts[0].lower().startswith("yes"):
             return []
         window = clip.meta.get("window")
         offset = float(window[0]) if window else 0.0
         length = float(window[1] - window[0]) if window else (clip.duration or float("inf"))
-        located = self.generate(features, [question_for("locate")])
-        segments = parse_segments(located.texts[0], length)
-        if not segments:
-            return []
-        cause = self.generate(features, [question_for("attribute")]).texts[0].strip()
-        if cause.lower().startswith(CAUSE_PREFIX.lower()):
-            cause = cause[len(CAUSE_PREFIX) :].strip()
-        cause = cause.rstrip(".").strip()
-        score = p_yes * located.mean_prob(0)
+        segments = parse_segments(answers.texts[1], length)
+        yes_id = self.tokenizer(" " + YES_ANSWER, add_special_tokens=False)["input_ids"][0]
+        score = float(answers.first_token_probs[0, yes_id]) * answers.mean_prob(1)
+        cause = strip_cause(answers.texts[2])
         return [Segment(s.start + offset, s.end + offset, cause, score) for s in segments]
 
     # ------------------------------------------------------------------ save / load
@@ -375,61 +385,88 @@ class UPRMModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, **overrides: Any) -> UPRMModel:
-        """Load a model saved by :meth:`save_pretrained`. ``overrides`` replace config
-        fields (e.g. ``backbone="/path/on/this/machine"``). A checkpoint whose experts are
-        not installed fails, naming the distribution to install."""
+        """Load a model saved by :meth:`save_pretrained`.
+
+        ``overrides`` replace config fields and are checked as the constructor checks
+        them (e.g. ``backbone="/path/on/this/machine"``). A checkpoint whose experts are
+        not installed fails with :class:`~uprm.errors.MissingExpertError`, naming the
+        distribution to install; any malformed checkpoint (missing or truncated files,
+        weights that do not fit, a router saved for another expert order) with
+        :class:`~uprm.errors.CheckpointError` naming the file.
+        """
         from safetensors.torch import load_file
 
         directory = Path(directory)
         config = UPRMConfig.from_pretrained(directory)
-        for key, value in overrides.items():
-            if not hasattr(config, key):
-                raise ValueError(f"unknown UPRMConfig field {key!r}")
-            setattr(config, key, value)
+        saved_order = list(config.expert_names) if config.expert_names else None
+        config = config.replace(**overrides)
         _check_installed(config, directory)
         weights = directory / WEIGHTS_NAME
         if not weights.is_file():
-            raise FileNotFoundError(f"{weights}: missing; not a complete UPRM checkpoint")
+            raise CheckpointError(f"{weights}: missing; not a complete UPRM checkpoint")
         model = build_model(config)
+        if saved_order is not None and list(model.expert_names) != saved_order:
+            raise CheckpointError(
+                f"{directory}: the router was saved with the expert columns {saved_order}, but this model's "
+                f"columns are {list(model.expert_names)}; its router weights would load permuted or misplaced"
+            )
         try:
             state = load_file(str(weights))
         except Exception as exc:  # safetensors raises its own error types
-            raise ValueError(f"{weights}: cannot read the weights ({exc})") from exc
+            raise CheckpointError(f"{weights}: cannot read the weights ({exc})") from None
         model.load_trainable_state_dict(state, source=str(weights))
         return model
 
     def load_trainable_state_dict(self, state: Mapping[str, torch.Tensor], source: str = "state") -> None:
-        lora = {k[len(_LORA_PREFIX) :]: v for k, v in state.items() if k.startswith(_LORA_PREFIX)}
-        block = {k[len(_BLOCK_PREFIX) :]: v for k, v in state.items() if k.startswith(_BLOCK_PREFIX)}
-        base = {k[len(_BASE_PREFIX) :]: v for k, v in state.items() if k.startswith(_BASE_PREFIX)}
-        stray = sorted(k for k in state if not k.startswith((_LORA_PREFIX, _BLOCK_PREFIX, _BASE_PREFIX)))
-        if stray:
-            raise KeyError(f"{source}: unexpected keys {stray[:8]}")
+        """Load what :meth:`trainable_state_dict` wrote; anything that does not fit is a
+        :class:`~uprm.errors.CheckpointError` naming ``source``."""
+        parts = _split_state(state, source)
+        self._load_base(parts[_BASE_PREFIX], source)
+        self._load_lora(parts[_LORA_PREFIX], source)
+        try:
+            self.block.load_trainable_state_dict(parts[_BLOCK_PREFIX])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{source}: {exc}") from None
+
+    def _load_base(self, base: Mapping[str, torch.Tensor], source: str) -> None:
         trained = self._base_trained()
         if set(base) != set(trained):
-            raise KeyError(
+            raise CheckpointError(
                 f"{source}: fully trained backbone weights do not match train_modules "
                 f"(missing {sorted(set(trained) - set(base))[:4]}, unexpected {sorted(set(base) - set(trained))[:4]})"
             )
         with torch.no_grad():
             for name, value in base.items():
+                if value.shape != trained[name].shape:
+                    raise CheckpointError(f"{source}: {name} has shape {tuple(value.shape)}, the model's is "
+                                          f"{tuple(trained[name].shape)}")
                 trained[name].copy_(value)
-        if self.config.lora.enabled:
-            from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
-            expected = set(get_peft_model_state_dict(self.backbone))
-            if set(lora) != expected:
-                raise KeyError(
-                    f"{source}: LoRA weights do not match this model "
-                    f"(missing {sorted(expected - set(lora))[:4]}, unexpected {sorted(set(lora) - expected)[:4]})"
-                )
-            set_peft_model_state_dict(self.backbone, {k: v.to(self.device) for k, v in lora.items()})
-        elif lora:
-            raise KeyError(f"{source}: holds LoRA weights but the config has LoRA disabled")
-        try:
-            self.block.load_trainable_state_dict(block)
-        except (KeyError, RuntimeError) as exc:
-            raise KeyError(f"{source}: {exc}") from exc
+    def _load_lora(self, lora: Mapping[str, torch.Tensor], source: str) -> None:
+        if not self.config.lora.enabled:
+            if lora:
+                raise CheckpointError(f"{source}: holds LoRA weights but the config has LoRA disabled")
+            return
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+        expected = get_peft_model_state_dict(self.backbone)
+        if set(lora) != set(expected):
+            raise CheckpointError(
+                f"{source}: LoRA weights do not match this model (missing {sorted(set(expected) - set(lora))[:4]}, "
+                f"unexpected {sorted(set(lora) - set(expected))[:4]})"
+            )
+        wrong = [k for k, v in lora.items() if v.shape != expected[k].shape]
+        if wrong:
+            raise CheckpointError(f"{source}: LoRA weights of another shape (another rank?): {wrong[:4]}")
+        set_peft_model_state_dict(self.backbone, {k: v.to(self.device) for k, v in lora.items()})
+
+
+def _split_state(state: Mapping[str, torch.Tensor], source: str) -> dict[str, dict[str, torch.Tensor]]:
+    prefixes = (_LORA_PREFIX, _BLOCK_PREFIX, _BASE_PREFIX)
+    stray = sorted(k for k in state if not k.startswith(prefixes))
+    if stray:
+        raise CheckpointError(f"{source}: unexpected keys {stray[:8]}")
+    return {p: {k[len(p) :]: v for k, v in state.items() if k.startswith(p)} for p in prefixes}
 
 
 def _check_installed(config: UPRMConfig, source: Path) -> None:
@@ -459,49 +496,14 @@ def _check_installed(config: UPRMConfig, source: Path) -> None:
             )
 
 
-def resolve_experts(config: UPRMConfig) -> list[str]:
-    """The experts a config asks for (``None`` = every installed one), with a coarse
-    expert added when none was named."""
-    from uprm.plugins.manager import expert_infos, get_expert_class
-
-    names = list(config.experts) if config.experts is not None else list(expert_infos())
-    if not any(get_expert_class(n).granularity == "coarse" for n in names):
-        names.append("coarse")
-    return sorted(dict.fromkeys(names))
-
-
-def build_model(config: UPRMConfig) -> UPRMModel:
-    """Build a UPRM model: the backbone (tiny or from ``config.backbone``), LoRA on the
-    language model, the experts (the coarse one on the backbone's video tower and
-    projector) and the router. Records ``expert_names``, ``versions`` and
-    ``distributions`` in ``config``."""
-    from uprm.plugins.manager import expert_infos
-
-    names = resolve_experts(config)
-    dtype = dtype_of(config.torch_dtype)
-    if config.backbone is None:
-        vlm, tokenizer = build_tiny_backbone(config.tiny_backbone, seed=config.seed, dtype=dtype)
-    else:
-        vlm, tokenizer = load_backbone(config.backbone, dtype=dtype)
-    vlm.requires_grad_(False)
-    backbone: nn.Module = vlm
-    if config.lora.enabled:
-        from peft import LoraConfig, get_peft_model
-
-        lora = LoraConfig(
-            r=config.lora.r,
-            lora_alpha=config.lora.alpha,
-            lora_dropout=config.lora.dropout,
-            target_modules=config.lora.target_modules,
-        )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed + 1)
-            backbone = get_peft_model(vlm, lora)
+def _expert_context(vlm: nn.Module, num_frames: int) -> ExpertContext:
+    """The experts' view of the backbone: its dims and, as shared resources, its frozen
+    video tower, its projector and the tower layer Video-LLaVA reads."""
     vision = vlm.config.vision_config
     grid = vision.image_size // vision.patch_size
-    ctx = ExpertContext(
+    return ExpertContext(
         hidden_size=int(vlm.config.text_config.hidden_size),
-        num_frames=config.num_frames,
+        num_frames=num_frames,
         tokens_per_frame=grid * grid + 1,
         num_prefix_tokens=1,
         image_size=int(vision.image_size),
@@ -511,11 +513,50 @@ def build_model(config: UPRMConfig) -> UPRMModel:
             "vision_feature_layer": vlm.config.vision_feature_layer,
         },
     )
+
+
+def _with_lora(vlm: nn.Module, config: UPRMConfig) -> nn.Module:
+    if not config.lora.enabled:
+        return vlm
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=config.lora.targets_regex(),
+    )
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed + 2)
-        block = UPEBlock.from_names(
-            names, ctx, router=config.router, expert_options=config.expert_options, router_options=config.router_options
-        )
+        torch.manual_seed(config.seed + 1)
+        return get_peft_model(vlm, lora)
+
+
+def build_model(config: UPRMConfig) -> UPRMModel:
+    """Build a UPRM model: the backbone (tiny, a local directory, or a hub id resolved by
+    transformers when online), LoRA on the language model, the experts (through the
+    plugin layer's :func:`~uprm.plugins.build_experts`; the coarse one on the backbone's
+    video tower and projector) and the router.
+
+    ``config`` is not changed: the model's own ``model.config`` is a copy that records
+    the resolved experts, the router order (``expert_names``), each expert's
+    distribution and the core's and plugins' versions.
+    """
+    from uprm.plugins.factory import build_experts, expert_seed, resolve_expert_names
+    from uprm.plugins.manager import expert_infos
+
+    config = config.replace()  # a checked copy: the caller's config stays as it was
+    names = resolve_expert_names(config.experts)
+    dtype = dtype_of(config.torch_dtype)
+    if config.backbone is None:
+        vlm, tokenizer = build_tiny_backbone(config.tiny_backbone, seed=config.seed, dtype=dtype)
+    else:
+        vlm, tokenizer = load_backbone(config.backbone, dtype=dtype)
+    vlm.requires_grad_(False)
+    backbone = _with_lora(vlm, config)
+    experts = build_experts(names, _expert_context(vlm, config.num_frames), config.expert_options, config.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(expert_seed(config.seed, "<router>"))
+        block = UPEBlock(list(experts.values()), router=config.router, router_options=config.router_options)
     block.to(dtype)
     vlm.model.multi_modal_projector.requires_grad_(True)
     for name, param in vlm.named_parameters():
@@ -530,4 +571,3 @@ def build_model(config: UPRMConfig) -> UPRMModel:
         if infos[n].distribution and infos[n].version:
             config.versions[infos[n].distribution] = infos[n].version
     return UPRMModel(config, backbone, tokenizer, block)
-

@@ -1,16 +1,41 @@
-"""The UPE block: routers (eq.6), the trade-off z-loss (eq.7), and the block itself."""
+"""The UPE block: routers (eq.6), the trade-off z-loss (eq.7), and the block itself.
 
-from uprm.moe.block import UPEBlock, UPEOutput, expert_order
-from uprm.moe.losses import tradeoff_z_loss
-from uprm.moe.router import ROUTERS, BasicRouter, TradeoffRouter, make_router
+Pure torch: the block receives built experts and never looks a name up (the plugin
+layer's :func:`uprm.plugins.build_experts` does). Imported lazily, so
+``uprm.moe.names.ROUTER_NAMES`` is available without torch.
+"""
 
-__all__ = [
-    "ROUTERS",
-    "BasicRouter",
-    "TradeoffRouter",
-    "UPEBlock",
-    "UPEOutput",
-    "expert_order",
-    "make_router",
-    "tradeoff_z_loss",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY: dict[str, str] = {
+    "ROUTER_NAMES": "uprm.moe.names",
+    "ROUTERS": "uprm.moe.router",
+    "BasicRouter": "uprm.moe.router",
+    "TradeoffRouter": "uprm.moe.router",
+    "make_router": "uprm.moe.router",
+    "tradeoff_z_loss": "uprm.moe.losses",
+    "UPEBlock": "uprm.moe.block",
+    "UPEOutput": "uprm.moe.block",
+    "expert_order": "uprm.moe.block",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'uprm.moe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from uprm.moe.block import UPEBlock, UPEOutput, expert_order
+    from uprm.moe.losses import tradeoff_z_loss
+    from uprm.moe.names import ROUTER_NAMES
+    from uprm.moe.router import ROUTERS, BasicRouter, TradeoffRouter, make_router

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from uprm.errors import ExpertOutputError
-from uprm.experts.base import Expert, ExpertContext
+from uprm.experts.base import Expert
 from uprm.moe.losses import tradeoff_z_loss
 from uprm.moe.router import make_router
 from uprm.types import VideoClip
@@ -101,23 +101,6 @@ class UPEBlock(nn.Module):
         self.router_kind = router
         self.router = make_router(router, ctx.hidden_size, len(self.fine_names), **dict(router_options or {}))
 
-    @classmethod
-    def from_names(
-        cls,
-        names: Sequence[str],
-        ctx: ExpertContext,
-        router: str = "tradeoff",
-        expert_options: Mapping[str, Mapping[str, Any]] | None = None,
-        router_options: Mapping[str, Any] | None = None,
-    ) -> UPEBlock:
-        """Build the block from installed experts by name, each as
-        ``cls(ctx, **expert_options.get(name, {}))``."""
-        from uprm.plugins.manager import get_expert_class
-
-        expert_options = expert_options or {}
-        experts = [get_expert_class(name)(ctx, **dict(expert_options.get(name, {}))) for name in names]
-        return cls(experts, router=router, router_options=router_options)
-
     # ------------------------------------------------------------------ perception
     def extract(self, clip: VideoClip) -> dict[str, dict[str, torch.Tensor]]:
         """Every expert's frozen perception of one clip."""
@@ -199,6 +182,12 @@ class UPEBlock(nn.Module):
         """Load what :meth:`trainable_state_dict` wrote; a missing or unexpected key is an
         error naming the expert."""
         router = {k[len("router.") :]: v for k, v in state.items() if k.startswith("router.")}
+        columns = router.get(f"ffn.{len(self.router.ffn) - 1}.bias")
+        if columns is not None and columns.shape[0] != self.router.num_experts:
+            raise ValueError(
+                f"the router was trained for {columns.shape[0]} expert columns, this block has "
+                f"{self.router.num_experts} ({list(self.expert_names)})"
+            )
         self.router.load_state_dict(router, strict=True)
         prefixes = {f"experts.{name}." for name in self.expert_names}
         stray = sorted(k for k in state if not k.startswith("router.") and not any(k.startswith(p) for p in prefixes))

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from uprm.moe.names import ROUTER_NAMES
+
 __all__ = ["ROUTERS", "BasicRouter", "TradeoffRouter", "make_router"]
 
 
@@ -113,7 +115,8 @@ class BasicRouter(_Router):
         return torch.softmax(logits.float(), dim=-1)
 
 
-ROUTERS: dict[str, type[_Router]] = {"tradeoff": TradeoffRouter, "basic": BasicRouter}
+#: router name (:data:`uprm.moe.names.ROUTER_NAMES`, in that order) -> class
+ROUTERS: dict[str, type[_Router]] = dict(zip(ROUTER_NAMES, (TradeoffRouter, BasicRouter)))
 
 
 def make_router(kind: str, hidden_size: int, num_fine: int, **options) -> _Router:
@@ -121,5 +124,5 @@ def make_router(kind: str, hidden_size: int, num_fine: int, **options) -> _Route
     try:
         cls = ROUTERS[kind]
     except KeyError:
-        raise ValueError(f"unknown router {kind!r}; choose one of {sorted(ROUTERS)}") from None
+        raise ValueError(f"unknown router {kind!r}; choose one of {list(ROUTER_NAMES)}") from None
     return cls(hidden_size, num_fine, **options)

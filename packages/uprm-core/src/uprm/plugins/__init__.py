@@ -52,6 +52,7 @@ experts``; the other plugins still load. ``UPRM_LOAD_PLUGINS=pose,relation`` loa
 those external plugins (empty: none), ``UPRM_DISABLE_PLUGINS=background`` blocks one.
 """
 
+from uprm.plugins.factory import build_experts, expert_seed, parse_expert_options, resolve_expert_names
 from uprm.plugins.hookspecs import hookimpl, hookspec
 from uprm.plugins.manager import (
     ENTRY_POINT_GROUP,
@@ -73,10 +74,14 @@ __all__ = [
     "PluginInfo",
     "UPRMPluginWarning",
     "available_experts",
+    "build_experts",
+    "expert_seed",
     "expert_infos",
     "get_expert_class",
     "get_plugin_host",
     "hookimpl",
     "hookspec",
+    "parse_expert_options",
     "reset_plugins",
+    "resolve_expert_names",
 ]

@@ -10,49 +10,19 @@ the experts' ``collate`` (``UPEBlock.collate``), the text with the model's ``tok
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
-from uprm.data.cache import (
-    CacheError,
-    ClipKey,
-    FeatureCache,
-    entry_spec,
-    load_clip_for,
-    load_records,
-    record_clip_key,
-)
+from uprm.data.clips import load_clip_for
+from uprm.data.features.cache import FeatureCache, entry_spec
+from uprm.data.records import ClipKey, load_records, record_clip_key, split_conversation
+from uprm.errors import CacheError
 from uprm.experts.base import Expert
 
-__all__ = ["InstructionDataset", "UPRMCollator", "split_conversation"]
-
-_MEDIA_TOKEN = re.compile(r"^\s*<(video|image)>\s*\n?")
-
-
-def split_conversation(record: Mapping[str, Any], where: str = "record") -> tuple[str, str | None]:
-    """``(question, answer)`` of a record's first human and gpt turns; the question
-    without its leading ``<video>``/``<image>`` placeholder (the model's prompt puts the
-    visual tokens there). ``answer`` is ``None`` when the record has no gpt turn."""
-    turns = record.get("conversations")
-    if not isinstance(turns, list) or not turns:
-        raise CacheError(f"{where}: field 'conversations' must be a non-empty list of turns")
-    question = answer = None
-    for i, turn in enumerate(turns):
-        if not isinstance(turn, Mapping) or not isinstance(turn.get("value"), str):
-            raise CacheError(f"{where}: conversations[{i}] must be an object with a string 'value'")
-        if turn.get("from") == "human" and question is None:
-            question = _MEDIA_TOKEN.sub("", turn["value"], count=1).strip()
-        elif turn.get("from") == "gpt" and answer is None and question is not None:
-            answer = turn["value"]
-    if question is None:
-        raise CacheError(f"{where}: no human turn in 'conversations'")
-    return question, answer
-
+__all__ = ["InstructionDataset", "UPRMCollator"]
 
 class InstructionDataset(Dataset):
     """Conversations of instruction JSON files with their clips' expert features.
@@ -110,14 +80,13 @@ class InstructionDataset(Dataset):
         self.specs = {name: entry_spec(e) for name, e in self.modules.items()}
         self.items: list[tuple[dict[str, Any], ClipKey, str]] = []
         for f in files:
-            for i, rec in enumerate(load_records(f)):
+            for rec in load_records(f):
                 if split is not None and rec.get("split") != split:
                     continue
                 if tasks is not None and rec.get("task") not in tasks:
                     continue
-                where = f"{f}: record {i} ({rec.get('id', '?')!r})"
-                split_conversation(rec, where)  # fail now, not in a worker later
-                self.items.append((rec, record_clip_key(rec, Path(f).parent, self.num_frames), where))
+                split_conversation(rec)  # fail now, not in a worker later
+                self.items.append((rec, record_clip_key(rec, None, self.num_frames), rec.where))
 
     def __len__(self) -> int:
         return len(self.items)
