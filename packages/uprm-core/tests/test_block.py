@@ -163,7 +163,7 @@ def test_the_block_never_looks_names_up():
     """The block is pure torch: it receives built experts (the plugin layer's
     build_experts turns names into experts)."""
     assert not hasattr(uprm.UPEBlock, "from_names")
-    with pytest.raises(TypeError, match="is not an uprm.Expert"):
+    with pytest.raises(TypeError, match=r"is not an uprm\.Expert"):
         uprm.UPEBlock(["coarse"])
 
 

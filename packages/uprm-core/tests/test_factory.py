@@ -101,5 +101,5 @@ def test_resolve_adds_a_coarse_expert_and_defaults_to_every_installed_one(plugin
 def test_expert_options_from_the_command_line():
     assert parse_expert_options(["pose.max_people=4", "pose.flag=true", "coarse.vision_path=/m/t"]) == {
         "pose": {"max_people": 4, "flag": True}, "coarse": {"vision_path": "/m/t"}}
-    with pytest.raises(ConfigError, match="is not NAME.KEY=VALUE"):
+    with pytest.raises(ConfigError, match=r"is not NAME\.KEY=VALUE"):
         parse_expert_options(["max_people=4"])

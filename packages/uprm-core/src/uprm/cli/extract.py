@@ -54,57 +54,71 @@ def cli(data_files: tuple[str, ...], experts: str | None, model_path: str | None
     Several processes: `torchrun --standalone --nproc_per_node 2 -m uprm extract ...`
     splits the clips between them (accelerate). Exits with status 1 if a clip failed.
     """
-    from uprm.data import FeatureCache, clip_keys_from_records, default_context, extract_features
+    from uprm.data import FeatureCache, clip_keys_from_records, extract_features
     from uprm.errors import UPRMError
-    from uprm.plugins.factory import build_experts, parse_expert_options
 
-    model = None
-    if model_path is not None:
-        if expert_option:
-            raise click.BadParameter("expert options come from the model's config with --model",
-                                     param_hint="--expert-option")
-        try:
-            model = _load_model(model_path, seed, num_frames)
-        except (UPRMError, ValueError, OSError) as exc:
-            raise click.ClickException(str(exc)) from exc
-    names = [n.strip() for n in (experts or "").split(",") if n.strip()]
-    if not names:
-        if experts is not None:
-            raise click.BadParameter("give at least one expert", param_hint="--experts")
-        names = list(model.expert_names) if model is not None else ["coarse"]
+    if model_path is not None and expert_option:
+        raise click.BadParameter("expert options come from the model's config with --model",
+                                 param_hint="--expert-option")
     try:
-        options = parse_expert_options(expert_option, names)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--expert-option") from exc
+        model = _load_model(model_path, seed, num_frames) if model_path is not None else None
+    except (UPRMError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    names = _expert_names(experts, model)
     try:
-        if model is not None:
-            unknown = sorted(set(names) - set(model.expert_names))
-            if unknown:
-                raise ValueError(f"the model has no expert(s) {unknown} (it has {list(model.expert_names)})")
-            frames = num_frames or model.config.num_frames
-            extractors = {n: model.block.experts[n].to(device).eval() for n in names}
-        else:
-            frames = num_frames or 8
-            extractors = {n: e.eval() for n, e in build_experts(names, default_context(frames), options, seed,
-                                                                 device=device).items()}
+        extractors, frames = _extractors(names, model, expert_option, num_frames, seed, device)
         keys = clip_keys_from_records(data_files, frames)
         report = extract_features(keys, extractors, FeatureCache(out_dir), overwrite=overwrite,
                                   fail_fast=fail_fast, progress=not quiet)
     except (UPRMError, ValueError, FileNotFoundError, TypeError) as exc:
         raise click.ClickException(str(exc)) from exc
+    _print_report(report, out_dir, as_json)
+    if report.failed:
+        raise SystemExit(1)
+
+
+def _expert_names(experts: str | None, model) -> list[str]:
+    names = [n.strip() for n in (experts or "").split(",") if n.strip()]
+    if not names:
+        if experts is not None:
+            raise click.BadParameter("give at least one expert", param_hint="--experts")
+        names = list(model.expert_names) if model is not None else ["coarse"]
+    return names
+
+
+def _extractors(names: list[str], model, expert_option: tuple[str, ...], num_frames: int | None, seed: int,
+                device: str) -> tuple[dict, int]:
+    """The experts to extract with, and the frame count: the model's own, or built by
+    the plugin layer's factory on the default context."""
+    from uprm.data import default_context
+    from uprm.plugins.factory import build_experts, parse_expert_options
+
+    if model is not None:
+        unknown = sorted(set(names) - set(model.expert_names))
+        if unknown:
+            raise ValueError(f"the model has no expert(s) {unknown} (it has {list(model.expert_names)})")
+        return {n: model.block.experts[n].to(device).eval() for n in names}, num_frames or model.config.num_frames
+    try:
+        options = parse_expert_options(expert_option, names)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expert-option") from exc
+    frames = num_frames or 8
+    built = build_experts(names, default_context(frames), options, seed, device=device)
+    return {n: e.eval() for n, e in built.items()}, frames
+
+
+def _print_report(report, out_dir: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({**report.as_dict(), "errors": [{"clip": c, "error": e} for c, e in report.failed]},
                               indent=2))
-    else:
-        click.echo(
-            f"[process {report.process}] {report.clips} clips: {report.written} entries written "
-            f"({report.stale} were stale), {report.cached} already cached, {len(report.failed)} clips failed "
-            f"in {report.seconds:.1f} s -> {out_dir}"
-        )
-        for clip, error in report.failed:
-            click.echo(f"  failed: {clip}: {error}", err=True)
-    if report.failed:
-        raise SystemExit(1)
+        return
+    click.echo(
+        f"[process {report.process}] {report.clips} clips: {report.written} entries written "
+        f"({report.stale} were stale), {report.cached} already cached, {len(report.failed)} clips failed "
+        f"in {report.seconds:.1f} s -> {out_dir}"
+    )
+    for clip, error in report.failed:
+        click.echo(f"  failed: {clip}: {error}", err=True)
 
 
 def _load_model(path: str, seed: int, num_frames: int | None):

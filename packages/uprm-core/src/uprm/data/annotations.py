@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from uprm.errors import AnnotationError
+from uprm.timeparse import CLOCK, NUMBER, parse_mmss, parse_time
 from uprm.utils import atomic_write_json
 
 __all__ = [
@@ -188,48 +190,14 @@ def read_ucf_crime(
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        parts = line.split()
-        if len(parts) == 7:
-            name, total, category, values = parts[0], parts[1], parts[2], parts[3:]
-            num_frames = _number(total, path, lineno, "the total frame count (column 2)")
-        elif len(parts) == 6:
-            name, category, values = parts[0], parts[1], parts[2:]
-            num_frames = None
-        else:
-            raise AnnotationError(
-                path,
-                f"expected 6 columns (video class start1 end1 start2 end2) or 7 (video frames class ...), "
-                f"got {len(parts)}",
-                line=lineno,
-            )
+        name, category, frames, num_frames = _ucf_columns(line.split(), path, lineno)
         video_id = _video_stem(name)
         if video_id in seen:
             raise AnnotationError(path, f"video {video_id!r} is listed twice (also line {seen[video_id]})", line=lineno)
         seen[video_id] = lineno
-        frames = [_number(v, path, lineno, f"column {i + len(parts) - 3}") for i, v in enumerate(values)]
-        rate, duration, source = fps, None, "default"
         file = files.get(video_id)
-        if file is not None:
-            from uprm.data.video import probe_video
-
-            info = probe_video(file)
-            if info.fps > 0:
-                rate, source = info.fps, "video"
-            duration = info.duration
-        elif num_frames is not None:
-            duration = num_frames / rate
-        segments = []
-        for k in range(0, 4, 2):
-            s, e = frames[k], frames[k + 1]
-            if s == -1 and e == -1:
-                continue
-            if s < 0 or e < 0:
-                raise AnnotationError(
-                    path, f"segment {k // 2 + 1} has one end missing ({s:g}, {e:g}); use -1 -1 for none", line=lineno
-                )
-            if e < s:
-                raise AnnotationError(path, f"segment {k // 2 + 1} ends ({e:g}) before it starts ({s:g})", line=lineno)
-            segments.append((s / rate, e / rate))
+        rate, duration, source = _ucf_timing(file, num_frames, fps)
+        segments = _ucf_segments(frames, rate, path, lineno)
         if is_normal(category):
             category = NORMAL
             if segments:
@@ -237,18 +205,54 @@ def read_ucf_crime(
         extra: dict[str, Any] = {"fps": rate, "fps_source": source, "frame_segments": [frames[0:2], frames[2:4]]}
         if num_frames is not None:
             extra["num_frames"] = int(num_frames)
-        out.append(
-            VideoAnnotation(
-                video_id=video_id,
-                category=category,
-                segments=segments,
-                duration=duration,
-                video=str(file) if file is not None else name.replace("\\", "/"),
-                split="test",
-                extra=extra,
-            )
-        )
+        video = str(file) if file is not None else name.replace("\\", "/")
+        out.append(VideoAnnotation(video_id=video_id, category=category, segments=segments, duration=duration,
+                                   video=video, split="test", extra=extra))
     return out
+
+
+def _ucf_columns(parts: list[str], path: Path, lineno: int) -> tuple[str, str, list[float], float | None]:
+    """``(name, class, [start1, end1, start2, end2], total frames or None)`` of one line."""
+    if len(parts) == 7:
+        name, total, category, values = parts[0], parts[1], parts[2], parts[3:]
+        num_frames = _number(total, path, lineno, "the total frame count (column 2)")
+    elif len(parts) == 6:
+        name, category, values, num_frames = parts[0], parts[1], parts[2:], None
+    else:
+        raise AnnotationError(
+            path,
+            f"expected 6 columns (video class start1 end1 start2 end2) or 7 (video frames class ...), got {len(parts)}",
+            line=lineno,
+        )
+    frames = [_number(v, path, lineno, f"column {i + len(parts) - 3}") for i, v in enumerate(values)]
+    return name, category, frames, num_frames
+
+
+def _ucf_timing(file: Path | None, num_frames: float | None, fps: float) -> tuple[float, float | None, str]:
+    """``(frame rate, duration, where the rate came from)``: the video's own when its file
+    is known, else ``fps``."""
+    if file is not None:
+        from uprm.data.video import probe_video
+
+        info = probe_video(file)
+        return (info.fps, info.duration, "video") if info.fps > 0 else (fps, info.duration, "default")
+    return fps, (num_frames / fps if num_frames is not None else None), "default"
+
+
+def _ucf_segments(frames: list[float], rate: float, path: Path, lineno: int) -> list[tuple[float, float]]:
+    segments = []
+    for k in range(0, 4, 2):
+        s, e = frames[k], frames[k + 1]
+        if s == -1 and e == -1:
+            continue
+        if s < 0 or e < 0:
+            raise AnnotationError(
+                path, f"segment {k // 2 + 1} has one end missing ({s:g}, {e:g}); use -1 -1 for none", line=lineno
+            )
+        if e < s:
+            raise AnnotationError(path, f"segment {k // 2 + 1} ends ({e:g}) before it starts ({s:g})", line=lineno)
+        segments.append((s / rate, e / rate))
+    return segments
 
 
 # -- UCA ---------------------------------------------------------------------------------
@@ -270,20 +274,6 @@ def _split_from_name(path: Path) -> str | None:
     return None
 
 
-_CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
-
-
-def _clock_seconds(text: str) -> float | None:
-    m = _CLOCK.match(text)
-    if m is None:
-        try:
-            return float(text)
-        except ValueError:
-            return None
-    h, mnt, sec = m.groups()
-    return int(h or 0) * 3600 + int(mnt) * 60 + float(sec)
-
-
 def read_uca(path: str | os.PathLike, split: str | None = None) -> list[VideoAnnotation]:
     """Read UCA (``UCFCrime_{Train,Val,Test}.json`` or its text form).
 
@@ -299,48 +289,7 @@ def read_uca(path: str | os.PathLike, split: str | None = None) -> list[VideoAnn
     path = Path(path)
     split = split or _split_from_name(path)
     text = _read_text(path)
-    if text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise AnnotationError(path, f"invalid JSON ({exc.msg})", line=exc.lineno) from None
-        events = {}
-        for vid, item in data.items():
-            if not isinstance(item, Mapping):
-                raise AnnotationError(path, "expected an object with timestamps and sentences", where=vid)
-            stamps, sentences = item.get("timestamps"), item.get("sentences")
-            if not isinstance(stamps, list) or not isinstance(sentences, list):
-                raise AnnotationError(path, "'timestamps' and 'sentences' must be lists", where=vid)
-            if len(stamps) != len(sentences):
-                raise AnnotationError(path, f"{len(stamps)} timestamps but {len(sentences)} sentences", where=vid)
-            segs = []
-            for i, pair in enumerate(stamps):
-                if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, (int, float)) for v in pair)):
-                    raise AnnotationError(
-                        path, f"timestamps[{i}] must be [start, end] in seconds, got {pair!r}", where=vid
-                    )
-                segs.append((float(pair[0]), float(pair[1])))
-            duration = item.get("duration")
-            events[vid] = (segs, [str(s).strip() for s in sentences], float(duration) if duration is not None else None)
-    else:
-        events = {}
-        for lineno, raw in enumerate(text.splitlines(), start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            head, sep, sentence = line.partition("##")
-            parts = head.split()
-            if not sep or len(parts) != 3:
-                raise AnnotationError(path, "expected 'video start end ##sentence'", line=lineno)
-            start, end = _clock_seconds(parts[1]), _clock_seconds(parts[2])
-            if start is None or end is None:
-                raise AnnotationError(
-                    path, f"times must be mm:ss(.s) or seconds, got {parts[1]!r} {parts[2]!r}", line=lineno
-                )
-            vid = _video_stem(parts[0])
-            segs, sents, _ = events.setdefault(vid, ([], [], None))
-            segs.append((start, end))
-            sents.append(sentence.strip())
+    events = _uca_json(path, text) if text.lstrip().startswith("{") else _uca_text(path, text)
     out = []
     for vid, (segs, sents, duration) in events.items():
         for i, (s, e) in enumerate(segs):
@@ -354,6 +303,56 @@ def read_uca(path: str | os.PathLike, split: str | None = None) -> list[VideoAnn
             ann.segments, ann.descriptions = list(segs), list(sents)
         out.append(ann)
     return out
+
+
+_UCAEvents = dict[str, tuple[list[tuple[float, float]], list[str], "float | None"]]
+
+
+def _uca_json(path: Path, text: str) -> _UCAEvents:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(path, f"invalid JSON ({exc.msg})", line=exc.lineno) from None
+    events: _UCAEvents = {}
+    for vid, item in data.items():
+        if not isinstance(item, Mapping):
+            raise AnnotationError(path, "expected an object with timestamps and sentences", where=vid)
+        stamps, sentences = item.get("timestamps"), item.get("sentences")
+        if not isinstance(stamps, list) or not isinstance(sentences, list):
+            raise AnnotationError(path, "'timestamps' and 'sentences' must be lists", where=vid)
+        if len(stamps) != len(sentences):
+            raise AnnotationError(path, f"{len(stamps)} timestamps but {len(sentences)} sentences", where=vid)
+        segs = []
+        for i, pair in enumerate(stamps):
+            if not (isinstance(pair, list) and len(pair) == 2 and all(_is_number(v) for v in pair)):
+                raise AnnotationError(path, f"timestamps[{i}] must be [start, end] in seconds, got {pair!r}", where=vid)
+            segs.append((float(pair[0]), float(pair[1])))
+        duration = item.get("duration")
+        events[vid] = (segs, [str(s).strip() for s in sentences], float(duration) if duration is not None else None)
+    return events
+
+
+def _uca_text(path: Path, text: str) -> _UCAEvents:
+    events: _UCAEvents = {}
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        head, sep, sentence = line.partition("##")
+        parts = head.split()
+        if not sep or len(parts) != 3:
+            raise AnnotationError(path, "expected 'video start end ##sentence'", line=lineno)
+        start, end = parse_time(parts[1]), parse_time(parts[2])
+        if start is None or end is None:
+            raise AnnotationError(path, f"times must be mm:ss(.s) or seconds, got {parts[1]!r} {parts[2]!r}", line=lineno)
+        segs, sents, _ = events.setdefault(_video_stem(parts[0]), ([], [], None))
+        segs.append((start, end))
+        sents.append(sentence.strip())
+    return events
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # -- CUVA ----------------------------------------------------------------------------------
@@ -377,26 +376,11 @@ def parse_mmss_moments(text: str) -> list[tuple[float, float]]:
         values = [v.strip() for v in pair.split(",")]
         if len(values) != 2:
             raise ValueError(f"a moment must be [start,end], got [{pair}]")
-        times = [_mmss(v) for v in values]
+        times = [parse_mmss(v) for v in values]
         if times[1] < times[0]:
             raise ValueError(f"the moment [{pair}] ends before it starts")
         out.append((times[0], times[1]))
     return out
-
-
-def _mmss(value: str) -> float:
-    if ":" in value:
-        seconds = _clock_seconds(value)
-        if seconds is None:
-            raise ValueError(f"bad time {value!r}")
-        return seconds
-    if not value.isdigit() or len(value) not in (4, 6):
-        raise ValueError(f"a time must be 4 digits MMSS (or 6 digits HHMMSS), got {value!r}")
-    digits = value.zfill(6)
-    h, m, s = int(digits[:2]), int(digits[2:4]), int(digits[4:])
-    if s >= 60 or (len(value) == 6 and m >= 60):
-        raise ValueError(f"bad time {value!r}: seconds (and minutes) must be below 60")
-    return float(h * 3600 + m * 60 + s)
 
 
 def read_cuva_categories(path: str | os.PathLike) -> dict[str, str]:
@@ -512,6 +496,29 @@ def _cuva_category(
 
 
 def _read_cuva_sheet(path: Path, names: Mapping[str, str], sheet: str | None) -> list[VideoAnnotation]:
+    book, ws = _open_sheet(path, sheet)
+    rows = ws.iter_rows(values_only=True)
+    header = next(rows, None)
+    if header is None:
+        raise AnnotationError(path, "the sheet is empty", where=ws.title)
+    col = _cuva_columns(path, header, ws.title)
+    out = []
+    seen: dict[str, int] = {}
+    for rowno, row in enumerate(rows, start=2):
+        cells = {key: _cell(row, i) for key, i in col.items()}
+        if not cells["video_id"] and not any(v not in (None, "") for v in row):
+            continue  # an empty row
+        ann = _cuva_sheet_row(path, cells, names, f"sheet {ws.title!r} row {rowno}")
+        if ann.video_id in seen:
+            raise AnnotationError(path, f"video {ann.video_id!r} appears twice (also row {seen[ann.video_id]})",
+                                  where=f"sheet {ws.title!r} row {rowno}")
+        seen[ann.video_id] = rowno
+        out.append(ann)
+    book.close()
+    return out
+
+
+def _open_sheet(path: Path, sheet: str | None):
     try:
         import openpyxl
     except ImportError as exc:  # pragma: no cover - openpyxl is a declared extra
@@ -521,72 +528,60 @@ def _read_cuva_sheet(path: Path, names: Mapping[str, str], sheet: str | None) ->
     except Exception as exc:
         raise AnnotationError(path, f"not a readable xlsx workbook ({exc})") from None
     try:
-        ws = book[sheet] if sheet is not None else book.worksheets[0]
+        return book, (book[sheet] if sheet is not None else book.worksheets[0])
     except KeyError:
         raise AnnotationError(path, f"no sheet named {sheet!r} (sheets: {', '.join(book.sheetnames)})") from None
-    rows = ws.iter_rows(values_only=True)
-    header = next(rows, None)
-    if header is None:
-        raise AnnotationError(path, "the sheet is empty", where=ws.title)
+
+
+def _cuva_columns(path: Path, header: Sequence[Any], title: str) -> dict[str, int]:
+    """Column index of each CUVA field, found by name (case and spacing ignored)."""
     normed = [_norm_header(h) for h in header]
     col: dict[str, int] = {}
     for key, aliases in _CUVA_COLUMNS.items():
-        for alias in aliases:
-            if alias in normed:
-                col[key] = normed.index(alias)
-                break
-    for required in ("video_id", "category", "moment"):
-        if required not in col:
-            raise AnnotationError(
-                path,
-                f"no {required!r} column (expected video_id, X1, X2 - reason, X2 - result, X3 - moment, "
-                f"X3 - description, X4 - key sentences; found {[h for h in header if h]})",
-                where=ws.title,
-            )
-    out = []
-    seen: dict[str, int] = {}
-    for rowno, row in enumerate(rows, start=2):
-
-        def cell(key: str, row=row) -> str:
-            i = col.get(key)
-            value = row[i] if i is not None and i < len(row) else None
-            return "" if value is None else str(value).strip()
-
-        vid_raw = cell("video_id")
-        if not vid_raw and not any(v not in (None, "") for v in row):
-            continue  # an empty row
-        where = f"sheet {ws.title!r} row {rowno}"
-        if not vid_raw:
-            raise AnnotationError(path, "empty video_id", where=where)
-        vid = _video_stem(vid_raw[:-2] if vid_raw.endswith(".0") else vid_raw)
-        if vid in seen:
-            raise AnnotationError(path, f"video {vid!r} appears twice (also row {seen[vid]})", where=where)
-        seen[vid] = rowno
-        category, extra = _cuva_category(cell("category"), names, path, None, f"{where}, column X1")
-        try:
-            segments = parse_mmss_moments(cell("moment")) if cell("moment") else []
-        except ValueError as exc:
-            raise AnnotationError(path, str(exc), where=f"{where}, column X3 - moment") from None
-        if not segments:
-            raise AnnotationError(
-                path, "no moment: a CUVA video needs at least one [MMSS,MMSS]", where=f"{where}, column X3 - moment"
-            )
-        if cell("key"):
-            extra["key_sentences"] = _bracket_texts(cell("key"))
-        out.append(
-            VideoAnnotation(
-                video_id=vid,
-                category=category,
-                segments=segments,
-                causes=_bracket_texts(cell("reason")),
-                results=_bracket_texts(cell("result")),
-                descriptions=_bracket_texts(cell("description")),
-                video=vid_raw if os.path.splitext(vid_raw)[1].lower() in VIDEO_EXTENSIONS else None,
-                extra=extra,
-            )
+        found = next((normed.index(a) for a in aliases if a in normed), None)
+        if found is not None:
+            col[key] = found
+    missing = [k for k in ("video_id", "category", "moment") if k not in col]
+    if missing:
+        raise AnnotationError(
+            path,
+            f"no {missing[0]!r} column (expected video_id, X1, X2 - reason, X2 - result, X3 - moment, "
+            f"X3 - description, X4 - key sentences; found {[h for h in header if h]})",
+            where=title,
         )
-    book.close()
-    return out
+    return {key: col.get(key) for key in _CUVA_COLUMNS}  # type: ignore[misc]
+
+
+def _cell(row: Sequence[Any], i: int | None) -> str:
+    value = row[i] if i is not None and i < len(row) else None
+    return "" if value is None else str(value).strip()
+
+
+def _cuva_sheet_row(path: Path, cells: Mapping[str, str], names: Mapping[str, str], where: str) -> VideoAnnotation:
+    vid_raw = cells["video_id"]
+    if not vid_raw:
+        raise AnnotationError(path, "empty video_id", where=where)
+    category, extra = _cuva_category(cells["category"], names, path, None, f"{where}, column X1")
+    try:
+        segments = parse_mmss_moments(cells["moment"]) if cells["moment"] else []
+    except ValueError as exc:
+        raise AnnotationError(path, str(exc), where=f"{where}, column X3 - moment") from None
+    if not segments:
+        raise AnnotationError(
+            path, "no moment: a CUVA video needs at least one [MMSS,MMSS]", where=f"{where}, column X3 - moment"
+        )
+    if cells["key"]:
+        extra["key_sentences"] = _bracket_texts(cells["key"])
+    return VideoAnnotation(
+        video_id=_video_stem(vid_raw[:-2] if vid_raw.endswith(".0") else vid_raw),
+        category=category,
+        segments=segments,
+        causes=_bracket_texts(cells["reason"]),
+        results=_bracket_texts(cells["result"]),
+        descriptions=_bracket_texts(cells["description"]),
+        video=vid_raw if os.path.splitext(vid_raw)[1].lower() in VIDEO_EXTENSIONS else None,
+        extra=extra,
+    )
 
 
 def _load_rows(path: Path) -> list[tuple[int | None, dict]]:
@@ -629,52 +624,58 @@ def _read_cuva_rows(path: Path, names: Mapping[str, str]) -> list[VideoAnnotatio
     by_video: dict[str, VideoAnnotation] = {}
     for i, (lineno, row) in enumerate(_load_rows(path)):
         where = None if lineno is not None else f"row {i}"
-        if not isinstance(row, Mapping):
-            raise AnnotationError(path, "a row must be an object", lineno, where)
-        r = {_norm_header(k): v for k, v in row.items()}
-        for key in ("visualinput", "output", "task"):
-            if r.get(key) in (None, ""):
-                raise AnnotationError(
-                    path, f"missing field {key.replace('visualinput', 'visual_input')!r}", lineno, where
-                )
-        task = str(r["task"]).strip().lower()
-        if task not in _CUVA_TASKS:
-            raise AnnotationError(
-                path, f"unknown task {r['task']!r} (expected one of {sorted(_CUVA_TASKS)})", lineno, where
-            )
-        visual = str(r["visualinput"]).strip()
+        task, visual, output = _cuva_row_fields(path, row, lineno, where)
         vid = _video_stem(visual)
         ann = by_video.setdefault(vid, VideoAnnotation(video_id=vid, category="", video=visual))
-        output = str(r["output"]).strip()
-        if task == "cause":
-            ann.causes.extend(_bracket_texts(output))
-        elif task == "result":
-            ann.results.extend(_bracket_texts(output))
-        elif task == "description":
-            ann.descriptions.extend(_bracket_texts(output))
-        elif task == "detection":
-            ann.extra["detection"] = output
-        elif task == "classification":
-            code = re.search(r"\d+(-\d+)?", output)
-            if code and code.group(0).split("-")[0] in names:
-                ann.category, extra = _cuva_category(code.group(0), names, path, lineno, where)
-                ann.extra.update(extra)
-            else:
-                ann.category = output.strip("[] .")
-        elif task == "timestamp":
-            try:
-                ann.segments.extend(parse_mmss_moments(output))
-            except ValueError:
-                pairs = _time_pairs(output)
-                if not pairs:
-                    raise AnnotationError(path, f"cannot read a time span from {output!r}", lineno, where) from None
-                ann.segments.extend(pairs)
+        _CUVA_TASK_READERS[task](ann, output, names, path, lineno, where)
     out = list(by_video.values())
     for ann in out:
         if not ann.category:
             ann.category = "Anomaly"  # every CUVA video shows one; the class row was absent
         ann.causes = list(dict.fromkeys(ann.causes))
     return out
+
+
+def _cuva_row_fields(path: Path, row: Any, lineno: int | None, where: str | None) -> tuple[str, str, str]:
+    if not isinstance(row, Mapping):
+        raise AnnotationError(path, "a row must be an object", lineno, where)
+    r = {_norm_header(k): v for k, v in row.items()}
+    for key in ("visualinput", "output", "task"):
+        if r.get(key) in (None, ""):
+            raise AnnotationError(path, f"missing field {key.replace('visualinput', 'visual_input')!r}", lineno, where)
+    task = str(r["task"]).strip().lower()
+    if task not in _CUVA_TASKS:
+        raise AnnotationError(path, f"unknown task {r['task']!r} (expected one of {sorted(_CUVA_TASKS)})", lineno, where)
+    return task, str(r["visualinput"]).strip(), str(r["output"]).strip()
+
+
+def _cuva_classification(ann: VideoAnnotation, output: str, names, path, lineno, where) -> None:
+    code = re.search(r"\d+(-\d+)?", output)
+    if code and code.group(0).split("-")[0] in names:
+        ann.category, extra = _cuva_category(code.group(0), names, path, lineno, where)
+        ann.extra.update(extra)
+    else:
+        ann.category = output.strip("[] .")
+
+
+def _cuva_timestamp(ann: VideoAnnotation, output: str, names, path, lineno, where) -> None:
+    try:
+        ann.segments.extend(parse_mmss_moments(output))
+    except ValueError:
+        pairs = _time_pairs(output)
+        if not pairs:
+            raise AnnotationError(path, f"cannot read a time span from {output!r}", lineno, where) from None
+        ann.segments.extend(pairs)
+
+
+_CUVA_TASK_READERS = {
+    "cause": lambda ann, output, *_: ann.causes.extend(_bracket_texts(output)),
+    "result": lambda ann, output, *_: ann.results.extend(_bracket_texts(output)),
+    "description": lambda ann, output, *_: ann.descriptions.extend(_bracket_texts(output)),
+    "detection": lambda ann, output, *_: ann.extra.__setitem__("detection", output),
+    "classification": _cuva_classification,
+    "timestamp": _cuva_timestamp,
+}
 
 
 # -- ActivityNet-style JSON ----------------------------------------------------------------
@@ -786,12 +787,9 @@ def write_activitynet_predictions(
     atomic_write_json(path, {"version": version, "results": results, "external_data": {}})
 
 
-_TIME = r"(\d+:\d{1,2}(?::\d{1,2})?(?:\.\d+)?|\d+(?:\.\d+)?)"
-
-
 def _time_pairs(text: str) -> list[tuple[float, float]]:
     """Time spans written in words: ``12.5s to 20s``, ``between 0:03 and 0:09``."""
-    values = [_clock_seconds(t) for t in re.findall(_TIME, text)]
+    values = [parse_time(t) for t in re.findall(rf"{CLOCK}|{NUMBER}", text)]
     values = [v for v in values if v is not None]
     if len(values) < 2 or len(values) % 2:
         return []

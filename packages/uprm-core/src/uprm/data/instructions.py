@@ -21,6 +21,7 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -236,30 +237,78 @@ def build_instructions(
     Returns:
         an :class:`InstructionSet` (a list of records) with ``skipped`` and ``files``.
     """
-    tasks = tuple(tasks)
-    unknown = [t for t in tasks if t not in STAGE2_TASKS]
-    if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; expected some of {list(STAGE2_TASKS)}")
-    missing = missing or ("skip" if videos is not None else "keep")
-    if missing not in ("skip", "error", "keep"):
-        raise ValueError(f"missing must be 'skip', 'error' or 'keep', got {missing!r}")
-    out_path = Path(out) if out is not None else None
-    single_file = out_path is not None and out_path.suffix.lower() == ".json"
-    base = (
-        (out_path.parent if single_file else out_path)
-        if out_path is not None
-        else (Path(base_dir) if base_dir else None)
-    )
-    files = find_videos(videos) if videos is not None else None
-    kp_dir = Path(keypoints) if keypoints is not None else None
-    sg_dir = Path(scene_graphs) if scene_graphs is not None else None
+    opts = _BuildOptions.make(out, tasks, missing, videos, keypoints, scene_graphs, base_dir, seed=seed,
+                              splits=tuple(splits), source_split=source_split, window_s=window_s, stride_s=stride_s,
+                              min_overlap_s=min_overlap_s)
+    anns = _unique(list(annotations))
+    selected, skipped = _select(anns, negatives, negative_ratio, seed)
+    iterator: Iterable[VideoAnnotation] = selected
+    if show_progress:
+        from tqdm.auto import tqdm
 
-    anns = list(annotations)
+        iterator = tqdm(iterator, desc="instructions", unit="video")
+    records = InstructionSet(skipped=skipped)
+    for ann in iterator:
+        video_path = _resolve_video(ann, opts.files, opts.missing)
+        if video_path is None:
+            records.skipped.append((ann.video_id, "no video file"))
+            continue
+        records.extend(_video_records(ann, video_path, opts))
+    if opts.out is not None:
+        records.files = write_instructions(records, opts.out, name=name)
+    return records
+
+
+@dataclass(frozen=True)
+class _BuildOptions:
+    """:func:`build_instructions`'s options, checked and resolved once."""
+
+    out: Path | None
+    base: Path | None
+    tasks: tuple[str, ...]
+    missing: str
+    files: Mapping[str, Path] | None
+    kp_dir: Path | None
+    sg_dir: Path | None
+    seed: int
+    splits: tuple[float, ...]
+    source_split: bool
+    window_s: float | None
+    stride_s: float | None
+    min_overlap_s: float
+
+    @classmethod
+    def make(cls, out, tasks, missing, videos, keypoints, scene_graphs, base_dir, **rest: Any) -> _BuildOptions:
+        tasks = tuple(tasks)
+        unknown = [t for t in tasks if t not in STAGE2_TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; expected some of {list(STAGE2_TASKS)}")
+        missing = missing or ("skip" if videos is not None else "keep")
+        if missing not in ("skip", "error", "keep"):
+            raise ValueError(f"missing must be 'skip', 'error' or 'keep', got {missing!r}")
+        out_path = Path(out) if out is not None else None
+        if out_path is not None:
+            base = out_path.parent if out_path.suffix.lower() == ".json" else out_path
+        else:
+            base = Path(base_dir) if base_dir else None
+        return cls(out=out_path, base=base, tasks=tasks, missing=missing,
+                   files=find_videos(videos) if videos is not None else None,
+                   kp_dir=Path(keypoints) if keypoints is not None else None,
+                   sg_dir=Path(scene_graphs) if scene_graphs is not None else None, **rest)
+
+
+def _unique(anns: list[VideoAnnotation]) -> list[VideoAnnotation]:
     seen: set[str] = set()
     for ann in anns:
         if ann.video_id in seen:
             raise AnnotationError(ann.video or ann.video_id, f"video {ann.video_id!r} is annotated twice")
         seen.add(ann.video_id)
+    return anns
+
+
+def _select(anns: list[VideoAnnotation], negatives: bool, negative_ratio: float | None,
+            seed: int) -> tuple[list[VideoAnnotation], list[tuple[str, str]]]:
+    """The videos to use (file order) and ``(video_id, why)`` of those left out."""
     threats = [a for a in anns if a.is_threat]
     normals = [a for a in anns if not a.is_threat] if negatives else []
     skipped: list[tuple[str, str]] = []
@@ -269,82 +318,78 @@ def build_instructions(
         skipped += [(a.video_id, "over the negative ratio") for a in ranked[keep:]]
         kept = {a.video_id for a in ranked[:keep]}
         normals = [a for a in normals if a.video_id in kept]
-    selected = {a.video_id for a in threats} | {a.video_id for a in normals}
     if not negatives:
         skipped += [(a.video_id, "normal video (negatives off)") for a in anns if not a.is_threat]
+    selected = {a.video_id for a in threats} | {a.video_id for a in normals}
+    return [a for a in anns if a.video_id in selected], skipped
 
-    iterator: Iterable[VideoAnnotation] = [a for a in anns if a.video_id in selected]
-    if show_progress:
-        from tqdm.auto import tqdm
 
-        iterator = tqdm(iterator, desc="instructions", unit="video")
-    records = InstructionSet(skipped=skipped)
-    for ann in iterator:
-        video_path = _resolve_video(ann, files, missing)
-        if video_path is None:
-            records.skipped.append((ann.video_id, "no video file"))
-            continue
-        duration = ann.duration
-        if duration is None and video_path.exists() and (window_s is not None or files is not None):
-            from uprm.data.video import probe_video
+def _video_records(ann: VideoAnnotation, video_path: Path, opts: _BuildOptions) -> list[dict[str, Any]]:
+    """Every record of one video: each task of each window."""
+    duration = ann.duration
+    if duration is None and video_path.exists() and (opts.window_s is not None or opts.files is not None):
+        from uprm.data.video import probe_video
 
-            duration = probe_video(video_path).duration
-        split = ann.split if (source_split and ann.split) else assign_split(ann.video_id, seed, splits)
-        common: dict[str, Any] = {"video_id": ann.video_id, "duration": duration, "split": split}
-        for key, folder in (("keypoints", kp_dir), ("scene_graph", sg_dir)):
-            if folder is not None and (folder / f"{ann.video_id}.json").exists():
-                common[key] = _relpath(folder / f"{ann.video_id}.json", base)
-        video_rel = (
-            _relpath(video_path, base) if (files is not None or video_path.is_absolute()) else video_path.as_posix()
-        )
-        if window_s is not None:
-            if duration is None:
-                raise AnnotationError(
-                    video_path, "windows need the video's duration (no annotation and no file to read it from)"
-                )
-            from uprm.data.video import iter_windows
-
-            windows = list(iter_windows(duration, window_s, stride_s))
-        else:
-            windows = [(0.0, float(duration)) if duration is not None else None]
-        for window in windows:
-            if window is None:
-                segments = sorted((round(s, 3), round(e, 3)) for s, e in ann.segments)
-                prefix = ann.video_id
-            else:
-                segments = _clip_segments(ann.segments, window[0], window[1], min_overlap_s) if ann.is_threat else []
-                prefix = (
-                    ann.video_id
-                    if window_s is None
-                    else f"{ann.video_id}@{format_seconds(window[0])}-{format_seconds(window[1])}"
-                )
-            threat = ann.is_threat and (bool(segments) or window is None or window_s is None)
-            fields = dict(
-                common,
-                category=ann.category if threat else NORMAL,
-                segments=[list(s) for s in segments] if threat else [],
-                causes=list(ann.causes) if threat and ann.causes else None,
-                window=[float(window[0]), float(window[1])] if window is not None else None,
-            )
-            if window is not None and window_s is not None and ann.is_threat and not threat:
-                fields["source_category"] = ann.category
-            for task in tasks:
-                if task == "identify":
-                    answer = identify_answer(threat)
-                elif task == "locate":
-                    if threat and not segments:
-                        continue  # a threat whose time is unknown cannot be located
-                    answer = locate_answer(segments if threat else [])
-                else:
-                    if not (threat and ann.causes):
-                        continue
-                    answer = attribute_answer(ann.causes)
-                records.append(
-                    make_record(f"{prefix}/{task}", task, QUESTIONS[task], answer, video=video_rel, **fields)
-                )
-    if out_path is not None:
-        records.files = write_instructions(records, out_path, name=name)
+        duration = probe_video(video_path).duration
+    split = ann.split if (opts.source_split and ann.split) else assign_split(ann.video_id, opts.seed, opts.splits)
+    common: dict[str, Any] = {"video_id": ann.video_id, "duration": duration, "split": split}
+    for key, folder in (("keypoints", opts.kp_dir), ("scene_graph", opts.sg_dir)):
+        if folder is not None and (folder / f"{ann.video_id}.json").exists():
+            common[key] = _relpath(folder / f"{ann.video_id}.json", opts.base)
+    absolute = opts.files is not None or video_path.is_absolute()
+    video_rel = _relpath(video_path, opts.base) if absolute else video_path.as_posix()
+    records = []
+    for window in _windows(duration, video_path, opts):
+        records += _window_records(ann, window, common, video_rel, opts)
     return records
+
+
+def _windows(duration: float | None, video_path: Path, opts: _BuildOptions) -> list[tuple[float, float] | None]:
+    if opts.window_s is None:
+        return [(0.0, float(duration)) if duration is not None else None]
+    if duration is None:
+        raise AnnotationError(video_path, "windows need the video's duration (no annotation and no file to read it from)")
+    from uprm.data.video import iter_windows
+
+    return list(iter_windows(duration, opts.window_s, opts.stride_s))
+
+
+def _window_records(ann: VideoAnnotation, window: tuple[float, float] | None, common: Mapping[str, Any],
+                    video_rel: str, opts: _BuildOptions) -> list[dict[str, Any]]:
+    windowed = window is not None and opts.window_s is not None
+    if window is None:
+        segments = sorted((round(s, 3), round(e, 3)) for s, e in ann.segments)
+    else:
+        segments = _clip_segments(ann.segments, window[0], window[1], opts.min_overlap_s) if ann.is_threat else []
+    prefix = f"{ann.video_id}@{format_seconds(window[0])}-{format_seconds(window[1])}" if windowed else ann.video_id
+    threat = ann.is_threat and (bool(segments) or not windowed)
+    fields = dict(
+        common,
+        category=ann.category if threat else NORMAL,
+        segments=[list(s) for s in segments] if threat else [],
+        causes=list(ann.causes) if threat and ann.causes else None,
+        window=[float(window[0]), float(window[1])] if window is not None else None,
+    )
+    if windowed and ann.is_threat and not threat:
+        fields["source_category"] = ann.category
+    return [
+        make_record(f"{prefix}/{task}", task, QUESTIONS[task], answer, video=video_rel, **fields)
+        for task, answer in _answers(opts.tasks, threat, segments, ann.causes)
+    ]
+
+
+def _answers(tasks: Sequence[str], threat: bool, segments: Sequence[tuple[float, float]],
+             causes: Sequence[str]) -> list[tuple[str, str]]:
+    """``(task, answer)`` of each task that can be asked of this window."""
+    out = []
+    for task in tasks:
+        if task == "identify":
+            out.append((task, identify_answer(threat)))
+        elif task == "locate" and not (threat and not segments):  # a threat of unknown time cannot be located
+            out.append((task, locate_answer(segments if threat else [])))
+        elif task == "attribute" and threat and causes:
+            out.append((task, attribute_answer(causes)))
+    return out
 
 
 def _resolve_video(ann: VideoAnnotation, files: Mapping[str, Path] | None, missing: str) -> Path | None:

@@ -371,27 +371,27 @@ def read_humanml3d(root: str | os.PathLike) -> list[MotionText]:
     out = []
     for f in sorted(texts.glob("*.txt")):
         for lineno, raw in enumerate(f.read_text(encoding="utf-8-sig").splitlines(), start=1):
-            line = raw.strip()
-            if not line:
-                continue
-            parts = line.rsplit("#", 3)
-            if len(parts) != 4:
-                raise AnnotationError(f, "expected 'caption#tokens#start#end'", line=lineno)
-            caption, _tokens, s, e = parts
-            try:
-                start, end = float(s), float(e)
-            except ValueError:
-                raise AnnotationError(f, f"start and end must be numbers, got {s!r} {e!r}", line=lineno) from None
-            if math.isnan(start) or math.isnan(end) or (start == 0.0 and end == 0.0):
-                start_o, end_o = None, None
-            else:
-                if end <= start:
-                    raise AnnotationError(f, f"the caption ends ({end}) before it starts ({start})", line=lineno)
-                start_o, end_o = start, end
-            if not caption.strip():
-                raise AnnotationError(f, "an empty caption", line=lineno)
-            out.append(MotionText(f.stem, caption.strip(), start_o, end_o, splits.get(f.stem)))
+            if raw.strip():
+                out.append(_motion_line(f, lineno, raw.strip(), splits.get(f.stem)))
     return out
+
+
+def _motion_line(f: Path, lineno: int, line: str, split: str | None) -> MotionText:
+    """One ``caption#tokens#start#end`` line of a HumanML3D text file."""
+    parts = line.rsplit("#", 3)
+    if len(parts) != 4:
+        raise AnnotationError(f, "expected 'caption#tokens#start#end'", line=lineno)
+    caption, _tokens, s, e = parts
+    try:
+        start, end = float(s), float(e)
+    except ValueError:
+        raise AnnotationError(f, f"start and end must be numbers, got {s!r} {e!r}", line=lineno) from None
+    whole = math.isnan(start) or math.isnan(end) or (start == 0.0 and end == 0.0)
+    if not whole and end <= start:
+        raise AnnotationError(f, f"the caption ends ({end}) before it starts ({start})", line=lineno)
+    if not caption.strip():
+        raise AnnotationError(f, "an empty caption", line=lineno)
+    return MotionText(f.stem, caption.strip(), None if whole else start, None if whole else end, split)
 
 
 def build_humanml3d(

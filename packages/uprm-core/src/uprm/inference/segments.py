@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from uprm.timeparse import TIME, parse_mmss, parse_time, split_time
+
 __all__ = ["Segment", "parse_segments", "parse_time"]
 
 
@@ -37,10 +39,6 @@ class Segment:
         return {"start_s": self.start, "end_s": self.end, "cause": self.cause, "score": self.score}
 
 
-_UNIT = r"(?:hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)\b\.?"
-_CLOCK = r"\d{1,2}:\d{2}:\d{2}(?:\.\d+)?|\d{1,3}:\d{2}(?:\.\d+)?"
-_NUMBER = r"\d+(?:\.\d+)?"
-_TIME = rf"(?:{_CLOCK}|{_NUMBER})(?:\s*{_UNIT})?"
 _RANGES = [
     r"\bbetween\s+{a}\s+and\s+{b}",
     r"\bfrom\s+{a}\s+(?:to|until|till|through|-|–|—)\s+{b}",
@@ -51,61 +49,29 @@ _PAIR = re.compile(
     "|".join(
         [r"[\[(]\s*(?P<ma>\d{4})\s*,\s*(?P<mb>\d{4})\s*[\])]"]  # CUVA [MMSS,MMSS]
         + [
-            pattern.format(a=f"(?P<a{i}>{_TIME})", b=f"(?P<b{i}>{_TIME})")
+            pattern.format(a=f"(?P<a{i}>{TIME})", b=f"(?P<b{i}>{TIME})")
             for i, pattern in enumerate(_RANGES)
         ]
     ),
     flags=re.IGNORECASE,
 )
 _SPECIAL = re.compile(r"</?s>|<pad>|<unk>|<\|[^|>]*\|>|\[/?INST\]", flags=re.IGNORECASE)
-_SPLIT = re.compile(rf"^(?P<value>{_CLOCK}|{_NUMBER})\s*(?P<unit>{_UNIT})?$", flags=re.IGNORECASE)
-
-
-def _unit_factor(unit: str | None) -> float | None:
-    if not unit:
-        return None
-    u = unit.lower().rstrip(".")
-    if u.startswith("h"):
-        return 3600.0
-    if u.startswith("m"):
-        return 60.0
-    return 1.0
-
-
-def parse_time(text: str) -> float | None:
-    """``"1:02:03.5"`` → 3723.5, ``"01:14"`` → 74, ``"22.5s"`` → 22.5, ``"2 min"`` → 120;
-    ``None`` when ``text`` is not a time."""
-    match = _SPLIT.match(text.strip())
-    if match is None:
-        return None
-    value, unit = match.group("value"), match.group("unit")
-    if ":" in value:
-        parts = [float(p) for p in value.split(":")]
-        seconds = 0.0
-        for p in parts:
-            seconds = seconds * 60 + p
-        return seconds
-    return float(value) * (_unit_factor(unit) or 1.0)
 
 
 def _pair_seconds(a: str, b: str) -> tuple[float, float] | None:
-    ma, mb = _SPLIT.match(a.strip()), _SPLIT.match(b.strip())
-    if ma is None or mb is None:
+    pa, pb = split_time(a), split_time(b)
+    if pa is None or pb is None:
         return None
-    ua, ub = _unit_factor(ma.group("unit")), _unit_factor(mb.group("unit"))
-    shared = ua or ub or 1.0  # "between 1 and 2 minutes": the unit applies to both
-    out = []
-    for m, unit in ((ma, ua), (mb, ub)):
-        value = m.group("value")
-        if ":" in value:
-            out.append(parse_time(value))
-        else:
-            out.append(float(value) * (unit or shared))
-    return out[0], out[1]
+    shared = pa[1] or pb[1]  # "between 1 and 2 minutes": a unit written once applies to both
+    start, end = parse_time(a, default_unit=shared), parse_time(b, default_unit=shared)
+    return None if start is None or end is None else (start, end)
 
 
-def _mmss(code: str) -> float:
-    return int(code[:2]) * 60 + int(code[2:])
+def _mmss(code: str) -> float | None:
+    try:
+        return parse_mmss(code)
+    except ValueError:
+        return None
 
 
 def parse_segments(text: str, duration: float | None = None) -> list[Segment]:
@@ -125,7 +91,9 @@ def parse_segments(text: str, duration: float | None = None) -> list[Segment]:
         seen: set[tuple[float, float]] = set()
         for match in _PAIR.finditer(clean):
             if match.group("ma") is not None:
-                start, end = float(_mmss(match.group("ma"))), float(_mmss(match.group("mb")))
+                start, end = _mmss(match.group("ma")), _mmss(match.group("mb"))
+                if start is None or end is None:
+                    continue
             else:
                 i = next(i for i in range(len(_RANGES)) if match.group(f"a{i}") is not None)
                 pair = _pair_seconds(match.group(f"a{i}"), match.group(f"b{i}"))

@@ -449,80 +449,91 @@ class Scene:
     def _draw_background(self, rng: np.random.Generator) -> np.ndarray:
         from PIL import Image, ImageDraw
 
-        s, W, H = self.ss, self.width * self.ss, self.height * self.ss
+        W, H = self.width * self.ss, self.height * self.ss
         img = Image.new("RGB", (W, H))
         d = ImageDraw.Draw(img)
         hz = int(self.layout.horizon * H)
+        d.rectangle([0, 0, W, hz], fill=self._jitter((150, 140, 128), rng, 30))  # the back wall
         kind = self.layout.name
-        wall = self._jitter((150, 140, 128), rng, 30)
-        d.rectangle([0, 0, W, hz], fill=wall)
         if kind in ("street", "plaza", "parking_lot"):
-            d.rectangle([0, 0, W, int(0.08 * H)], fill=self._jitter((150, 180, 210), rng, 20))  # sky
-            x = 0
-            while x < W:  # building facades with windows
-                bw = int(rng.integers(int(0.22 * W), int(0.4 * W)))
-                top = int(rng.uniform(0.02, 0.1) * H)
-                face = self._jitter((160, 130, 110), rng, 45)
-                d.rectangle([x, top, x + bw, hz], fill=face)
-                win = self._jitter((70, 80, 95), rng, 15)
-                for wy in range(top + 3 * s, hz - 8 * s, 9 * s):
-                    for wx in range(x + 3 * s, x + bw - 5 * s, 8 * s):
-                        d.rectangle([wx, wy, wx + 4 * s, wy + 5 * s], fill=win)
-                x += bw
-        if kind == "street":
-            side = self._jitter((170, 168, 160), rng, 12)
-            d.rectangle([0, hz, W, H], fill=side)
-            r0, r1 = (int(v * H) for v in self.layout.road)  # type: ignore[union-attr]
-            d.rectangle([0, r0, W, r1], fill=self._jitter((72, 72, 76), rng, 8))
-            d.line([0, r0, W, r0], fill=(200, 200, 196), width=s)
-            d.line([0, r1, W, r1], fill=(200, 200, 196), width=s)
-            ym = (r0 + r1) // 2
-            for x in range(0, W, 16 * s):
-                d.line([x, ym, x + 8 * s, ym], fill=(230, 230, 226), width=s)
-            for y in range(r1 + 6 * s, H, 10 * s):  # paving joints
-                d.line([0, y, W, y], fill=self._jitter((150, 148, 142), rng, 6), width=1)
-        elif kind == "parking_lot":
-            d.rectangle([0, hz, W, H], fill=self._jitter((92, 92, 96), rng, 10))
-            py = int(self.layout.park_y * H)  # type: ignore[operator]
-            for x in range(int(rng.integers(0, 10 * s)), W, int(0.22 * W)):
-                d.line([x, py - int(0.12 * H), x - 6 * s, py + 2 * s], fill=(225, 225, 220), width=s)
-            dy = int(self.layout.drive_y * H)  # type: ignore[operator]
-            for x in range(0, W, 18 * s):
-                d.line([x, dy + 3 * s, x + 9 * s, dy + 3 * s], fill=(210, 200, 80), width=s)
-        elif kind == "shop":
-            for row in range(3):  # shelves with goods
-                y0 = int((0.10 + 0.11 * row) * H)
-                d.rectangle([0, y0 + 8 * s, W, y0 + 9 * s], fill=(90, 70, 50))
-                x = int(rng.integers(0, 4 * s))
-                while x < W:
-                    gw = int(rng.integers(3 * s, 7 * s))
-                    colour = tuple(int(c) for c in rng.integers(40, 240, 3))
-                    d.rectangle([x, y0 + int(rng.integers(0, 3 * s)), x + gw, y0 + 8 * s], fill=colour)
-                    x += gw + s
-            floor = self._jitter((196, 190, 176), rng, 20)
-            d.rectangle([0, hz, W, H], fill=floor)
-            tile = 12 * s
-            dark = tuple(max(0, c - 18) for c in floor)
-            for i, y in enumerate(range(hz, H, tile)):
-                for j, x in enumerate(range(0, W, tile)):
-                    if (i + j) % 2:
-                        d.rectangle([x, y, x + tile - 1, y + tile - 1], fill=dark)
-            cx = int(rng.uniform(0.05, 0.6) * W)  # the counter
-            d.rectangle([cx, hz - 10 * s, cx + int(0.3 * W), hz + 4 * s], fill=self._jitter((120, 90, 60), rng, 20))
-        elif kind == "plaza":
-            ground = self._jitter((176, 164, 146), rng, 18)
-            d.rectangle([0, hz, W, H], fill=ground)
-            for y in range(hz, H, 10 * s):
-                d.line([0, y, W, y], fill=tuple(max(0, c - 22) for c in ground), width=1)
-            for _ in range(int(rng.integers(1, 3))):  # trees
-                tx = int(rng.uniform(0.05, 0.95) * W)
-                d.rectangle([tx - s, hz - 12 * s, tx + s, hz + 2 * s], fill=(90, 60, 30))
-                d.ellipse([tx - 8 * s, hz - 26 * s, tx + 8 * s, hz - 10 * s], fill=self._jitter((50, 120, 50), rng, 20))
-            bx = int(rng.uniform(0.1, 0.8) * W)  # a bench
-            d.rectangle([bx, hz + 2 * s, bx + 18 * s, hz + 4 * s], fill=(110, 80, 50))
+            self._draw_facades(d, rng, W, H, hz)
+        getattr(self, f"_draw_{kind}")(d, rng, W, H, hz)
         bg = np.asarray(img, dtype=np.uint8).copy()
         self._setup_statics(rng)
         return bg
+
+    def _draw_facades(self, d, rng: np.random.Generator, W: int, H: int, hz: int) -> None:
+        s = self.ss
+        d.rectangle([0, 0, W, int(0.08 * H)], fill=self._jitter((150, 180, 210), rng, 20))  # sky
+        x = 0
+        while x < W:  # building facades with windows
+            bw = int(rng.integers(int(0.22 * W), int(0.4 * W)))
+            top = int(rng.uniform(0.02, 0.1) * H)
+            face = self._jitter((160, 130, 110), rng, 45)
+            d.rectangle([x, top, x + bw, hz], fill=face)
+            win = self._jitter((70, 80, 95), rng, 15)
+            for wy in range(top + 3 * s, hz - 8 * s, 9 * s):
+                for wx in range(x + 3 * s, x + bw - 5 * s, 8 * s):
+                    d.rectangle([wx, wy, wx + 4 * s, wy + 5 * s], fill=win)
+            x += bw
+
+    def _draw_street(self, d, rng: np.random.Generator, W: int, H: int, hz: int) -> None:
+        s = self.ss
+        d.rectangle([0, hz, W, H], fill=self._jitter((170, 168, 160), rng, 12))
+        r0, r1 = (int(v * H) for v in self.layout.road)  # type: ignore[union-attr]
+        d.rectangle([0, r0, W, r1], fill=self._jitter((72, 72, 76), rng, 8))
+        d.line([0, r0, W, r0], fill=(200, 200, 196), width=s)
+        d.line([0, r1, W, r1], fill=(200, 200, 196), width=s)
+        ym = (r0 + r1) // 2
+        for x in range(0, W, 16 * s):
+            d.line([x, ym, x + 8 * s, ym], fill=(230, 230, 226), width=s)
+        for y in range(r1 + 6 * s, H, 10 * s):  # paving joints
+            d.line([0, y, W, y], fill=self._jitter((150, 148, 142), rng, 6), width=1)
+
+    def _draw_parking_lot(self, d, rng: np.random.Generator, W: int, H: int, hz: int) -> None:
+        s = self.ss
+        d.rectangle([0, hz, W, H], fill=self._jitter((92, 92, 96), rng, 10))
+        py = int(self.layout.park_y * H)  # type: ignore[operator]
+        for x in range(int(rng.integers(0, 10 * s)), W, int(0.22 * W)):
+            d.line([x, py - int(0.12 * H), x - 6 * s, py + 2 * s], fill=(225, 225, 220), width=s)
+        dy = int(self.layout.drive_y * H)  # type: ignore[operator]
+        for x in range(0, W, 18 * s):
+            d.line([x, dy + 3 * s, x + 9 * s, dy + 3 * s], fill=(210, 200, 80), width=s)
+
+    def _draw_shop(self, d, rng: np.random.Generator, W: int, H: int, hz: int) -> None:
+        s = self.ss
+        for row in range(3):  # shelves with goods
+            y0 = int((0.10 + 0.11 * row) * H)
+            d.rectangle([0, y0 + 8 * s, W, y0 + 9 * s], fill=(90, 70, 50))
+            x = int(rng.integers(0, 4 * s))
+            while x < W:
+                gw = int(rng.integers(3 * s, 7 * s))
+                colour = tuple(int(c) for c in rng.integers(40, 240, 3))
+                d.rectangle([x, y0 + int(rng.integers(0, 3 * s)), x + gw, y0 + 8 * s], fill=colour)
+                x += gw + s
+        floor = self._jitter((196, 190, 176), rng, 20)
+        d.rectangle([0, hz, W, H], fill=floor)
+        tile = 12 * s
+        dark = tuple(max(0, c - 18) for c in floor)
+        for i, y in enumerate(range(hz, H, tile)):
+            for j, x in enumerate(range(0, W, tile)):
+                if (i + j) % 2:
+                    d.rectangle([x, y, x + tile - 1, y + tile - 1], fill=dark)
+        cx = int(rng.uniform(0.05, 0.6) * W)  # the counter
+        d.rectangle([cx, hz - 10 * s, cx + int(0.3 * W), hz + 4 * s], fill=self._jitter((120, 90, 60), rng, 20))
+
+    def _draw_plaza(self, d, rng: np.random.Generator, W: int, H: int, hz: int) -> None:
+        s = self.ss
+        ground = self._jitter((176, 164, 146), rng, 18)
+        d.rectangle([0, hz, W, H], fill=ground)
+        for y in range(hz, H, 10 * s):
+            d.line([0, y, W, y], fill=tuple(max(0, c - 22) for c in ground), width=1)
+        for _ in range(int(rng.integers(1, 3))):  # trees
+            tx = int(rng.uniform(0.05, 0.95) * W)
+            d.rectangle([tx - s, hz - 12 * s, tx + s, hz + 2 * s], fill=(90, 60, 30))
+            d.ellipse([tx - 8 * s, hz - 26 * s, tx + 8 * s, hz - 10 * s], fill=self._jitter((50, 120, 50), rng, 20))
+        bx = int(rng.uniform(0.1, 0.8) * W)  # a bench
+        d.rectangle([bx, hz + 2 * s, bx + 18 * s, hz + 4 * s], fill=(110, 80, 50))
 
     def _setup_statics(self, rng: np.random.Generator) -> None:
         H, W = self.height, self.width
