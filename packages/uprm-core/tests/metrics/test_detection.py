@@ -94,6 +94,8 @@ def test_interpolated_ap_by_hand():
     # precision 1, 1/2, 2/3, 1/2 at recall 1/3, 1/3, 2/3, 2/3 (3 ground truth) -> 1/3 + 1/3 * 2/3
     assert interpolated_ap(np.array([[1, 0, 1, 0]], bool), 3)[0] == pytest.approx(1 / 3 + 2 / 9, abs=1e-15)
     assert interpolated_ap(np.zeros((2, 0), bool), 3).tolist() == [0.0, 0.0]
+    with pytest.raises(MetricInputError, match="npos"):
+        interpolated_ap(np.ones((1, 2), bool), 0)
 
 
 def random_case(rng, n_videos, n_gt_max, n_pred_max):
@@ -174,7 +176,10 @@ def test_pair_blocks_give_the_same_answer(anet, monkeypatch):
         ([("v", 0, 1, 0.5)], GT, [], "at least one"),
         ([("v", 0, 1, 0.5)], GT, [0.5, 1.5], r"\[0, 1\]"),
         ([("v", 0, 1, 0.5)], GT, [0.5, 0.5], "repeated"),
-        (["v01"], GT, [0.5], r"predictions\[0\]"),
+        (["v01"], GT, [0.5], r"predictions\[0\]: expected"),
+        ([("v", 0, 1, 0.5)], [("v", 0, 10), "v01"], [0.5], r"ground_truth\[1\]: expected"),
+        ([{"video_id": "v", "start": 0, "end": 1, "score": 0.5}], GT, [0.5], r"predictions\[0\]: expected"),
+        ([("v", 0, 1, 0.5), 7], GT, [0.5], r"predictions\[1\]: expected"),
     ],
 )
 def test_bad_input(preds, gt, thresholds, message):

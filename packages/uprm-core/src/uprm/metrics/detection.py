@@ -43,8 +43,10 @@ def temporal_iou(pred_start, pred_end, gt_start, gt_end) -> np.ndarray:
 
 def interpolated_ap(tp: np.ndarray, npos: int) -> np.ndarray:
     """Interpolated AP (fractions) of each row of ``tp`` ([T, N] booleans, predictions
-    in rank order), with ``npos`` ground-truth instances; 0 for an empty row. The same
-    operations as ActivityNet's ``interpolated_prec_rec``, so the same floats."""
+    in rank order), with ``npos`` > 0 ground-truth instances; 0 for an empty row. The
+    same operations as ActivityNet's ``interpolated_prec_rec``, so the same floats."""
+    if npos <= 0:
+        raise MetricInputError(f"npos: AP needs at least one ground-truth instance, got {npos}")
     tp = np.atleast_2d(np.asarray(tp, bool))
     if tp.shape[1] == 0:
         return np.zeros(tp.shape[0])
@@ -69,14 +71,17 @@ class _Rows:
     score: np.ndarray | None = None
 
 
-def _columns(rows: list, width: int, name: str, layout: str) -> list[list]:
-    try:
-        return [[r[i] for r in rows] for i in range(width)]
-    except (TypeError, IndexError, KeyError):
-        for i, r in enumerate(rows):
-            if not hasattr(r, "__getitem__") or isinstance(r, (str, bytes)) or len(r) < width:
-                raise MetricInputError(f"{name}[{i}]: expected {layout}, got {r!r}") from None
-        raise
+def _row_ok(row: Any, width: int) -> bool:
+    return isinstance(row, (tuple, list, np.ndarray)) and len(row) >= width
+
+
+def _columns(rows: list, width: int, name: str, layout: str) -> list[tuple]:
+    """The first ``width`` fields of each row (a tuple, list or 1-D array), as columns."""
+    types_ok = all(issubclass(t, (tuple, list, np.ndarray)) for t in set(map(type, rows)))
+    if not (types_ok and min(map(len, rows), default=width) >= width):
+        i = next(i for i, r in enumerate(rows) if not _row_ok(r, width))
+        raise MetricInputError(f"{name}[{i}]: expected {layout}, got {rows[i]!r}")
+    return list(zip(*rows))[:width] if rows else [()] * width
 
 
 def _floats(values: list, name: str, what: str) -> np.ndarray:
@@ -96,10 +101,12 @@ def _read_rows(rows: Iterable, codes: dict, name: str, scored: bool) -> _Rows:
     layout = "(video_id, start, end, score)" if scored else "(video_id, start, end)"
     cols = _columns(rows, 4 if scored else 3, name, layout)
     try:
-        if scored:  # predictions: videos without ground truth get -1
-            video = np.fromiter((codes.get(v, -1) for v in cols[0]), np.int64, len(rows))
-        else:
-            video = np.fromiter((codes.setdefault(v, len(codes)) for v in cols[0]), np.int64, len(rows))
+        if not scored:  # ground truth: each new video gets the next code
+            for v in cols[0]:
+                if v not in codes:
+                    codes[v] = len(codes)
+        # predictions: a video without ground truth gets -1
+        video = np.fromiter(map(codes.get, cols[0], itertools.repeat(-1)), np.int64, len(rows))
     except TypeError as exc:
         raise MetricInputError(f"{name}: video ids must be hashable ({exc})") from None
     out = _Rows(video, _floats(cols[1], name, "start"), _floats(cols[2], name, "end"))
@@ -168,8 +175,8 @@ def _greedy_match(order: np.ndarray, video: np.ndarray, pairs: tuple, thr: np.nd
     step = _steps(cand, video[order[cand]])
     pair_step = step[np.searchsorted(cand, pair_rank)]
     # within a step: by prediction, then tIoU descending, then ground truth as given
-    order = np.lexsort((g, -tiou, pair_rank, pair_step))
-    p_rank, g, tiou, pair_step = pair_rank[order], g[order], tiou[order], pair_step[order]
+    by_step = np.lexsort((g, -tiou, pair_rank, pair_step))
+    p_rank, g, tiou, pair_step = pair_rank[by_step], g[by_step], tiou[by_step], pair_step[by_step]
     bounds = np.searchsorted(pair_step, np.arange(step.max() + 2))
     locked = np.zeros((thr.size, n_gt), bool)
     for a, b in itertools.pairwise(bounds):
