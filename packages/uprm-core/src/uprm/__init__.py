@@ -19,6 +19,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from uprm._version import __version__
+from uprm.offline import configure_offline as _configure_offline
+
+# UPRM_OFFLINE=1 reaches the libraries' own switches before any of them is imported
+# (setdefault only: what the user set wins; nothing changes online)
+_configure_offline()
 
 # name -> module that defines it
 _LAZY: dict[str, str] = {

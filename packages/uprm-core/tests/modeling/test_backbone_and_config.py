@@ -35,14 +35,41 @@ def test_a_local_video_llava_directory_loads_like_a_real_checkpoint(tmp_path, to
     torch.testing.assert_close(a.logits, b.logits)
 
 
-def test_a_hub_id_that_is_not_on_disk_fails_at_once_and_says_what_to_do():
+def test_offline_a_hub_id_that_is_not_on_disk_fails_at_once_and_says_what_to_do():
     start = time.monotonic()
     with pytest.raises(BackboneNotFoundError) as info:
         load_backbone("LanguageBind/Video-LLaVA-7B-hf")
     assert time.monotonic() - start < 10
     message = str(info.value)
-    assert "never downloads" in message and "pass that directory" in message
+    assert "offline mode is on" in message and "pass that directory" in message
     assert "LanguageBind/Video-LLaVA-7B-hf" in message
+
+
+def test_online_a_hub_id_is_resolved_by_transformers(monkeypatch):
+    """Online (no offline switch), a hub id goes to transformers as its users expect:
+    not local-only, so transformers may fetch it; offline, local-only."""
+    import transformers
+
+    seen = []
+
+    def fake(kind):
+        def from_pretrained(source, **kwargs):
+            seen.append((kind, source, kwargs.get("local_files_only")))
+            return object()
+
+        return from_pretrained
+
+    monkeypatch.setattr(transformers.VideoLlavaForConditionalGeneration, "from_pretrained", fake("model"))
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake("tokenizer"))
+    for var in ("UPRM_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    load_backbone("LanguageBind/Video-LLaVA-7B-hf")
+    assert seen == [("model", "LanguageBind/Video-LLaVA-7B-hf", False),
+                    ("tokenizer", "LanguageBind/Video-LLaVA-7B-hf", False)]
+    seen.clear()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the library's own switch is enough
+    load_backbone("LanguageBind/Video-LLaVA-7B-hf")
+    assert [s[2] for s in seen] == [True, True]
 
 
 def test_a_missing_or_incomplete_directory_is_named(tmp_path):

@@ -62,24 +62,35 @@ def build_tiny_backbone(tiny: dict[str, Any], seed: int = 0, dtype: torch.dtype 
 
 
 def load_backbone(source: str, dtype: torch.dtype = torch.float32):
-    """A real Video-LLaVA and its tokenizer from a local directory (or the local HF cache)."""
+    """A real Video-LLaVA and its tokenizer, as transformers' users expect: a local
+    directory in the transformers layout, or a hub id (``LanguageBind/Video-LLaVA-7B-hf``)
+    that transformers resolves — from its local cache, or by downloading it when the
+    machine is online. In offline mode (``UPRM_OFFLINE=1``, ``HF_HUB_OFFLINE=1`` or
+    ``TRANSFORMERS_OFFLINE=1``) only local files are used, and a hub id not in the cache
+    fails at once with :class:`~uprm.errors.BackboneNotFoundError` saying what to do."""
     from transformers import AutoTokenizer, VideoLlavaForConditionalGeneration
 
+    from uprm.offline import is_offline
+
     path = Path(source).expanduser()
-    where = str(path) if path.is_dir() else source
     if not path.is_dir() and (path.suffix or path.is_absolute() or source.startswith((".", "~"))):
         raise BackboneNotFoundError(f"{source}: no such directory; pass the local directory of a Video-LLaVA checkpoint")
+    where = str(path) if path.is_dir() else source
+    local_only = path.is_dir() or is_offline("huggingface")
     try:
-        model = VideoLlavaForConditionalGeneration.from_pretrained(where, dtype=dtype, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
+        model = VideoLlavaForConditionalGeneration.from_pretrained(where, dtype=dtype, local_files_only=local_only)
+        tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=local_only)
     except OSError as exc:
         if path.is_dir():
             raise BackboneNotFoundError(
                 f"{path}: not a complete Video-LLaVA checkpoint in the transformers layout ({exc})"
             ) from exc
-        raise BackboneNotFoundError(
-            f"{source!r} is not a local directory and its files are not in the local Hugging Face cache. "
-            "UPRM never downloads weights: download the checkpoint yourself (e.g. "
-            f"`huggingface-cli download {source} --local-dir ./video-llava`) and pass that directory."
-        ) from exc
+        if local_only:
+            raise BackboneNotFoundError(
+                f"{source!r} is not a local directory and its files are not in the local Hugging Face cache, and "
+                "offline mode is on (UPRM_OFFLINE / HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE), so nothing is "
+                f"downloaded: download it where there is a network (`hf download {source} --local-dir "
+                "./video-llava`) and pass that directory, or switch offline mode off."
+            ) from exc
+        raise BackboneNotFoundError(f"{source!r}: transformers could not load it from the hub ({exc})") from exc
     return model, tokenizer
