@@ -29,6 +29,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -176,49 +177,51 @@ def _index(path: str, field: str, value: Any) -> int:
     return value
 
 
-def _parse_person(path: str, field: str, entry: Mapping[str, Any]) -> Person:
-    values = entry.get("keypoints")
+def _parse_keypoints(path: str, field: str, values: Any) -> np.ndarray:
+    """A flat ``[x, y, c] × 17`` list → ``[17, 3]``, every value checked."""
     if values is None:
-        raise KeypointFileError(path, f"{field}.keypoints", "is missing")
+        raise KeypointFileError(path, field, "is missing")
     if not isinstance(values, list):
-        raise KeypointFileError(path, f"{field}.keypoints", f"is a {type(values).__name__}; expected a flat list")
+        raise KeypointFileError(path, field, f"is a {type(values).__name__}; expected a flat list")
     if len(values) != 3 * NUM_JOINTS:
         joints = f"{len(values) / 3:g} joints" if len(values) % 3 == 0 else "not a multiple of 3"
         raise KeypointFileError(
-            path,
-            f"{field}.keypoints",
-            f"has {len(values)} values ({joints}); expected {3 * NUM_JOINTS} = the 17 COCO joints × (x, y, c)",
+            path, field, f"has {len(values)} values ({joints}); expected {3 * NUM_JOINTS} = the 17 COCO joints × (x, y, c)"
         )
-    kp = np.empty(3 * NUM_JOINTS, dtype=np.float64)
     for j, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            part = "xyc"[j % 3]
             raise KeypointFileError(
                 path,
-                f"{field}.keypoints[{j}]",
-                f"is {v!r} (joint {COCO_JOINTS[j // 3]}, {part}); coordinates and confidences must be finite numbers",
+                f"{field}[{j}]",
+                f"is {v!r} (joint {COCO_JOINTS[j // 3]}, {'xyc'[j % 3]}); coordinates and confidences must be finite "
+                "numbers",
             )
-        kp[j] = v
-    kp = kp.reshape(NUM_JOINTS, 3)
+    kp = np.asarray(values, dtype=np.float64).reshape(NUM_JOINTS, 3)
     negative = np.flatnonzero(kp[:, 2] < 0)
     if negative.size:
         j = int(negative[0])
         raise KeypointFileError(
-            path, f"{field}.keypoints[{3 * j + 2}]", f"is {kp[j, 2]:g} (joint {COCO_JOINTS[j]}, c); confidences must be >= 0"
+            path, f"{field}[{3 * j + 2}]", f"is {kp[j, 2]:g} (joint {COCO_JOINTS[j]}, c); confidences must be >= 0"
         )
-    score = None
-    if entry.get("score") is not None:
-        score = _number(path, f"{field}.score", entry["score"])
-    bbox = None
-    if entry.get("bbox") is not None:
-        raw = entry["bbox"]
-        if not isinstance(raw, list) or len(raw) != 4:
-            raise KeypointFileError(path, f"{field}.bbox", f"is {raw!r}; expected [x, y, w, h]")
-        x, y, w, h = (_number(path, f"{field}.bbox[{i}]", v) for i, v in enumerate(raw))
-        if w < 0 or h < 0:
-            raise KeypointFileError(path, f"{field}.bbox", f"is {raw!r}; width and height must be >= 0 ([x, y, w, h])")
-        bbox = (x, y, w, h)
-    return Person(kp, bbox, score, field)
+    return kp
+
+
+def _parse_bbox(path: str, field: str, raw: Any) -> tuple[float, float, float, float] | None:
+    """COCO's ``[x, y, w, h]`` (or ``None`` when absent)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) != 4:
+        raise KeypointFileError(path, field, f"is {raw!r}; expected [x, y, w, h]")
+    x, y, w, h = (_number(path, f"{field}[{i}]", v) for i, v in enumerate(raw))
+    if w < 0 or h < 0:
+        raise KeypointFileError(path, field, f"is {raw!r}; width and height must be >= 0 ([x, y, w, h])")
+    return (x, y, w, h)
+
+
+def _parse_person(path: str, field: str, entry: Mapping[str, Any]) -> Person:
+    kp = _parse_keypoints(path, f"{field}.keypoints", entry.get("keypoints"))
+    score = None if entry.get("score") is None else _number(path, f"{field}.score", entry["score"])
+    return Person(kp, _parse_bbox(path, f"{field}.bbox", entry.get("bbox")), score, field)
 
 
 def _freeze(
@@ -257,6 +260,106 @@ def _parse_results(path: str, data: list) -> KeypointFile:
     return _freeze(path, "results", people, list(people), {}, {}, fields)
 
 
+def _person_category_ids(path: str, categories: Any) -> set[Any]:
+    """The category ids of people (``{1}`` without a ``categories`` list); a person
+    category that names its joints must name 17."""
+    if categories is None:
+        return {1}
+    if not isinstance(categories, list):
+        raise KeypointFileError(path, "categories", f"is a {type(categories).__name__}; expected a list")
+    named = set()
+    for i, cat in enumerate(categories):
+        if not isinstance(cat, dict):
+            raise KeypointFileError(path, f"categories[{i}]", "is not an object")
+        if cat.get("name") != "person" and cat.get("id") != 1:
+            continue
+        named.add(cat.get("id"))
+        names = cat.get("keypoints")
+        if names is not None and (not isinstance(names, list) or len(names) != NUM_JOINTS):
+            count = len(names) if isinstance(names, list) else names
+            raise KeypointFileError(path, f"categories[{i}].keypoints", f"lists {count} joints; expected the 17 COCO joints")
+    return named or {1}
+
+
+def _image_id(path: str, field: str, image: Any) -> Any:
+    if not isinstance(image, dict):
+        raise KeypointFileError(path, field, "is not an object")
+    if "id" not in image:
+        raise KeypointFileError(path, f"{field}.id", "is missing")
+    image_id = image["id"]
+    if isinstance(image_id, bool) or not isinstance(image_id, (int, str)):
+        raise KeypointFileError(path, f"{field}.id", f"is {image_id!r}; expected an integer or a string")
+    if "frame_index" not in image:
+        raise KeypointFileError(path, f"{field}.frame_index", "is missing (the 0-based frame index in the video)")
+    return image_id
+
+
+def _image_time_and_size(path: str, field: str, image: dict) -> tuple[float | None, tuple[float, float] | None]:
+    """An image's ``timestamp`` (seconds ≥ 0) and ``(width, height)`` (> 0), each optional."""
+    t = size = None
+    if image.get("timestamp") is not None:
+        t = _number(path, f"{field}.timestamp", image["timestamp"], "seconds")
+        if t < 0:
+            raise KeypointFileError(path, f"{field}.timestamp", f"is {t:g}; expected seconds >= 0")
+    if image.get("width") is not None or image.get("height") is not None:
+        w = _number(path, f"{field}.width", image.get("width"), "a width in pixels")
+        h = _number(path, f"{field}.height", image.get("height"), "a height in pixels")
+        if w <= 0 or h <= 0:
+            raise KeypointFileError(path, field, f"has size {w:g}×{h:g}; width and height must be > 0")
+        size = (w, h)
+    return t, size
+
+
+@dataclass
+class _Images:
+    """The ``images`` of a dataset-layout file: image id → frame, and per frame its field,
+    timestamp and size."""
+
+    by_id: dict[Any, int] = dc_field(default_factory=dict)
+    fields: dict[int, str] = dc_field(default_factory=dict)
+    timestamps: dict[int, float] = dc_field(default_factory=dict)
+    sizes: dict[int, tuple[float, float]] = dc_field(default_factory=dict)
+
+
+def _parse_images(path: str, images: list) -> _Images:
+    out = _Images()
+    for i, image in enumerate(images):
+        where = f"images[{i}]"
+        image_id = _image_id(path, where, image)
+        if image_id in out.by_id:
+            raise KeypointFileError(path, f"{where}.id", f"repeats id {image_id!r}")
+        frame = _index(path, f"{where}.frame_index", image["frame_index"])
+        if frame in out.fields:
+            raise KeypointFileError(path, f"{where}.frame_index", f"repeats frame {frame} of {out.fields[frame]}")
+        out.by_id[image_id], out.fields[frame] = frame, where
+        t, size = _image_time_and_size(path, where, image)
+        if t is not None:
+            out.timestamps[frame] = t
+        if size is not None:
+            out.sizes[frame] = size
+    return out
+
+
+def _parse_annotations(
+    path: str, annotations: list, person_ids: set[Any], by_id: dict[Any, int]
+) -> dict[int, list[Person]]:
+    people: dict[int, list[Person]] = {}
+    for i, ann in enumerate(annotations):
+        where = f"annotations[{i}]"
+        if not isinstance(ann, dict):
+            raise KeypointFileError(path, where, "is not an object")
+        if ann.get("category_id", 1) not in person_ids:
+            continue
+        if "image_id" not in ann:
+            raise KeypointFileError(path, f"{where}.image_id", "is missing")
+        if ann["image_id"] not in by_id:
+            raise KeypointFileError(
+                path, f"{where}.image_id", f"refers to image id {ann['image_id']!r}, which 'images' does not list"
+            )
+        people.setdefault(by_id[ann["image_id"]], []).append(_parse_person(path, where, ann))
+    return people
+
+
 def _parse_dataset(path: str, data: dict) -> KeypointFile:
     images = data.get("images")
     if not isinstance(images, list):
@@ -266,75 +369,10 @@ def _parse_dataset(path: str, data: dict) -> KeypointFile:
     annotations = data["annotations"]
     if not isinstance(annotations, list):
         raise KeypointFileError(path, "annotations", f"is a {type(annotations).__name__}; expected a list")
-
-    person_ids: set[Any] = {1}
-    categories = data.get("categories")
-    if categories is not None:
-        if not isinstance(categories, list):
-            raise KeypointFileError(path, "categories", f"is a {type(categories).__name__}; expected a list")
-        named = set()
-        for i, cat in enumerate(categories):
-            if not isinstance(cat, dict):
-                raise KeypointFileError(path, f"categories[{i}]", "is not an object")
-            if cat.get("name") == "person" or cat.get("id") == 1:
-                named.add(cat.get("id"))
-                names = cat.get("keypoints")
-                if names is not None and (not isinstance(names, list) or len(names) != NUM_JOINTS):
-                    count = len(names) if isinstance(names, list) else names
-                    raise KeypointFileError(
-                        path, f"categories[{i}].keypoints", f"lists {count} joints; expected the 17 COCO joints"
-                    )
-        person_ids = named or person_ids
-
-    by_id: dict[Any, int] = {}
-    seen_frames: dict[int, str] = {}
-    timestamps: dict[int, float] = {}
-    sizes: dict[int, tuple[float, float]] = {}
-    for i, image in enumerate(images):
-        field = f"images[{i}]"
-        if not isinstance(image, dict):
-            raise KeypointFileError(path, field, "is not an object")
-        if "id" not in image:
-            raise KeypointFileError(path, f"{field}.id", "is missing")
-        image_id = image["id"]
-        if isinstance(image_id, bool) or not isinstance(image_id, (int, str)):
-            raise KeypointFileError(path, f"{field}.id", f"is {image_id!r}; expected an integer or a string")
-        if image_id in by_id:
-            raise KeypointFileError(path, f"{field}.id", f"repeats id {image_id!r}")
-        if "frame_index" not in image:
-            raise KeypointFileError(path, f"{field}.frame_index", "is missing (the 0-based frame index in the video)")
-        frame = _index(path, f"{field}.frame_index", image["frame_index"])
-        if frame in seen_frames:
-            raise KeypointFileError(path, f"{field}.frame_index", f"repeats frame {frame} of {seen_frames[frame]}")
-        by_id[image_id] = frame
-        seen_frames[frame] = field
-        if image.get("timestamp") is not None:
-            t = _number(path, f"{field}.timestamp", image["timestamp"], "seconds")
-            if t < 0:
-                raise KeypointFileError(path, f"{field}.timestamp", f"is {t:g}; expected seconds >= 0")
-            timestamps[frame] = t
-        if image.get("width") is not None or image.get("height") is not None:
-            w = _number(path, f"{field}.width", image.get("width"), "a width in pixels")
-            h = _number(path, f"{field}.height", image.get("height"), "a height in pixels")
-            if w <= 0 or h <= 0:
-                raise KeypointFileError(path, field, f"has size {w:g}×{h:g}; width and height must be > 0")
-            sizes[frame] = (w, h)
-
-    people: dict[int, list[Person]] = {}
-    for i, ann in enumerate(annotations):
-        field = f"annotations[{i}]"
-        if not isinstance(ann, dict):
-            raise KeypointFileError(path, field, "is not an object")
-        if ann.get("category_id", 1) not in person_ids:
-            continue
-        if "image_id" not in ann:
-            raise KeypointFileError(path, f"{field}.image_id", "is missing")
-        if ann["image_id"] not in by_id:
-            raise KeypointFileError(
-                path, f"{field}.image_id", f"refers to image id {ann['image_id']!r}, which 'images' does not list"
-            )
-        people.setdefault(by_id[ann["image_id"]], []).append(_parse_person(path, field, ann))
-    return _freeze(path, "dataset", people, list(seen_frames), timestamps, sizes, dict(seen_frames))
+    person_ids = _person_category_ids(path, data.get("categories"))
+    parsed = _parse_images(path, images)
+    people = _parse_annotations(path, annotations, person_ids, parsed.by_id)
+    return _freeze(path, "dataset", people, list(parsed.fields), parsed.timestamps, parsed.sizes, dict(parsed.fields))
 
 
 # ---------------------------------------------------------------------------- matching
