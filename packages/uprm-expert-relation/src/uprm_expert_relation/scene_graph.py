@@ -179,6 +179,42 @@ def _entity(path: str, field: str, value: Any, score_required: bool = False) -> 
     return Entity(label, box, score, field)
 
 
+def _parse_triplet(path: str, field: str, t: Any) -> Triplet:
+    t = _object(path, field, t)
+    for key in ("subject", "predicate", "object"):
+        if key not in t:
+            raise SceneGraphError(path, f"{field}.{key}", "is missing")
+    score = 1.0 if t.get("score") is None else _number(path, f"{field}.score", t["score"], 0.0, 1.0)
+    return Triplet(
+        _entity(path, f"{field}.subject", t["subject"]),
+        _string(path, f"{field}.predicate", t["predicate"]),
+        _entity(path, f"{field}.object", t["object"]),
+        score,
+        field,
+    )
+
+
+def _parse_frame(path: str, field: str, frame: Any) -> SceneFrame:
+    frame = _object(path, field, frame)
+    if "frame_index" not in frame:
+        raise SceneGraphError(path, f"{field}.frame_index", "is missing")
+    index = frame["frame_index"]
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise SceneGraphError(path, f"{field}.frame_index", f"must be a non-negative integer, got {index!r}")
+    timestamp = frame.get("timestamp")
+    if timestamp is not None:
+        timestamp = _number(path, f"{field}.timestamp", timestamp, 0.0)
+    objects = _list(path, f"{field}.objects", frame.get("objects", []))
+    triplets = _list(path, f"{field}.triplets", frame.get("triplets", []))
+    return SceneFrame(
+        index,
+        timestamp,
+        tuple(_entity(path, f"{field}.objects[{i}]", o) for i, o in enumerate(objects)),
+        tuple(_parse_triplet(path, f"{field}.triplets[{i}]", t) for i, t in enumerate(triplets)),
+        field,
+    )
+
+
 def _parse(path: str, data: Any) -> SceneGraphFile:
     top = _object(path, "top level", data)
     if "frames" not in top:
@@ -186,49 +222,16 @@ def _parse(path: str, data: Any) -> SceneGraphFile:
     video_id = top.get("video_id")
     if video_id is not None and not isinstance(video_id, str):
         raise SceneGraphError(path, "video_id", f"must be a string, got {video_id!r}")
-    size = {}
-    for key in ("width", "height"):
-        if top.get(key) is not None:
-            size[key] = _number(path, key, top[key], 1.0)
+    size = {key: _number(path, key, top[key], 1.0) for key in ("width", "height") if top.get(key) is not None}
     frames: dict[int, SceneFrame] = {}
-    first_field: dict[int, str] = {}
-    for fi, frame in enumerate(_list(path, "frames", top["frames"])):
-        field = f"frames[{fi}]"
-        frame = _object(path, field, frame)
-        if "frame_index" not in frame:
-            raise SceneGraphError(path, f"{field}.frame_index", "is missing")
-        index = frame["frame_index"]
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            raise SceneGraphError(path, f"{field}.frame_index", f"must be a non-negative integer, got {index!r}")
+    for fi, raw in enumerate(_list(path, "frames", top["frames"])):
+        frame = _parse_frame(path, f"frames[{fi}]", raw)
+        index = frame.frame_index
         if index in frames:
             raise SceneGraphError(
-                path, f"{field}.frame_index", f"frame {index} is given twice (also in {first_field[index]})"
+                path, f"{frame.field}.frame_index", f"frame {index} is given twice (also in {frames[index].field})"
             )
-        timestamp = frame.get("timestamp")
-        if timestamp is not None:
-            timestamp = _number(path, f"{field}.timestamp", timestamp, 0.0)
-        objects = tuple(
-            _entity(path, f"{field}.objects[{i}]", o) for i, o in enumerate(_list(path, f"{field}.objects", frame.get("objects", [])))
-        )
-        triplets = []
-        for ti, t in enumerate(_list(path, f"{field}.triplets", frame.get("triplets", []))):
-            tfield = f"{field}.triplets[{ti}]"
-            t = _object(path, tfield, t)
-            for key in ("subject", "predicate", "object"):
-                if key not in t:
-                    raise SceneGraphError(path, f"{tfield}.{key}", "is missing")
-            score = 1.0 if t.get("score") is None else _number(path, f"{tfield}.score", t["score"], 0.0, 1.0)
-            triplets.append(
-                Triplet(
-                    _entity(path, f"{tfield}.subject", t["subject"]),
-                    _string(path, f"{tfield}.predicate", t["predicate"]),
-                    _entity(path, f"{tfield}.object", t["object"]),
-                    score,
-                    tfield,
-                )
-            )
-        frames[index] = SceneFrame(index, timestamp, objects, tuple(triplets), field)
-        first_field[index] = field
+        frames[index] = frame
     return SceneGraphFile(path, video_id, size.get("width"), size.get("height"), frames)
 
 
@@ -360,58 +363,78 @@ def _frame_size(clip: VideoClip, graph_file: SceneGraphFile) -> tuple[float, flo
     return float(clip.width), float(clip.height)
 
 
+class _Boxes:
+    """Pixel boxes of one file → boxes normalised to the frame, clamped to it (or dropped
+    when wholly outside), remembering which fields were clamped or dropped."""
+
+    def __init__(self, width: float, height: float) -> None:
+        self.width, self.height = width, height
+        self.clamped: list[str] = []
+        self.dropped: list[str] = []
+
+    def __call__(self, entity: Entity) -> tuple[float, float, float, float] | None:
+        w, h = self.width, self.height
+        x1, y1, x2, y2 = entity.box
+        if x1 >= w or y1 >= h or x2 <= 0 or y2 <= 0:
+            self.dropped.append(f"{entity.field}.box")
+            return None
+        clamped = (min(max(x1, 0.0), w), min(max(y1, 0.0), h), min(max(x2, 0.0), w), min(max(y2, 0.0), h))
+        if clamped != (x1, y1, x2, y2):
+            self.clamped.append(f"{entity.field}.box")
+        return (clamped[0] / w, clamped[1] / h, clamped[2] / w, clamped[3] / h)
+
+    def warn(self, path: str) -> None:
+        for fields_, what in (
+            (self.clamped, "clamped to the frame"),
+            (self.dropped, "dropped: it lies wholly outside the frame"),
+        ):
+            if fields_:
+                shown = ", ".join(fields_[:3]) + (f" and {len(fields_) - 3} more" if len(fields_) > 3 else "")
+                warnings.warn(
+                    f"{path}: {len(fields_)} box(es) outside the {self.width:g}x{self.height:g} frame {what} ({shown})",
+                    SceneGraphWarning,
+                    stacklevel=3,
+                )
+
+
+def _node(graph: FrameGraph, entity: Entity, box: tuple[float, float, float, float], score: float) -> int:
+    """The index of ``entity`` in ``graph``: an object of the same label with IoU ≥
+    ``MERGE_IOU`` is the same node (its score the higher one), else a new one."""
+    key = normalise(entity.label)
+    for i, other in enumerate(graph.objects):
+        if normalise(other.label) == key and iou(other.box, box) >= MERGE_IOU:
+            other.score = max(other.score, score)
+            return i
+    graph.objects.append(GraphObject(entity.label, box, score))
+    return len(graph.objects) - 1
+
+
+def _frame_graph(frame: SceneFrame | None, boxes: _Boxes) -> FrameGraph:
+    graph = FrameGraph()
+    if frame is None:
+        return graph
+
+    def node(entity: Entity, fallback_score: float) -> int | None:
+        box = boxes(entity)
+        score = entity.score if entity.score is not None else fallback_score
+        return None if box is None else _node(graph, entity, box, score)
+
+    for entity in frame.objects:
+        node(entity, 1.0)
+    for t in frame.triplets:
+        s, o = node(t.subject, t.score), node(t.object, t.score)
+        if s is not None and o is not None and s != o:
+            graph.relations.append(Relation(s, t.predicate, o, t.score))
+    return graph
+
+
 def clip_frame_graphs(clip: VideoClip, path: str | os.PathLike) -> list[FrameGraph]:
     """The object graph of each of the clip's frames from the scene-graph file at
     ``path``, boxes normalised to ``[0, 1]`` (see the module doc for the rules)."""
     graph_file = read_scene_graph(path)
-    width, height = _frame_size(clip, graph_file)
-    clamped: list[str] = []
-    dropped: list[str] = []
-
-    def normalised(entity: Entity) -> tuple[float, float, float, float] | None:
-        x1, y1, x2, y2 = entity.box
-        if x1 >= width or y1 >= height or x2 <= 0 or y2 <= 0:
-            dropped.append(f"{entity.field}.box")
-            return None
-        cx1, cy1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
-        cx2, cy2 = min(max(x2, 0.0), width), min(max(y2, 0.0), height)
-        if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
-            clamped.append(f"{entity.field}.box")
-        return (cx1 / width, cy1 / height, cx2 / width, cy2 / height)
-
-    graphs = []
-    for frame in match_frames(clip, graph_file):
-        graph = FrameGraph()
-        if frame is not None:
-
-            def node(entity: Entity, fallback_score: float, graph: FrameGraph = graph) -> int | None:
-                box = normalised(entity)
-                if box is None:
-                    return None
-                score = entity.score if entity.score is not None else fallback_score
-                key = normalise(entity.label)
-                for i, other in enumerate(graph.objects):
-                    if normalise(other.label) == key and iou(other.box, box) >= MERGE_IOU:
-                        other.score = max(other.score, score)
-                        return i
-                graph.objects.append(GraphObject(entity.label, box, score))
-                return len(graph.objects) - 1
-
-            for entity in frame.objects:
-                node(entity, 1.0)
-            for t in frame.triplets:
-                s, o = node(t.subject, t.score), node(t.object, t.score)
-                if s is not None and o is not None and s != o:
-                    graph.relations.append(Relation(s, t.predicate, o, t.score))
-        graphs.append(graph)
-    for fields_, what in ((clamped, "clamped to the frame"), (dropped, "dropped: it lies wholly outside the frame")):
-        if fields_:
-            shown = ", ".join(fields_[:3]) + (f" and {len(fields_) - 3} more" if len(fields_) > 3 else "")
-            warnings.warn(
-                f"{graph_file.path}: {len(fields_)} box(es) outside the {width:g}x{height:g} frame {what} ({shown})",
-                SceneGraphWarning,
-                stacklevel=2,
-            )
+    boxes = _Boxes(*_frame_size(clip, graph_file))
+    graphs = [_frame_graph(frame, boxes) for frame in match_frames(clip, graph_file)]
+    boxes.warn(graph_file.path)
     return graphs
 
 
