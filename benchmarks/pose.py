@@ -10,8 +10,10 @@ Prints, in one run:
    trained checkpoint.
 2. **Adapter cost at the real dims** — ``D = 4096``, ``T = 8 × 257 = 2056`` tokens: the
    parameters, the multiply-accumulates by part (cross-attention, MSA projections, MSA
-   scores ``T²``, FFN), and the measured forward time for the paper's layout (MSA over
-   all ``T`` tokens), per-frame MSA, and a narrower ``model_dim``.
+   scores ``T²``, FFN), and the measured forward time for the paper's layout (the
+   defaults: the paper form, MSA over all ``T`` tokens, no temporal layer), per-frame
+   MSA, a narrower ``model_dim`` and, with ``--residual``, the residual form with one
+   temporal layer (``residual=True, temporal_layers=1``, the ablation's other arm).
 
 Run ``python benchmarks/pose.py --help`` for the options; the default run takes about
 two minutes on a 2-core CPU.
@@ -49,6 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=1, help="clips per adapter batch")
     p.add_argument("--model-dims", type=int, nargs="*", default=[1024], help="narrower model_dim settings to compare")
     p.add_argument("--backward", action="store_true", help="also time forward + backward (training step cost)")
+    p.add_argument("--residual", action="store_true",
+                   help="also measure the residual form with a temporal layer (residual=True, temporal_layers=1)")
     p.add_argument("--skip-extraction", action="store_true")
     p.add_argument("--skip-adapter", action="store_true")
     return p.parse_args(argv)
@@ -168,6 +172,8 @@ def bench_adapter(args) -> None:
     configs = [("paper: MSA over all T", dict(self_attention="full")),
                ("per-frame MSA", dict(self_attention="frame"))]
     configs += [(f"model_dim {d}, MSA over all T", dict(self_attention="full", model_dim=d)) for d in args.model_dims]
+    if args.residual:
+        configs.append(("residual form + temporal layer", dict(self_attention="full", residual=True, temporal_layers=1)))
     with torch.no_grad():  # warm-up: kernels, allocator
         PoseAdapter(64, tpf).eval()(features, tokens[..., :64].contiguous())
     reps = 2 if D >= 2048 else args.repeats  # a forward at D = 4096 takes seconds: best of two

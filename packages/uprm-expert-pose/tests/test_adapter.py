@@ -23,6 +23,25 @@ def test_coco_skeleton():
     assert not mask[j("left_wrist"), j("right_wrist")] and not mask[j("nose"), j("left_ankle")]
 
 
+def test_the_skeleton_is_the_projects_one():
+    """One COCO skeleton for the whole project (uprm.coco), still importable from here."""
+    import uprm.coco
+    from uprm_expert_pose import skeleton
+
+    assert skeleton.COCO_SKELETON is uprm.coco.COCO_SKELETON
+    assert skeleton.COCO_JOINTS is uprm.coco.COCO_KEYPOINTS and skeleton.NUM_JOINTS == uprm.coco.NUM_JOINTS
+    assert {frozenset(b) for b in skeleton.COCO_SKELETON} == {
+        frozenset(map(skeleton.COCO_JOINTS.index, pair))
+        for pair in [("left_ankle", "left_knee"), ("left_knee", "left_hip"), ("right_ankle", "right_knee"),
+                     ("right_knee", "right_hip"), ("left_hip", "right_hip"), ("left_shoulder", "left_hip"),
+                     ("right_shoulder", "right_hip"), ("left_shoulder", "right_shoulder"),
+                     ("left_shoulder", "left_elbow"), ("right_shoulder", "right_elbow"), ("left_elbow", "left_wrist"),
+                     ("right_elbow", "right_wrist"), ("left_eye", "right_eye"), ("nose", "left_eye"),
+                     ("nose", "right_eye"), ("left_eye", "left_ear"), ("right_eye", "right_ear"),
+                     ("left_ear", "left_shoulder"), ("right_ear", "right_shoulder")]
+    }  # fmt: skip
+
+
 def test_joint_attention_is_masked_to_skeleton_neighbours():
     """Eq.1: changing a joint that is not a neighbour of node k (nor k itself) leaves
     k's update exactly unchanged; changing a neighbour changes it."""
@@ -116,6 +135,45 @@ def test_temporal_layer_carries_poses_across_frames(tmp_path):
     tokens = random_video_tokens(tiny_context(), 1)
     with torch.no_grad():
         assert not torch.allclose(adapter(feats, tokens)[:, :17], adapter(moved, tokens)[:, :17])
+
+
+def test_the_paper_form_is_the_default_and_the_residual_form_an_option(tmp_path):
+    """Default: the output is T_{c+1} = block(T_c), T_c the cross-attention output itself
+    (eq.2-3), so the coarse tokens reach it only as queries. residual=True: the old form,
+    T_c = LN(T_v + CrossAttn), with the coarse tokens added in."""
+    ctx = tiny_context()
+    expert = PoseExpert(ctx, **SMALL)
+    assert expert.options["residual"] is False and expert.options["temporal_layers"] == 0
+    assert expert.adapter.cross_norm is None and expert.adapter.tokenizer.temporal is None
+    feats = _features(tmp_path, [1, 0, 2, 1])
+    tokens = random_video_tokens(ctx, 1)
+    for residual in (False, True):
+        torch.manual_seed(0)
+        adapter = PoseAdapter(32, 17, **SMALL, residual=residual).eval()
+        with torch.no_grad():
+            pose_tokens, pose_mask = adapter.tokenizer(
+                feats["keypoints"], feats["boxes"], feats["scores"], feats["person_mask"]
+            )
+            t_c = adapter.cross(tokens, pose_tokens, pose_mask)
+            if residual:
+                t_c = adapter.cross_norm(tokens + t_c)
+            torch.testing.assert_close(adapter(feats, tokens), adapter.block(t_c))
+    assert "cross_norm.weight" in PoseAdapter(32, 17, **SMALL, residual=True).state_dict()
+    assert not any(k.startswith("cross_norm.") for k in PoseAdapter(32, 17, **SMALL).state_dict())
+
+
+def test_pose_tokens_carry_their_frame_position(tmp_path):
+    """The same people in every frame still give each frame's keys its own position, so
+    frames are told apart (uprm.experts.grid.add_frame_positions)."""
+    from uprm.experts.grid import frame_positions
+
+    torch.manual_seed(0)
+    adapter = PoseAdapter(32, 17, **SMALL).eval()
+    feats = _features(tmp_path, [2, 2, 2, 2])
+    same = {k: v[:, :1].expand_as(v).clone() for k, v in feats.items()}  # frame 0 four times
+    with torch.no_grad():
+        tokens, _ = adapter.tokenizer(same["keypoints"], same["boxes"], same["scores"], same["person_mask"])
+    torch.testing.assert_close(tokens - tokens[:, :1], (frame_positions(4, 16) - frame_positions(4, 16)[:1])[None, :, None].expand_as(tokens))
 
 
 def test_model_dim_runs_eq2_3_narrower(tmp_path):

@@ -14,7 +14,7 @@ def test_tiny_uprm_with_the_pose_expert(tmp_path):
     config = uprm.UPRMConfig.tiny(experts=["coarse", "pose"], num_frames=4, expert_options={"pose": POSE})
     model = uprm.build_model(config)
     pose = model.block.experts["pose"]
-    assert isinstance(pose, PoseExpert) and config.distributions["pose"] == "uprm-expert-pose"
+    assert isinstance(pose, PoseExpert) and model.config.distributions["pose"] == "uprm-expert-pose"
     assert list(model.block.expert_names) == ["pose", "coarse"]
 
     clips = [pose_clip(tmp_path, [0, 2, 1, 4], seed=0), pose_clip(tmp_path, [3, 0, 0, 1], seed=1, layout="results")]

@@ -46,6 +46,12 @@ class TestPoseExpertDefaults(TestPoseExpert):
     expert_options = {}
 
 
+class TestPoseExpertResidualTemporal(TestPoseExpert):
+    """The options of the ablation: the residual form and the temporal layer over frames."""
+
+    expert_options = dict(SMALL, residual=True, temporal_layers=1)
+
+
 class TestPoseExpertYolo(ExpertTests):
     """The same contract with poses from ultralytics YOLO-pose: the real yolo11n-pose
     architecture with random weights, loaded from a .pt in safe mode, with a confidence

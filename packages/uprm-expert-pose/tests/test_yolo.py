@@ -132,6 +132,47 @@ def test_missing_weights_file(tmp_path):
         PoseExpert(tiny_context(), weights=str(path))
 
 
+@pytest.fixture
+def asset_download(monkeypatch, tmp_path):
+    """A machine online (no offline switch) whose ultralytics "downloads" an asset by
+    copying ``asset_download.serve``; the names asked for are in ``asset_download.calls``."""
+    from ultralytics.utils import downloads
+
+    for name in ("UPRM_OFFLINE", "YOLO_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    def fake(file, *args, **kwargs):
+        if pathlib.Path(file).exists():  # ultralytics' loader asks for local files too
+            return str(file)
+        fake.calls.append(str(file))
+        target = tmp_path / "assets" / str(file)
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(pathlib.Path(fake.serve).read_bytes())
+        return str(target)
+
+    fake.calls = []
+    monkeypatch.setattr(downloads, "attempt_download_asset", fake)
+    return fake
+
+
+def test_online_an_asset_name_is_downloaded_by_ultralytics_and_loaded_safely(asset_download, pose_pt, detect_pt):
+    asset_download.serve = pose_pt
+    expert = PoseExpert(tiny_context(), weights="yolo11n-pose.pt", **LOW)
+    assert asset_download.calls == ["yolo11n-pose.pt"]
+    assert expert.extract(synthetic_clip(2, size=64))["person_mask"].any()
+    asset_download.serve = detect_pt  # what was downloaded is checked like a local file
+    with pytest.raises(PoseWeightsError, match=r"yolo11n-pose\.pt.*'detect' model, not a pose model"):
+        PoseExpert(tiny_context(), weights="yolo11n-pose.pt")
+
+
+def test_offline_an_asset_name_that_is_not_a_local_file_fails_at_once(asset_download, monkeypatch):
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match=r"'yolo11n-pose\.pt' \(option weights=\) does not exist.*offline"):
+        PoseExpert(tiny_context(), weights="yolo11n-pose.pt")
+    assert asset_download.calls == []
+
+
 def test_detection_checkpoint_is_refused(detect_pt):
     with pytest.raises(PoseWeightsError, match=rf"{detect_pt}.*'detect' model, not a pose model") as err:
         PoseExpert(tiny_context(), weights=str(detect_pt))

@@ -12,21 +12,26 @@
    (``p × p``, no bias) scores the neighbours, ``V_u`` (``p × 2p``) updates the node.
 2. **Person and frame tokens.** A person's updated joints are flattened into a person
    token (plus an embedding of its box and score); a frame token summarises the people
-   of a frame (masked mean; a learned "nobody" token for an empty frame) and, with
-   ``temporal_layers > 0``, attends over the clip's frame tokens — cheap pose dynamics
-   in the pose width (an addition to the paper; ``temporal_layers=0`` removes it).
+   of a frame (masked mean; a learned "nobody" token for an empty frame). Every pose
+   token gets its frame's sinusoidal position
+   (:func:`uprm.experts.grid.add_frame_positions`), so the keys and values of eq.2 say
+   which frame they come from: without it the expert could not tell a clip from the same
+   clip with two frames swapped. With ``temporal_layers > 0`` (an addition to the paper;
+   default ``0``) the frame tokens then attend over the clip — cheap pose dynamics in the
+   pose width.
 3. **Cross-attention (eq.2, first line).** The video tokens are the queries, the pose
    tokens of *their own frame* (frame token + up to ``K`` people, padded ones masked)
    the keys and values: ``T_c = V_t softmax(Q_v K_tᵀ)``, via
    :class:`uprm.experts.grid.GridCrossAttention` (its learned null key keeps every
-   softmax defined). "Each sub-layer in a residual structure followed by LN": ``T_c =
-   LN(T_v + CrossAttn(T_v, P))``.
+   softmax defined). ``residual=False`` (default, the paper): ``T_c`` is that output
+   itself. ``residual=True``: ``T_c = LN(T_v + CrossAttn(T_v, P))``, which carries the
+   coarse tokens ``T_v`` into the expert's output.
 4. **Post-LN MSA and FFN (eq.2–3)**: ``T_c' = LN(T_c + MSA(T_c))``, ``T_{c+1} = LN(T_c' +
    FFN(T_c'))`` — exactly ``torch.nn.TransformerEncoderLayer(norm_first=False)``. With
    ``self_attention="full"`` (the paper) the MSA runs over all ``T`` tokens of the clip;
    ``"frame"`` restricts it to the tokens of one frame (``F`` blocks of
    ``tokens_per_frame``), which removes the ``T²`` term (see benchmarks/pose.py for what
-   that saves at ``D = 4096``).
+   that saves at ``D = 4096``). The output is ``T_{c+1}``.
 
 ``model_dim`` (default: ``D``) optionally runs steps 3–4 at a smaller width with a
 projection in and out, the main lever on the cost at ``D = 4096``.
@@ -41,7 +46,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from uprm.experts.grid import GridCrossAttention, pick_num_heads
+from uprm.experts.grid import GridCrossAttention, add_frame_positions, pick_num_heads
 from uprm_expert_pose.skeleton import NUM_JOINTS, neighbour_mask
 
 __all__ = ["SELF_ATTENTION_MODES", "JointGraphAttention", "PoseAdapter", "PoseTokenizer"]
@@ -75,23 +80,14 @@ class JointGraphAttention(nn.Module):
         return (out, beta) if return_weights else out
 
 
-def _sinusoid(num: int, dim: int, device, dtype) -> torch.Tensor:
-    """Sinusoidal positions ``[num, dim]`` (frame order for the temporal layers)."""
-    pos = torch.arange(num, device=device, dtype=torch.float32)[:, None]
-    half = dim // 2
-    freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=device, dtype=torch.float32) / max(half, 1))
-    emb = torch.cat([torch.sin(pos * freq), torch.cos(pos * freq)], dim=-1)
-    if emb.shape[-1] < dim:
-        emb = torch.nn.functional.pad(emb, (0, dim - emb.shape[-1]))
-    return emb.to(dtype)
-
-
 class PoseTokenizer(nn.Module):
     """Keypoints → per-frame pose tokens: a frame token and ``K`` person tokens.
 
     Joint input: ``(x, y, c)`` and the joint's position relative to the person's box
     (centre, scaled by the box's longer side), zero for absent joints; plus a learned
-    embedding of the joint's type. Then ``graph_layers`` × eq.1.
+    embedding of the joint's type. Then ``graph_layers`` × eq.1, person and frame tokens,
+    each frame's sinusoidal position on all its tokens, and ``temporal_layers`` of
+    self-attention over the frame tokens.
 
     Shapes:
         keypoints ``[B, F, K, 17, 3]``, boxes ``[B, F, K, 4]``, scores ``[B, F, K]``,
@@ -104,7 +100,7 @@ class PoseTokenizer(nn.Module):
         joint_dim: int = 64,
         pose_dim: int = 256,
         graph_layers: int = 1,
-        temporal_layers: int = 1,
+        temporal_layers: int = 0,
         num_heads: int = 8,
         dropout: float = 0.0,
     ) -> None:
@@ -155,9 +151,9 @@ class PoseTokenizer(nn.Module):
         count = weight.sum(dim=2)  # [B, F, 1]
         pooled = (person * weight).sum(dim=2) / count.clamp_min(1)
         frame = torch.where(count > 0, self.frame_proj(pooled), self.empty_frame.to(person.dtype))  # [B, F, d]
+        tokens = add_frame_positions(torch.cat([frame[:, :, None], person], dim=2))  # which frame: on every key
         if self.temporal is not None:
-            frame = self.temporal(frame + _sinusoid(f, frame.shape[-1], frame.device, frame.dtype))
-        tokens = torch.cat([frame[:, :, None], person], dim=2)
+            tokens = torch.cat([self.temporal(tokens[:, :, 0])[:, :, None], tokens[:, :, 1:]], dim=2)
         token_mask = torch.cat([torch.ones(b, f, 1, dtype=torch.bool, device=mask.device), mask], dim=2)
         return tokens, token_mask
 
@@ -172,12 +168,15 @@ class PoseAdapter(nn.Module):
         joint_dim: ``p`` of eq.1.
         pose_dim: width of the person and frame tokens.
         graph_layers: how many times eq.1 is applied.
-        temporal_layers: self-attention layers over the frame tokens (0 = none).
+        temporal_layers: self-attention layers over the frame tokens (0 = none, the paper).
         model_dim: width of eq.2–3 (default ``D``); smaller adds projections in and out.
         num_heads: attention heads (the largest divisor of the width not above this).
         ffn_mult: FFN hidden width = ``ffn_mult × model_dim``.
         self_attention: ``"full"`` (MSA over all ``T`` tokens, the paper) or ``"frame"``.
         dropout: dropout in the attention and FFN layers.
+        residual: ``False`` (the paper): eq.2–3 run on the cross-attention output alone,
+            so the output is pose information only; ``True``: ``T_c = LN(T_v + CrossAttn)``,
+            the output also carries the video tokens.
 
     Shapes:
         features: ``keypoints [B, F, K, 17, 3]``, ``boxes [B, F, K, 4]``, ``scores [B, F, K]``,
@@ -192,12 +191,13 @@ class PoseAdapter(nn.Module):
         joint_dim: int = 64,
         pose_dim: int = 256,
         graph_layers: int = 1,
-        temporal_layers: int = 1,
+        temporal_layers: int = 0,
         model_dim: int | None = None,
         num_heads: int = 8,
         ffn_mult: int = 4,
         self_attention: str = "full",
         dropout: float = 0.0,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         if self_attention not in SELF_ATTENTION_MODES:
@@ -205,12 +205,14 @@ class PoseAdapter(nn.Module):
         d = int(model_dim or hidden_size)
         self.tokens_per_frame = tokens_per_frame
         self.self_attention = self_attention
+        self.residual = bool(residual)
         self.tokenizer = PoseTokenizer(joint_dim, pose_dim, graph_layers, temporal_layers, num_heads, dropout)
         self.query_in = nn.Identity() if d == hidden_size else nn.Linear(hidden_size, d)
         self.cross = GridCrossAttention(
             d, kv_dim=pose_dim, num_heads=num_heads, tokens_per_frame=tokens_per_frame, per_frame=True, dropout=dropout
         )
-        self.cross_norm = nn.LayerNorm(d)
+        # residual form only: T_c = LN(T_v + CrossAttn(T_v, P))
+        self.cross_norm = nn.LayerNorm(d) if self.residual else None
         # eq.2-3: T_c' = LN(T_c + MSA(T_c)); T_{c+1} = LN(T_c' + FFN(T_c')) — a post-LN encoder layer
         self.block = nn.TransformerEncoderLayer(
             d, pick_num_heads(d, num_heads), ffn_mult * d, dropout, activation="gelu", batch_first=True, norm_first=False
@@ -231,10 +233,12 @@ class PoseAdapter(nn.Module):
             )
         pose_tokens, pose_mask = self.tokenizer(keypoints, boxes, scores, person_mask)  # [B, F, 1+K, d_pose]
         x = self.query_in(video_tokens.to(device=weight.device, dtype=weight.dtype))
-        t_c = self.cross_norm(x + self.cross(x, pose_tokens, pose_mask))  # eq.2 cross-attention (+ residual, LN)
+        t_c = self.cross(x, pose_tokens, pose_mask)  # eq.2: T_c = V_t softmax(Q_v K_t^T)
+        if self.cross_norm is not None:
+            t_c = self.cross_norm(x + t_c)  # the residual form
         if self.self_attention == "frame":
             t_c = rearrange(t_c, "b (f t) d -> (b f) t d", f=f)
-        out = self.block(t_c)  # eq.2-3
+        out = self.block(t_c)  # eq.2-3: T_{c+1}
         if self.self_attention == "frame":
             out = rearrange(out, "(b f) t d -> b (f t) d", b=b)
         return self.out(out).to(video_tokens.dtype)

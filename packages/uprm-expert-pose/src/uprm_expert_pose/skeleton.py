@@ -1,45 +1,22 @@
-"""The COCO-17 human skeleton: joint names, bones, and the neighbour mask of eq.1.
+"""The COCO-17 human skeleton as the pose expert uses it: joint names, bones, and the
+neighbour mask of eq.1.
 
-Joints are in COCO order (what HigherHRNet, mmpose and ultralytics YOLO-pose output);
-bones are the ``skeleton`` of the COCO person category, converted from 1-based to
-0-based indices.
+The joints and bones are defined once for the whole project in :mod:`uprm.coco` (COCO
+order, what HigherHRNet, mmpose and ultralytics YOLO-pose output; bones 0-based); this
+module re-exports them under the names the pose expert has always had
+(``COCO_JOINTS`` = :data:`uprm.coco.COCO_KEYPOINTS`).
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["COCO_JOINTS", "COCO_SKELETON", "NUM_JOINTS", "neighbour_mask"]
+from uprm.coco import COCO_KEYPOINTS, COCO_SKELETON, NUM_JOINTS
 
-COCO_JOINTS: tuple[str, ...] = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
-NUM_JOINTS = len(COCO_JOINTS)
+__all__ = ["COCO_JOINTS", "COCO_KEYPOINTS", "COCO_SKELETON", "NUM_JOINTS", "neighbour_mask"]
 
-#: COCO's person ``skeleton`` (1-based there), 0-based: 19 undirected bones.
-COCO_SKELETON: tuple[tuple[int, int], ...] = tuple(
-    (a - 1, b - 1)
-    for a, b in (
-        (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9),
-        (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
-    )
-)
+#: the 17 joint names in COCO order (:data:`uprm.coco.COCO_KEYPOINTS`)
+COCO_JOINTS: tuple[str, ...] = COCO_KEYPOINTS
 
 
 def neighbour_mask(self_loops: bool = False) -> torch.Tensor:

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from uprm.coco import skeleton_1based
 from uprm.offline import prepare_ultralytics
 from uprm.testing import synthetic_clip
 from uprm.types import VideoClip
 from uprm.utils import atomic_write_json
-from uprm_expert_pose.skeleton import COCO_JOINTS, COCO_SKELETON, NUM_JOINTS
+from uprm_expert_pose.skeleton import COCO_JOINTS, NUM_JOINTS
 
 __all__ = [
     "STANDING_POSE",
@@ -124,7 +125,7 @@ def write_dataset_json(
             "id": 1,
             "name": "person",
             "keypoints": list(COCO_JOINTS),
-            "skeleton": [[a + 1, b + 1] for a, b in COCO_SKELETON],
+            "skeleton": skeleton_1based(),
         }
     ]
     atomic_write_json(path, {"images": images, "annotations": annotations, "categories": categories})

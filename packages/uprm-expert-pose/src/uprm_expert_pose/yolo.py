@@ -1,10 +1,12 @@
 """Frozen pose estimation with ultralytics YOLO-pose, batched over a clip's frames.
 
-* :func:`load_pose_model` reads a local ``.pt`` in safe mode — ultralytics'
+* :func:`load_pose_model` reads a ``.pt`` in safe mode — ultralytics'
   ``torch_safe_load(..., safe_only=True)``: ``torch.load(weights_only=True)`` against an
   allow-list of ultralytics/torch classes, whatever ``ULTRALYTICS_SAFE_LOAD`` says — and
-  refuses anything that is not a 17-joint pose model. Nothing is ever downloaded: a
-  missing file is an error, never a GitHub request.
+  refuses anything that is not a 17-joint pose model. A local path loads as it is; a bare
+  asset name (``"yolo11n-pose.pt"``) is downloaded by ultralytics when the machine is
+  online, and is an error naming the file offline (``UPRM_OFFLINE``/``YOLO_OFFLINE``).
+  The loading is :mod:`uprm.integrations.ultralytics`, shared with the relation expert.
 * :func:`build_pose_model` builds a randomly initialised model from an ultralytics YAML
   name (``"yolo11n-pose.yaml"``) — the real architecture for tests and benchmarks.
 * :class:`YoloPoseEstimator` runs ultralytics' own pose predictor (letterbox, NMS with
@@ -26,12 +28,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from uprm.integrations import ultralytics as ul
+from uprm.integrations.ultralytics import UltralyticsModelError
 from uprm.offline import prepare_ultralytics
 from uprm_expert_pose.errors import PoseWeightsError
 from uprm_expert_pose.keypoints import empty_pose_features
 from uprm_expert_pose.skeleton import NUM_JOINTS
 
-__all__ = ["YoloPoseEstimator", "build_pose_model", "check_pose_model", "load_pose_model"]
+__all__ = ["YoloPoseEstimator", "build_pose_model", "check_pose_model", "load_pose_model", "resolve_pose_weights"]
 
 
 def _ultralytics() -> None:
@@ -50,82 +54,63 @@ def _keep_torch_threads() -> Iterator[None]:
             torch.set_num_threads(threads)
 
 
+_WANTED = "a YOLO-pose checkpoint (task 'pose', kpt_shape [17, 3], e.g. yolo11n-pose.pt)"
+
+
+def _pose_error(err: UltralyticsModelError) -> PoseWeightsError:
+    """The shared loader's refusal, worded for the pose expert's users."""
+    problems = {
+        "suffix": f"has suffix {err.detail!r}; the pose expert loads ultralytics .pt checkpoints",
+        "no_model": "holds no ultralytics model (a bare state dict or another framework's checkpoint?)",
+        "task": f"is an ultralytics {err.detail!r} model, not a pose model; pass {_WANTED}",
+        "kpt_shape": f"is a pose model with kpt_shape {err.detail}; the pose expert needs the 17 COCO joints with a "
+        "confidence each, kpt_shape [17, 3]",
+    }
+    return PoseWeightsError(err.path, problems.get(err.kind, err.problem))
+
+
 def check_pose_model(model: nn.Module, where: str | os.PathLike) -> None:
     """Refuse a model that is not an ultralytics pose model with COCO's 17 joints.
 
     Raises:
         PoseWeightsError: ``task != "pose"`` or ``kpt_shape != [17, 3]``.
     """
-    _ultralytics()
-    from ultralytics.nn.tasks import guess_model_task
-
-    task = getattr(model, "task", None) or guess_model_task(model)
-    if task != "pose":
-        raise PoseWeightsError(
-            where,
-            f"is an ultralytics {task!r} model, not a pose model; pass a YOLO-pose checkpoint "
-            "(task 'pose', kpt_shape [17, 3], e.g. yolo11n-pose.pt)",
-        )
-    kpt_shape = getattr(model, "kpt_shape", None)
-    if kpt_shape is None:
-        kpt_shape = (getattr(model, "yaml", None) or {}).get("kpt_shape")
-    if kpt_shape is None or [int(v) for v in kpt_shape] != [NUM_JOINTS, 3]:
-        raise PoseWeightsError(
-            where,
-            f"is a pose model with kpt_shape {list(kpt_shape) if kpt_shape is not None else None}; the pose expert "
-            "needs the 17 COCO joints with a confidence each, kpt_shape [17, 3]",
-        )
+    try:
+        ul.check_model(model, where, "pose", kpt_shape=(NUM_JOINTS, 3))
+    except UltralyticsModelError as err:
+        raise _pose_error(err) from err
 
 
-def _prepare(model: nn.Module) -> nn.Module:
-    model = model.float().eval()
-    if hasattr(model, "fuse"):
-        # Fold BatchNorm into the convolutions now, once: ultralytics' predictor would do it
-        # in place at its first call, changing the frozen module under the expert.
-        model = model.fuse(verbose=False)
-    model.requires_grad_(False)
-    return model
+def resolve_pose_weights(weights: str | os.PathLike) -> Path:
+    """The local file of ``weights``: a path as it is, or a bare ultralytics asset name
+    (``"yolo11n-pose.pt"``) downloaded by ultralytics when the machine is online
+    (:func:`uprm.integrations.ultralytics.resolve_weights`).
 
-
+    Raises:
+        FileNotFoundError: no such file, and nothing to download (offline, or a path).
+    """
+    return ul.resolve_weights(
+        weights,
+        f"pose expert: weights file {str(Path(weights).expanduser())!r} (option weights=) does not exist; pass the "
+        "local path of an ultralytics YOLO-pose checkpoint such as yolo11n-pose.pt",
+    )
 
 
 def load_pose_model(weights: str | os.PathLike) -> nn.Module:
-    """Load an ultralytics YOLO-pose ``.pt`` from a local path, in safe (weights-only) mode.
+    """Load an ultralytics YOLO-pose ``.pt`` (:func:`resolve_pose_weights`) in safe
+    (weights-only) mode, checked and frozen.
 
     Raises:
-        FileNotFoundError: no such file (nothing is downloaded).
+        FileNotFoundError: no such file, and nothing to download (offline, or a path).
         PoseWeightsError: not a ``.pt``; unreadable in safe mode (damaged, or it refers to
             classes outside ultralytics' allow-list, e.g. code to run); no model inside;
             not a 17-joint pose model.
     """
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"pose expert: weights file {str(path)!r} (option weights=) does not exist; pass the local path of an "
-            "ultralytics YOLO-pose checkpoint such as yolo11n-pose.pt (nothing is downloaded)"
-        )
-    if path.suffix.lower() != ".pt":
-        raise PoseWeightsError(path, f"has suffix {path.suffix!r}; the pose expert loads ultralytics .pt checkpoints")
-    _ultralytics()
-    from ultralytics.nn.tasks import torch_safe_load
-
+    path = resolve_pose_weights(weights)
     try:
-        ckpt, _ = torch_safe_load(str(path), safe_only=True)
-    except Exception as err:  # ultralytics turns every kind of unreadable file into its own message
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise PoseWeightsError(path, f"cannot be loaded in safe mode (weights_only): {first}") from err
-    model = None
-    if isinstance(ckpt, dict):
-        for key in ("ema", "model"):
-            if isinstance(ckpt.get(key), nn.Module):
-                model = ckpt[key]
-                break
-    if model is None:
-        raise PoseWeightsError(
-            path, "holds no ultralytics model (a bare state dict or another framework's checkpoint?)"
-        )
-    check_pose_model(model, path)
-    return _prepare(model)
+        return ul.load_model(path, task="pose", kpt_shape=(NUM_JOINTS, 3))
+    except UltralyticsModelError as err:
+        raise _pose_error(err) from err
 
 
 def build_pose_model(model_config: str) -> nn.Module:
@@ -138,15 +123,10 @@ def build_pose_model(model_config: str) -> nn.Module:
     """
     if not str(model_config).lower().endswith((".yaml", ".yml")):
         raise PoseWeightsError(model_config, "model_config must be an ultralytics YAML such as 'yolo11n-pose.yaml'")
-    _ultralytics()
-    from ultralytics import YOLO
-
     try:
-        model = YOLO(str(model_config)).model  # task from the YAML (its head)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise PoseWeightsError(model_config, f"cannot be built: {err}") from err
-    check_pose_model(model, model_config)
-    return _prepare(model)
+        return ul.load_model(model_config=model_config, task="pose", kpt_shape=(NUM_JOINTS, 3))
+    except UltralyticsModelError as err:
+        raise _pose_error(err) from err
 
 
 class YoloPoseEstimator(nn.Module):
