@@ -56,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-layers", type=int, default=2, help="L, graph layers")
     p.add_argument("--grids", nargs="+", default=["scatter", "attention"], choices=["scatter", "attention"])
     p.add_argument("--backward", action="store_true", help="also time forward + backward (a training step)")
+    p.add_argument("--residual", action="store_true",
+                   help="also measure the residual form (residual=True: video_tokens + Δ) for each grid")
     p.add_argument("--skip-extraction", action="store_true")
     p.add_argument("--skip-adapter", action="store_true")
     return p.parse_args(argv)
@@ -214,10 +216,12 @@ def bench_adapter(args) -> None:
 
         step_proj()
         t_proj_train = best_time(step_proj, args.repeats)
-    for grid_mode in args.grids:
+    forms = [False, True] if args.residual else [False]
+    for grid_mode, residual in ((g, r) for g in args.grids for r in forms):
         torch.manual_seed(0)
         expert = RelationExpert(
-            ctx, max_objects=args.max_objects, node_dim=args.node_dim, num_layers=args.num_layers, grid=grid_mode
+            ctx, max_objects=args.max_objects, node_dim=args.node_dim, num_layers=args.num_layers, grid=grid_mode,
+            residual=residual,
         ).eval()
         feats = encode_graphs(graphs, expert.labels, expert.predicates, args.max_objects, 4, (640, 480))
         batch = expert.collate([feats] * b)
@@ -225,7 +229,8 @@ def bench_adapter(args) -> None:
         with torch.no_grad():
             expert(batch, tokens)
             t_fwd = best_time(lambda e=expert, x=batch: e(x, tokens), args.repeats)
-        print(row(f"relation adapter, grid={grid_mode}", f"{params / 1e6:.1f}", f"{t_fwd * 1e3:.0f}", f"{t_fwd / t_proj:.2f}"))
+        label = f"relation adapter, grid={grid_mode}" + (", residual" if residual else "")
+        print(row(label, f"{params / 1e6:.1f}", f"{t_fwd * 1e3:.0f}", f"{t_fwd / t_proj:.2f}"))
         if args.backward:
             expert.train()
 

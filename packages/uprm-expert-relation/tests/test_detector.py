@@ -58,7 +58,7 @@ def test_nothing_detected_gives_empty_graphs(detector_pt):
     assert not feats["object_mask"].any() and feats["relations"].eq(0).all()
     tokens = random_video_tokens(CTX, 1)
     with torch.no_grad():
-        assert torch.equal(expert({k: v[None] for k, v in feats.items()}, tokens), tokens)
+        assert expert({k: v[None] for k, v in feats.items()}, tokens).eq(0).all()  # nothing to say
 
 
 def test_json_wins_over_the_detector_in_auto_mode(detector_pt, write_json):
@@ -105,6 +105,50 @@ def test_checkpoints_load_in_safe_mode_only(tmp_path, monkeypatch):
     with pytest.raises(DetectorError, match=r"evil.pt: not a loadable ultralytics checkpoint in safe mode"):
         RelationExpert(CTX, weights=evil)
     assert not target.exists()
+
+
+@pytest.fixture
+def asset_download(monkeypatch, tmp_path):
+    """A machine online (no offline switch) whose ultralytics "downloads" an asset by
+    copying ``asset_download.serve``; the names asked for are in ``asset_download.calls``."""
+    from ultralytics.utils import downloads
+
+    for name in ("UPRM_OFFLINE", "YOLO_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    def fake(file, *args, **kwargs):
+        if Path(file).exists():  # ultralytics' loader asks for local files too
+            return str(file)
+        fake.calls.append(str(file))
+        target = tmp_path / "assets" / str(file)
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(Path(fake.serve).read_bytes())
+        return str(target)
+
+    fake.calls = []
+    monkeypatch.setattr(downloads, "attempt_download_asset", fake)
+    return fake
+
+
+def test_online_an_asset_name_is_downloaded_by_ultralytics_and_loaded_safely(asset_download, detector_pt, tmp_path):
+    asset_download.serve = detector_pt
+    expert = RelationExpert(CTX, weights="yolo11n.pt", imgsz=64, node_dim=8)
+    assert asset_download.calls == ["yolo11n.pt"] and expert.detector_names == list(COCO_LABELS)
+    target = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": _Payload(target)}, evil)
+    asset_download.serve = evil
+    with pytest.raises(DetectorError, match=r"yolo11s.pt: not a loadable ultralytics checkpoint in safe mode"):
+        RelationExpert(CTX, weights="yolo11s.pt")
+    assert not target.exists()
+
+
+def test_offline_an_asset_name_that_is_not_a_local_file_fails_at_once(asset_download, monkeypatch):
+    monkeypatch.setenv("UPRM_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match=r"'yolo11n.pt' are not a local file.*offline.*nothing is downloaded"):
+        RelationExpert(CTX, weights="yolo11n.pt")
+    assert asset_download.calls == []
 
 
 def test_bad_weight_files_are_clear(tmp_path):

@@ -2,12 +2,14 @@
 
 Where the model comes from:
 
-* ``weights`` — a local ultralytics ``.pt`` checkpoint (``yolo11n.pt``, a fine-tuned
-  ``best.pt``). It is loaded in **safe mode**: ``torch.load(weights_only=True)``
-  against ultralytics' allow-list of model classes (``torch_safe_load(...,
-  safe_only=True)``), whatever ``ULTRALYTICS_SAFE_LOAD`` says, so a checkpoint cannot
-  run code. A model whose task is not ``detect`` (pose, segment, classify, obb) is
-  refused: it would give boxes of another meaning, or none.
+* ``weights`` — an ultralytics ``.pt`` checkpoint (``yolo11n.pt``, a fine-tuned
+  ``best.pt``): a local path, or a bare asset name that ultralytics downloads when the
+  machine is online (offline it is an error naming the file). It is loaded in **safe
+  mode**: ``torch.load(weights_only=True)`` against ultralytics' allow-list of model
+  classes (``torch_safe_load(..., safe_only=True)``), whatever ``ULTRALYTICS_SAFE_LOAD``
+  says, so a checkpoint cannot run code. A model whose task is not ``detect`` (pose,
+  segment, classify, obb) is refused: it would give boxes of another meaning, or none.
+  The loading is :mod:`uprm.integrations.ultralytics`, shared with the pose expert.
 * ``model_config`` — an ultralytics model YAML (``"yolo11n.yaml"``) built with random
   weights (seeded): the real architecture and code path for tests and benchmarks, no
   download. A YAML model of 80 classes is given the COCO class names, as a COCO
@@ -25,7 +27,6 @@ import copy
 import functools
 import math
 import os
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,26 +36,35 @@ from torch import nn
 
 from uprm.errors import UPRMError
 from uprm.experts.preprocess import to_float
+from uprm.integrations import ultralytics as ul
+from uprm.integrations.ultralytics import UltralyticsModelError
+from uprm.offline import prepare_ultralytics
 from uprm_expert_relation.graph import FrameGraph, GraphObject
 from uprm_expert_relation.vocab import COCO_LABELS
 
-__all__ = ["DetectorError", "detect", "letterbox", "load_detector"]
+__all__ = ["MISSING_WEIGHTS", "DetectorError", "detect", "letterbox", "load_detector"]
+
+#: the start of the error for detector weights that are not there (``{}``: the path)
+MISSING_WEIGHTS = (
+    "relation expert: detector weights '{}' are not a local file; pass the path of an ultralytics detection "
+    "checkpoint such as yolo11n.pt"
+)
 
 
 class DetectorError(UPRMError, ValueError):
     """A detector file or configuration that cannot be used; names the file."""
 
 
-def _ultralytics():
-    # before ultralytics is imported: offline switches, fonts, safe loading by default
-    from uprm.offline import prepare_ultralytics
-
-    prepare_ultralytics()
-    from ultralytics.nn import tasks
-
-    return tasks
-
-
+def _detector_error(err: UltralyticsModelError, shown: str) -> DetectorError:
+    """The shared loader's refusal, worded for the relation expert's users."""
+    problems = {
+        "suffix": "an ultralytics detector checkpoint is a .pt file",
+        "unreadable": f"not a loadable ultralytics checkpoint in safe mode (weights_only): {err.detail}",
+        "no_model": f"the checkpoint holds no ultralytics model (it holds {err.detail})",
+        "task": f"is a {err.detail} model; the relation expert needs an object detection model (task 'detect', "
+        "e.g. yolo11n.pt)",
+    }
+    return DetectorError(f"{shown}: {problems.get(err.kind, err.problem)}")
 
 
 def _names(model: nn.Module, from_yaml: bool) -> list[str]:
@@ -76,26 +86,22 @@ def load_detector(
 ) -> tuple[nn.Module, list[str]]:
     """Load a detection model and its class names (a frozen module in eval mode, fused).
 
-    Each call returns its own copy; the loaded original is kept (for the two most recent
-    files or configs, keyed by path, modification time and size), so building several
-    experts on one checkpoint reads it once.
+    ``weights`` is a local ``.pt``, or a bare ultralytics asset name (``"yolo11n.pt"``)
+    that ultralytics downloads when the machine is online
+    (:func:`uprm.integrations.ultralytics.resolve_weights`). Each call returns its own
+    copy; the loaded original is kept (for the two most recent files or configs, keyed
+    by path, modification time and size), so building several experts on one checkpoint
+    reads it once.
 
     Raises:
-        FileNotFoundError: ``weights`` is not a local file.
+        FileNotFoundError: ``weights`` is not a local file and cannot be downloaded.
         DetectorError: the file is not a loadable ultralytics checkpoint in safe mode,
             holds no model, or holds a model of another task.
     """
     if (weights is None) == (model_config is None):
         raise ValueError("load_detector needs exactly one of weights (a local .pt) and model_config (a YAML)")
     if weights is not None:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"relation expert: detector weights {str(path)!r} are not a local file (nothing is downloaded; "
-                "pass the path of an ultralytics detection checkpoint such as yolo11n.pt)"
-            )
-        if path.suffix != ".pt":
-            raise DetectorError(f"{path}: an ultralytics detector checkpoint is a .pt file")
+        path = ul.resolve_weights(weights, MISSING_WEIGHTS.format(Path(weights).expanduser()))
         st = path.stat()
         model, names = _load_checkpoint(str(path.resolve()), str(path), st.st_mtime_ns, st.st_size)
     else:
@@ -105,41 +111,24 @@ def load_detector(
 
 @functools.lru_cache(maxsize=2)
 def _load_checkpoint(resolved: str, shown: str, mtime_ns: int, size: int) -> tuple[nn.Module, tuple[str, ...]]:
-    tasks = _ultralytics()
     try:
-        ckpt, _ = tasks.torch_safe_load(resolved, safe_only=True)
-    except (TypeError, RuntimeError, EOFError, pickle.UnpicklingError, AttributeError, KeyError) as e:
-        raise DetectorError(f"{shown}: not a loadable ultralytics checkpoint in safe mode (weights_only): {e}") from e
-    model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else None
-    if not isinstance(model, nn.Module):
-        held = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise DetectorError(f"{shown}: the checkpoint holds no ultralytics model (it holds {held})")
-    return _finish(tasks, model, shown, from_yaml=False)
+        model = ul.load_checkpoint(resolved)
+        ul.check_model(model, shown, "detect")
+    except UltralyticsModelError as err:
+        raise _detector_error(err, shown) from err
+    model = ul.freeze(model)
+    return model, tuple(_names(model, from_yaml=False))
 
 
 @functools.lru_cache(maxsize=2)
 def _build_from_yaml(model_config: str, seed: int) -> tuple[nn.Module, tuple[str, ...]]:
-    tasks = _ultralytics()
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = tasks.DetectionModel(cfg=model_config, verbose=False)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"relation expert: model_config {model_config!r}: {e}") from e
-    return _finish(tasks, model, model_config, from_yaml=True)
-
-
-def _finish(tasks, model: nn.Module, source: str, from_yaml: bool) -> tuple[nn.Module, tuple[str, ...]]:
-    task = tasks.guess_model_task(model)
-    if task != "detect" or not isinstance(model, tasks.DetectionModel):
-        raise DetectorError(
-            f"{source}: is a {task or type(model).__name__} model; the relation expert needs an object "
-            "detection model (task 'detect', e.g. yolo11n.pt)"
-        )
-    model = model.float().eval()
-    model.fuse(verbose=False)
-    model.requires_grad_(False)
-    return model, tuple(_names(model, from_yaml))
+        model = ul.load_model(model_config=model_config, task="detect", seed=seed)
+    except UltralyticsModelError as err:
+        if err.kind == "build":
+            raise FileNotFoundError(f"relation expert: model_config {model_config!r}: {err.detail}") from err
+        raise _detector_error(err, model_config) from err
+    return model, tuple(_names(model, from_yaml=True))
 
 
 def letterbox(frames: torch.Tensor, imgsz: int, stride: int) -> tuple[torch.Tensor, float, tuple[int, int]]:
@@ -177,7 +166,7 @@ def detect(
 
     Shapes: ``frames`` uint8 ``[F, 3, H, W]`` → ``F`` graphs.
     """
-    _ultralytics()  # offline switches before any ultralytics import
+    prepare_ultralytics()  # offline switches before any ultralytics import
     from ultralytics.utils import nms
 
     param = next(model.parameters())
