@@ -199,13 +199,33 @@ def test_adapter_is_a_per_token_ffn_and_follows_the_tokens_dtype():
     expert = BackgroundExpert(ctx, adapter_hidden=16).eval()
     emb = torch.randn(2, ctx.num_frames, ctx.tokens_per_frame, 256)
     tokens = random_video_tokens(ctx, 2)
+    tpf = ctx.tokens_per_frame
     with torch.no_grad():
         out = expert({"embedding": emb}, tokens)
-        # eq. y' = FFN(y): token (b, f, t) depends on its own embedding only, not on the video tokens
-        torch.testing.assert_close(out[1, 5], expert.adapter(emb[1, 0, 5]))
+        # eq. y' = FFN(y): token (b, f, t) depends on its own embedding and its frame only, not on the video tokens
+        alone = expert.adapter(emb[1:2, :, 5:6])  # token 5 of every frame, nothing else
+        for f in range(ctx.num_frames):
+            torch.testing.assert_close(out[1, f * tpf + 5], alone[0, f, 0])
         torch.testing.assert_close(out, expert({"embedding": emb}, torch.zeros_like(tokens)))
         assert expert({"embedding": emb.half()}, tokens.bfloat16()).dtype == torch.bfloat16
     assert sum(p.numel() for p in expert.adapter.parameters()) == (2 * 256 + 256 * 16 + 16 + 16 * 32 + 32)
+
+
+def test_the_ffn_knows_the_frame_of_each_token():
+    """The frame's sinusoidal position is added after the FFN's LayerNorm: the same
+    background in every frame gives each frame its own tokens."""
+    from uprm.experts.grid import frame_positions
+
+    ctx = tiny_context()
+    expert = BackgroundExpert(ctx, adapter_hidden=16).eval()
+    same = torch.randn(1, 1, ctx.tokens_per_frame, 256).expand(1, ctx.num_frames, -1, -1)
+    a = expert.adapter
+    with torch.no_grad():
+        out = expert({"embedding": same}, random_video_tokens(ctx, 1)).view(ctx.num_frames, ctx.tokens_per_frame, -1)
+        for f in range(ctx.num_frames):
+            x = a.norm(same[0, f]) + frame_positions(ctx.num_frames, 256)[f]
+            torch.testing.assert_close(out[f], a.fc2(a.act(a.fc1(x))))
+    assert not torch.allclose(out[1], out[0])
 
 
 def test_forward_rejects_features_of_another_clip_shape():

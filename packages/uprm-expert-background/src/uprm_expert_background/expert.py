@@ -5,7 +5,8 @@ the per-frame embeddings ``[256, h, w]`` are pooled onto the coarse expert's tok
 *before* they are cached, so a cached 8-frame clip at Video-LLaVA's grid is
 ``8 × 257 × 256`` numbers (1 MB in float16) instead of ``8 × 256 × 64 × 64`` (33 MB in
 float32). Adapter (trainable): the paper's lightweight FFN, ``y_i^t' = FFN(y_i^t)``,
-to the LLM's width, one token per grid position.
+to the LLM's width, one token per grid position, with the frame's sinusoidal position
+added inside it (after its LayerNorm) so that the tokens of frame ``i`` say they are.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from einops import rearrange
 from torch import nn
 
 import uprm
-from uprm.experts.grid import pool_to_grid
+from uprm.experts.grid import add_frame_positions, pool_to_grid
 from uprm_expert_background import sam
 
 __all__ = ["CACHE_DTYPES", "BackgroundExpert", "load_sam_image_encoder"]
@@ -125,9 +126,15 @@ def _init_positions(encoder: nn.Module) -> None:
 
 
 class BackgroundAdapter(nn.Module):
-    """The paper's lightweight FFN, ``y' = FFN(y)``: LayerNorm → Linear → GELU → Linear.
+    """The paper's lightweight FFN, ``y' = FFN(y)``: LayerNorm → + frame position → Linear
+    → GELU → Linear.
 
-    Shapes: ``[..., in_dim]`` → ``[..., out_dim]``.
+    The frame's sinusoidal position (:func:`uprm.experts.grid.add_frame_positions`, no
+    parameters) is added to the normalised embedding, so a background token says which
+    frame it belongs to: without it the expert would give the same tokens for a clip and
+    the clip with two frames swapped, only swapped.
+
+    Shapes: ``[B, F, ..., in_dim]`` (frames on dim 1) → ``[B, F, ..., out_dim]``.
     """
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float = 0.0) -> None:
@@ -139,7 +146,8 @@ class BackgroundAdapter(nn.Module):
         self.fc2 = nn.Linear(hidden, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.drop(self.act(self.fc1(self.norm(x)))))
+        x = add_frame_positions(self.norm(x), frame_dim=1)
+        return self.fc2(self.drop(self.act(self.fc1(x))))
 
 
 class BackgroundExpert(uprm.Expert):
@@ -263,7 +271,8 @@ class BackgroundExpert(uprm.Expert):
 
     # ------------------------------------------------------------------ adapter
     def forward(self, features: Mapping[str, torch.Tensor], video_tokens: torch.Tensor) -> torch.Tensor:
-        """``y' = FFN(y)`` on every pooled background token.
+        """``y' = FFN(y)`` on every pooled background token (plus its frame's position
+        inside the FFN).
 
         Shapes: ``features["embedding"] [B, F, tokens_per_frame, C]``, ``video_tokens
         [B, F × tokens_per_frame, D]`` → ``[B, F × tokens_per_frame, D]``.
