@@ -3,7 +3,9 @@
 Perception (frozen, no weights): grey frames at the coarse tower's resolution, the
 absolute and signed difference to the previous frame, pooled onto the coarse token grid
 with :func:`uprm.experts.grid.pool_to_grid`. Adapter (trainable): an MLP from those two
-statistics per token to the LLM's width, added to the video tokens it enhances.
+statistics per token to the LLM's width, plus the frame's position
+(:func:`uprm.experts.grid.add_frame_positions`: motion early and motion late in a clip are
+not the same event), added to the video tokens it enhances.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch
 from torch import nn
 
 import uprm
-from uprm.experts.grid import pool_to_grid
+from uprm.experts.grid import add_frame_positions, pool_to_grid
 from uprm.experts.preprocess import resize_center_crop
 
 
@@ -46,5 +48,5 @@ class MotionExpert(uprm.Expert):
     def forward(self, features, video_tokens: torch.Tensor) -> torch.Tensor:
         weight = self.mlp[0].weight
         motion = features["motion"].to(device=weight.device, dtype=weight.dtype)  # [B, F, tpf, 2]
-        tokens = self.mlp(motion).flatten(1, 2)  # [B, F * tpf, D]
+        tokens = add_frame_positions(self.mlp(motion)).flatten(1, 2)  # which frame, too: [B, F * tpf, D]
         return self.norm(video_tokens + tokens)
