@@ -176,6 +176,31 @@ def test_pose_tokens_carry_their_frame_position(tmp_path):
     torch.testing.assert_close(tokens - tokens[:, :1], (frame_positions(4, 16) - frame_positions(4, 16)[:1])[None, :, None].expand_as(tokens))
 
 
+@pytest.mark.parametrize("options", [{}, {"temporal_layers": 1, "residual": True}])
+def test_a_pose_expert_without_frame_positions_fails_the_standard_frame_order_test(monkeypatch, tmp_path, options):
+    """The mutation check: drop the frame positions and the standard test notices."""
+    import uprm_expert_pose.adapter as adapter_module
+    from uprm.testing import ExpertTests
+
+    class Suite(ExpertTests):
+        expert_class = PoseExpert
+        expert_options = dict(SMALL, **options)
+
+        def make_clip(self, ctx, seed, num_frames):
+            return pose_clip(tmp_path, [(seed + f) % 4 for f in range(num_frames)], seed=seed)
+
+    def check():
+        suite, ctx = Suite(), tiny_context()
+        torch.manual_seed(0)
+        expert = suite.make_expert(ctx)
+        suite.test_frame_order_matters(expert, ctx, [suite.make_clip(ctx, s, ctx.num_frames) for s in (0, 1)])
+
+    check()  # as shipped: frame order matters
+    monkeypatch.setattr(adapter_module, "add_frame_positions", lambda x, frame_dim=1: x)
+    with pytest.raises(AssertionError, match="cannot tell frame order"):
+        check()
+
+
 def test_model_dim_runs_eq2_3_narrower(tmp_path):
     ctx = tiny_context(hidden_size=64)
     wide = PoseAdapter(64, 17, **SMALL)

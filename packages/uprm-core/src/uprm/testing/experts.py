@@ -6,15 +6,16 @@ import torch
 from torch import nn
 
 from uprm.experts.base import Expert, ExpertContext
-from uprm.experts.grid import broadcast_frames
+from uprm.experts.grid import add_frame_positions, broadcast_frames
 from uprm.experts.preprocess import to_float
 
 __all__ = ["ColourExpert"]
 
 
 class ColourExpert(Expert):
-    """The mean colour of each frame (perception) → an MLP on every token of the frame,
-    plus a linear map of the video tokens (adapter).
+    """The mean colour of each frame (perception) → an MLP, plus the frame's position
+    (:func:`~uprm.experts.grid.add_frame_positions`), on every token of the frame, plus a
+    linear map of the video tokens (adapter).
 
     Shapes:
         extract: ``{"colour": [F, 3]}``; forward: ``[B, F × tokens_per_frame, D]``
@@ -33,5 +34,5 @@ class ColourExpert(Expert):
 
     def forward(self, features, video_tokens: torch.Tensor) -> torch.Tensor:
         colour = features["colour"].to(device=self.mix.weight.device, dtype=self.mix.weight.dtype)
-        per_frame = self.mlp(colour)
+        per_frame = add_frame_positions(self.mlp(colour))  # [B, F, D]: which frame, too
         return broadcast_frames(per_frame, self.ctx.tokens_per_frame) + self.mix(video_tokens)

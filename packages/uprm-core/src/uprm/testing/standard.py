@@ -13,14 +13,34 @@ keypoint file in ``clip.meta``, say), and :meth:`ExpertTests.make_context` for o
 dimensions. The checks: the class contract; ``extract`` is frozen, detached and
 deterministic; the output lies on the token grid for ``F`` and ``2F`` frames; gradients
 reach every trainable parameter and no frozen one; batching and padding do not leak
-between clips; the features actually drive the output; the output follows the model's
+between clips; the features actually drive the output; frame order matters (swapping
+two frames changes the output, not merely permutes it); the output follows the model's
 dtype; the adapter's state survives a safetensors round trip.
+
+Frame order. A fine expert must know which frame is which — a fight and the same
+frames played backwards are different clips — so the standard test swaps two frames in
+the features and in the video tokens together and requires ``out(swapped) !=
+swap(out)``. :func:`uprm.experts.grid.add_frame_positions` gives an adapter that
+notion in one line. An expert that is frame-order-equivariant *by design* (the coarse
+expert is Video-LLaVA's per-token projector) says so with a reason::
+
+    class TestMyExpert(ExpertTests):
+        frame_order_equivariant = "a per-token projector, as Video-LLaVA's"
+
+and the test then checks exact equivariance instead — it never silently skips. Features
+whose frames are not on dim 1 after ``collate`` need :meth:`ExpertTests.swap_frames`.
+
+The standard tests cannot be dropped silently: a subclass that overrides one (or sets
+it to ``None``) fails :meth:`ExpertTests.test_standard_tests_are_kept` unless the
+override is marked ``@pytest.mark.xfail(reason=...)`` (or ``skip``/``skipif`` with a
+reason), as LangChain's standard tests require. Add your own checks as new tests.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import pytest
@@ -39,6 +59,35 @@ def _tokens_for(expert: Expert, ctx: ExpertContext, batch: int, frames: int, see
     return random_video_tokens(ctx, batch, frames, seed=seed)
 
 
+def _swap(x: torch.Tensor, dim: int, i: int, j: int) -> torch.Tensor:
+    order = list(range(x.shape[dim]))
+    order[i], order[j] = j, i
+    return x.index_select(dim, torch.tensor(order, device=x.device))
+
+
+def swap_token_frames(tokens: torch.Tensor, tokens_per_frame: int, i: int, j: int) -> torch.Tensor:
+    """``[B, F × tokens_per_frame, D]`` with the tokens of frames ``i`` and ``j`` swapped."""
+    b, t, d = tokens.shape
+    return _swap(tokens.reshape(b, t // tokens_per_frame, tokens_per_frame, d), 1, i, j).reshape(b, t, d)
+
+
+def _marked_with_reason(test: Any) -> bool:
+    """Whether ``test`` carries an ``xfail``/``skip``/``skipif`` mark with a non-empty reason."""
+    for mark in getattr(test, "pytestmark", []):
+        if mark.name not in ("xfail", "skip", "skipif"):
+            continue
+        reason = mark.kwargs.get("reason")
+        if reason is None and mark.name == "skip" and mark.args:
+            reason = mark.args[0]
+        if isinstance(reason, str) and reason.strip():
+            return True
+    return False
+
+
+def _standard_tests() -> dict[str, Any]:
+    return {k: v for k, v in vars(ExpertTests).items() if k.startswith("test_")}
+
+
 class ExpertTests:
     """Subclass as ``Test<Something>`` and set :attr:`expert_class`."""
 
@@ -49,6 +98,15 @@ class ExpertTests:
     no_grad_params: ClassVar[tuple[str, ...]] = ()
     #: absolute tolerance for "the same output"
     atol: ClassVar[float] = 1e-5
+    #: ``None``: the output must depend on frame order. An expert equivariant to frame
+    #: order by design sets the reason here (a non-empty string); the frame-order test
+    #: then checks that swapping two frames only swaps their output tokens.
+    frame_order_equivariant: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "test_standard_tests_are_kept" in vars(cls):
+            raise TypeError(f"{cls.__qualname__}: test_standard_tests_are_kept guards the standard tests; do not override it")
 
     # ------------------------------------------------------------------ hooks to override
     def make_context(self) -> ExpertContext:
@@ -59,6 +117,15 @@ class ExpertTests:
 
     def make_clip(self, ctx: ExpertContext, seed: int, num_frames: int) -> VideoClip:
         return synthetic_clip(num_frames=num_frames, size=64, seed=seed)
+
+    def swap_frames(self, features: Mapping[str, torch.Tensor], i: int, j: int, num_frames: int) -> dict:
+        """Batched features with frames ``i`` and ``j`` swapped. The default swaps dim 1
+        (``[B, F, ...]``, what ``collate`` gives) of every tensor with ``num_frames``
+        there; override it for features laid out otherwise."""
+        return {
+            k: _swap(v, 1, i, j) if isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[1] == num_frames else v
+            for k, v in features.items()
+        }
 
     # ------------------------------------------------------------------ fixtures
     @pytest.fixture
@@ -171,6 +238,32 @@ class ExpertTests:
             b, _ = self._run(expert, ctx, clips[1:], tokens=tokens)
         assert not torch.allclose(a, b, atol=self.atol), "two different clips gave the same tokens"
 
+    def test_frame_order_matters(self, expert: Expert, ctx: ExpertContext, clips) -> None:
+        """Swap the first and last frame in the features and the video tokens together:
+        the output must not merely be the swapped output (``frame_order_equivariant``
+        experts: it must be exactly that)."""
+        expert.eval()
+        f, tpf = ctx.num_frames, ctx.tokens_per_frame
+        features = expert.collate([expert.extract(c) for c in clips])
+        tokens = _tokens_for(expert, ctx, len(clips), f, seed=11)
+        swapped = self.swap_frames(features, 0, f - 1, f)
+        moved = [k for k in features if not torch.equal(features[k], swapped[k])]
+        assert moved or tokens is not None, "swap_frames() changed no feature: override it for this layout"
+        with torch.no_grad():
+            out = expert(features, tokens)
+            out_swapped = expert(swapped, None if tokens is None else swap_token_frames(tokens, tpf, 0, f - 1))
+        expected = swap_token_frames(out, tpf, 0, f - 1)
+        reason = self.frame_order_equivariant
+        if reason is None:
+            assert not torch.allclose(out_swapped, expected, atol=self.atol), (
+                f"expert {expert.name!r} cannot tell frame order: swapping frames 0 and {f - 1} only swapped its "
+                "output; give its per-frame tokens positions (uprm.experts.grid.add_frame_positions), or set "
+                "frame_order_equivariant = '<why>' on the test class if that is by design"
+            )
+            return
+        assert isinstance(reason, str) and reason.strip(), "frame_order_equivariant must be a reason (a string)"
+        torch.testing.assert_close(out_swapped, expected, atol=0.0, rtol=0.0)
+
     def test_output_follows_model_dtype(self, expert: Expert, ctx: ExpertContext, clips) -> None:
         expert.to(torch.float64).eval()
         tokens = _tokens_for(expert, ctx, 2, ctx.num_frames)
@@ -212,3 +305,20 @@ class ExpertTests:
         config = expert.extraction_config()
         assert config["expert"] == expert.name
         json.dumps(config)
+
+    def test_standard_tests_are_kept(self) -> None:
+        """No standard test is dropped or replaced silently: an override (or ``None``)
+        must be marked ``xfail``/``skip``/``skipif`` with a ``reason``."""
+        cls = type(self)
+        problems = []
+        for name, standard in _standard_tests().items():
+            mine = getattr(cls, name, None)
+            if mine is None:
+                problems.append(f"{name} was removed")
+            elif mine is not standard and not _marked_with_reason(mine):
+                problems.append(f"{name} is overridden without @pytest.mark.xfail(reason=...)")
+        assert not problems, (
+            f"{cls.__qualname__}: {'; '.join(problems)}. Standard tests keep every expert to one contract; "
+            "customise them through make_context/make_expert/make_clip/swap_frames and the class attributes, "
+            "add your own checks as new tests, and mark an expected failure with a reason"
+        )
