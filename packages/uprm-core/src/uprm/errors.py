@@ -18,6 +18,7 @@ __all__ = [
     "ConfigError",
     "DuplicateExpertError",
     "ExpertOutputError",
+    "MetricInputError",
     "MissingExpertError",
     "PluginError",
     "RecordError",
@@ -73,6 +74,11 @@ class CheckpointError(UPRMError, ValueError):
     """A saved UPRM checkpoint is malformed: a missing or truncated file, weights that do
     not match the model the config describes, a router saved for another expert order.
     The message names the file and the problem."""
+
+
+class MetricInputError(UPRMError, ValueError):
+    """An input of a metric is malformed: wrong length, a NaN, an end before its start,
+    a non-binary label... The message names the argument and, when it can, the row."""
 
 
 class BackboneNotFoundError(UPRMError, FileNotFoundError):

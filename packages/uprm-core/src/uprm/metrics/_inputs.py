@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from uprm.errors import UPRMError
+from uprm.errors import MetricInputError
 
 __all__ = [
     "MetricInputError",
@@ -21,11 +21,6 @@ __all__ = [
     "check_same_length",
     "segment_bounds",
 ]
-
-
-class MetricInputError(UPRMError, ValueError):
-    """An input of a metric is malformed: wrong length, a NaN, an end before its start,
-    a non-binary label... The message names the argument and, when it can, the row."""
 
 
 def as_array(x: Any, name: str) -> np.ndarray:
