@@ -65,6 +65,8 @@ _LAZY: dict[str, str] = {
     # inference
     "Segment": "uprm.inference.segments",
     "parse_segments": "uprm.inference.segments",
+    "ClipAnswers": "uprm.inference.answers",
+    "detect": "uprm.detection",
     # training
     "train": "uprm.training",
 }
@@ -108,6 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover
         VideoError,
     )
     from uprm.experts.base import Expert, ExpertContext
+    from uprm.inference.answers import ClipAnswers
     from uprm.inference.segments import Segment, parse_segments
     from uprm.modeling.config import UPRMConfig
     from uprm.modeling.model import UPRMModel, UPRMOutput, build_model

@@ -258,3 +258,34 @@ def test_learns_to_answer_and_detect_returns_segments_with_causes(toy_plugins):
     assert (seg.start, seg.end) == (11.0, 12.5)  # window start 10 s added back
     assert seg.cause == "a man kicking a car"
     assert 0.5 < seg.score <= 1.0 and math.isfinite(seg.score)
+
+
+def test_answer_asks_every_task_of_a_batch_as_one_by_one(model):
+    """`answer` runs the experts once for the batch and gives each clip what asking it
+    alone gives: the three answers, P(yes), the locate probability, the router weights."""
+    clips = [synthetic_clip(4, size=32, seed=s) for s in (5, 6)]
+    features = model.collate([model.extract(c) for c in clips])
+    together = model.answer(features, max_new_tokens=6)
+    for clip, got in zip(clips, together):
+        alone = model.answer(model.collate([model.extract(clip)]), max_new_tokens=6)[0]
+        assert (got.identify, got.locate, got.attribute) == (alone.identify, alone.locate, alone.attribute)
+        assert got.p_yes == pytest.approx(alone.p_yes, abs=1e-5)
+        assert got.locate_prob == pytest.approx(alone.locate_prob, abs=1e-5)
+        assert list(got.expert_weights) == list(model.expert_names)
+        assert sum(got.expert_weights.values()) > 0
+    only = model.answer(features, tasks=["identify"], max_new_tokens=3)
+    assert all(a.locate == "" and a.attribute == "" and a.locate_prob == 1.0 for a in only)
+    assert [a.p_yes for a in only] == pytest.approx([a.p_yes for a in together], abs=1e-5)
+    with pytest.raises(ValueError, match="unknown task"):
+        model.answer(features, tasks=["explain"])
+
+
+def test_clip_answers_become_segments_in_seconds_of_the_video():
+    from uprm.inference import ClipAnswers
+
+    a = ClipAnswers(identify="Yes, there exists a threat.", locate="The threat occurs between 2 and 5 seconds.",
+                    attribute="The threat is attributed to a man hitting a car.", p_yes=0.8, locate_prob=0.5)
+    [seg] = a.segments(window=(10.0, 14.0))
+    assert (seg.start, seg.end, seg.cause, seg.score) == (12.0, 14.0, "a man hitting a car", pytest.approx(0.4))
+    assert a.segments(duration=3.0)[0].end == 3.0
+    assert ClipAnswers(identify="No, there is no threat.", locate=a.locate).segments() == []

@@ -1,5 +1,6 @@
-"""Inference helpers: reading segments out of answers."""
+"""Inference helpers: what the model answered about a clip, and the segments in it."""
 
+from uprm.inference.answers import ClipAnswers
 from uprm.inference.segments import Segment, parse_segments, parse_time
 
-__all__ = ["Segment", "parse_segments", "parse_time"]
+__all__ = ["ClipAnswers", "Segment", "parse_segments", "parse_time"]

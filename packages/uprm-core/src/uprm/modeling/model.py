@@ -31,11 +31,12 @@ from transformers.utils import ModelOutput
 from uprm._version import __version__ as core_version
 from uprm.errors import CheckpointError, MissingExpertError
 from uprm.experts.base import ExpertContext
-from uprm.inference.segments import Segment, parse_segments
+from uprm.inference.answers import ClipAnswers
+from uprm.inference.segments import Segment
 from uprm.modeling.backbone import build_tiny_backbone, dtype_of, load_backbone
 from uprm.modeling.config import UPRMConfig
 from uprm.moe.block import UPEBlock
-from uprm.prompts import VIDEO_PLACEHOLDER, YES_ANSWER, format_prompt, question_for, strip_cause
+from uprm.prompts import STAGE2_TASKS, VIDEO_PLACEHOLDER, YES_ANSWER, format_prompt, question_for
 from uprm.types import VideoClip
 from uprm.utils import atomic_path
 
@@ -315,37 +316,64 @@ class UPRMModel(nn.Module):
         features = self.collate([self.extract(clip)])
         return self.generate(features, [question_for(question)], max_new_tokens).texts[0]
 
-    def detect(self, clip: VideoClip, features: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> list[Segment]:
-        """Identify, locate and attribute threats in one clip.
+    @torch.no_grad()
+    def answer(
+        self,
+        features: Mapping[str, Mapping[str, torch.Tensor]],
+        tasks: Sequence[str] = STAGE2_TASKS,
+        max_new_tokens: int | None = None,
+    ) -> list[ClipAnswers]:
+        """Ask the DeepSVU questions about a batch of clips.
 
-        The experts and the router run once; the three DeepSVU questions are then asked
-        of the same visual tokens in one batched generation. ``score = P(first answer
-        token of "Yes") × geometric-mean probability of the locate answer's tokens``, so
-        predictions can be ranked for mAP. Times are in seconds of the source video (the
-        clip's window start is added back). Returns ``[]`` when the model answers that
-        there is no threat, or locates nothing.
+        The experts and the router run **once** for the batch; every task is then asked
+        of the same visual tokens in one batched generation (``B × len(tasks)`` prompts).
+        Each clip's router weights are averaged over its tokens into
+        ``ClipAnswers.expert_weights``.
+
+        Shapes: ``features`` as :meth:`collate` returns them (batch ``B``) → ``B`` answers.
         """
-        if features is None:
-            features = self.collate([self.extract(clip)])
+        tasks = tuple(tasks)
+        unknown = [t for t in tasks if t not in STAGE2_TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; ask some of {list(STAGE2_TASKS)}")
         was_training = self.training
         self.eval()
         try:
-            with torch.no_grad():
-                z = self.block(features).z
+            upe = self.block(features)
         finally:
             self.train(was_training)
-        tasks = ("identify", "locate", "attribute")
-        answers = self.generate(None, [question_for(t) for t in tasks], visual_tokens=z.expand(len(tasks), -1, -1))
-        if not answers.texts[0].lower().startswith("yes"):
-            return []
-        window = clip.meta.get("window")
-        offset = float(window[0]) if window else 0.0
-        length = float(window[1] - window[0]) if window else (clip.duration or float("inf"))
-        segments = parse_segments(answers.texts[1], length)
+        b, k = upe.z.shape[0], len(tasks)
+        weights = upe.expert_weights.float().mean(dim=1).tolist()  # [B, N + 1]
+        out = [ClipAnswers(expert_weights=dict(zip(self.expert_names, w))) for w in weights]
+        if not tasks:
+            return out
+        gen = self.generate(None, [question_for(t) for _ in range(b) for t in tasks], max_new_tokens,
+                            visual_tokens=upe.z.repeat_interleave(k, dim=0))
         yes_id = self.tokenizer(" " + YES_ANSWER, add_special_tokens=False)["input_ids"][0]
-        score = float(answers.first_token_probs[0, yes_id]) * answers.mean_prob(1)
-        cause = strip_cause(answers.texts[2])
-        return [Segment(s.start + offset, s.end + offset, cause, score) for s in segments]
+        for i, clip in enumerate(out):
+            for j, task in enumerate(tasks):
+                row = i * k + j
+                setattr(clip, task, gen.texts[row])
+                if task == "identify":
+                    clip.p_yes = float(gen.first_token_probs[row, yes_id])
+                elif task == "locate":
+                    clip.locate_prob = gen.mean_prob(row)
+        return out
+
+    def detect(self, clip: VideoClip, features: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> list[Segment]:
+        """Identify, locate and attribute threats in one clip (:meth:`answer`, then
+        :meth:`ClipAnswers.segments`).
+
+        ``score = P(first answer token of "Yes") × geometric-mean probability of the locate
+        answer's tokens``, so predictions can be ranked for mAP. Times are in seconds of
+        the source video (the clip's window start is added back). Returns ``[]`` when the
+        model answers that there is no threat, or locates nothing.
+        """
+        if features is None:
+            features = self.collate([self.extract(clip)])
+        window = clip.meta.get("window")
+        window = (float(window[0]), float(window[1])) if window else None
+        return self.answer(features)[0].segments(window, clip.duration or None)
 
     # ------------------------------------------------------------------ save / load
     def _base_trained(self) -> dict[str, nn.Parameter]:
