@@ -1,0 +1,164 @@
+"""`uprm train` end to end on the tiny model, in this process: the loss falls, the run
+directory is complete and loadable, freezing is enforced, the cache fills itself."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from uprm import UPRMModel
+from uprm.training import ConfigError, Trainer, make_config, train
+
+from .conftest import EXPERTS, invoke
+
+STEP_KEYS = {"step", "loss", "ce_loss", "z_loss", "lr", "grad_norm", "expert_weights"}
+
+
+def _all_frozen(module):
+    params = list(module.parameters())
+    return bool(params) and not any(p.requires_grad for p in params)
+
+
+def _log(run):
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_train_resume_and_plot_from_the_command_line(tiny_args, split_files, tmp_path):
+    run = tmp_path / "run"
+    result = invoke("train", *tiny_args, "--val", split_files["val"], "--max-steps", 24, "--save-every", 8,
+                    "--keep-last", 2, "--eval-every", 12, "--out", run)
+    assert "trainable parameters:" in result.output and "LoRA off" in result.output
+    log = _log(run)
+    assert [r["step"] for r in log] == list(range(1, 25))
+    assert all(set(r) >= STEP_KEYS for r in log)
+    assert all(set(r["expert_weights"]) == set(EXPERTS.split(",")) for r in log)
+    assert all(abs(sum(r["expert_weights"].values()) - 1) < 1e-4 for r in log)  # weights of eq.6: R_i and 1 - G
+    first, last = sum(r["loss"] for r in log[:4]) / 4, sum(r["loss"] for r in log[-4:]) / 4
+    assert last < first - 0.2, (first, last)  # the loss falls
+    assert log[0]["lr"] == pytest.approx(3e-4) and log[-1]["lr"] < log[0]["lr"]
+    assert [r["step"] for r in map(json.loads, (run / "eval.jsonl").read_text().splitlines())] == [12, 24]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000016", "step-00000024"]
+    saved = json.loads((run / "train_config.json").read_text())
+    assert saved["config"]["lr"] == 3e-4 and saved["config"]["data"] == [str(split_files["train"].resolve())]
+    assert saved["derived"]["micro_batch_size"] == 4 and saved["derived"]["buckets"] == {"4": 11}
+
+    model = UPRMModel.from_pretrained(run)  # the run directory is the final model
+    final = load_file(str(run / "checkpoints" / "step-00000024" / "model.safetensors"))
+    state = model.trainable_state_dict()
+    assert set(state) == set(final) and all(torch.equal(state[k], final[k]) for k in final)
+
+    again = invoke("train", "--out", run, "--resume")  # a finished run has nothing left to do
+    assert "the run is complete" in again.output and len(_log(run)) == 24
+
+    plots = invoke("plot", run, run, "--name", "a", "--name", "b", "--out", tmp_path / "plots")
+    for name in ("loss.png", "expert_weights.png", "compare.png"):
+        png = tmp_path / "plots" / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and str(png) in plots.output
+
+
+def test_plot_draws_one_curve_per_expert_and_refuses_an_empty_run(tiny_settings, tmp_path):
+    from uprm.training.plots import PlotError, plot_runs
+
+    run = train(out=str(tmp_path / "run"), max_steps=3, **tiny_settings)
+    files = {f.path.name: f for f in plot_runs([run], tmp_path / "plots", smooth=0.5)}
+    assert files["expert_weights.png"].series == {"run": ["background", "coarse"]}
+    assert files["loss.png"].series["loss"] == ["run", "run ce_loss"] and "compare.png" not in files
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PlotError, match="empty: no training records"):
+        plot_runs([tmp_path / "empty"], tmp_path / "p")
+    assert "no such run directory" in invoke("plot", tmp_path / "missing", ok=False).output
+
+
+def test_frozen_parts_get_no_gradient_no_optimizer_state_and_stay_in_eval(tiny_settings, tmp_path, capsys):
+    seen = {}
+
+    def inspect(trainer, record):
+        model, opt = trainer.model, trainer.optimizer
+        params = {id(p): (n, p) for n, p in model.named_parameters()}
+        trainable = {i for i, (_, p) in params.items() if p.requires_grad}
+        in_optimizer = {id(p) for g in opt.param_groups for p in g["params"]}
+        assert in_optimizer == trainable
+        assert {id(p) for p in opt.state} == trainable  # AdamW state for exactly the trained ones
+        if record["step"] == 1:  # look at the gradients of step 2 just before the update
+            def pre_step(optimizer, args, kwargs):
+                grads = {n: p.grad for n, p in params.values()}
+                seen["frozen_with_grad"] = [n for n, p in params.values() if not p.requires_grad and grads[n] is not None]
+                seen["trained_with_grad"] = sum(grads[n] is not None for n, p in params.values() if p.requires_grad)
+            inner = getattr(opt, "optimizer", opt)  # accelerate's wrapper around AdamW
+            seen["hook"] = inner.register_step_pre_hook(pre_step)
+        seen["eval"] = {
+            "video tower": model.block.experts["coarse"].tower.training,
+            "SAM encoder": any(m.training for m in model.block.experts["background"].modules()
+                               if _all_frozen(m)),
+            "image tower": model.vlm.model.image_tower.training,
+        }
+        seen["router in train mode"] = model.block.router.training
+        seen["trainable"] = sum(p.numel() for i, (_, p) in params.items() if i in trainable)
+
+    config = make_config(out=str(tmp_path / "run"), max_steps=3, **tiny_settings)
+    run = Trainer(config, callbacks=[inspect]).fit()
+    assert seen["frozen_with_grad"] == [] and seen["trained_with_grad"] > 0
+    assert seen["eval"] == {"video tower": False, "SAM encoder": False, "image tower": False}
+    assert seen["router in train mode"] is True
+    assert f"trainable parameters: {seen['trainable']:,} of" in capsys.readouterr().out
+    # the frozen weights are those of the untrained model: rebuilt from the config, they match
+    trained, fresh = UPRMModel.from_pretrained(run), UPRMModel.from_pretrained(run)
+    fresh_state = dict(fresh.named_parameters())
+    for name, param in trained.named_parameters():
+        if not param.requires_grad:
+            assert torch.equal(param, fresh_state[name]), name
+
+
+def test_missing_clips_are_extracted_once_and_written_back(split_files, tmp_path):
+    cache = tmp_path / "cache"
+    settings = {"tiny": True, "data": [str(split_files["train"])], "cache": str(cache), "experts": ["coarse"],
+                "num_frames": 4, "batch_size": 4, "progress": False, "max_steps": 2}
+    train(out=str(tmp_path / "a"), **settings)
+    entries = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*.safetensors"))
+    assert len(entries) == 4 and all(e.endswith("_f4/coarse.safetensors") for e in entries)
+    stamps = {p: p.stat().st_mtime_ns for p in cache.rglob("*.safetensors")}
+    train(out=str(tmp_path / "b"), **settings)  # a second run reads them
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.safetensors")} == stamps
+    a, b = _log(tmp_path / "a"), _log(tmp_path / "b")
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]
+
+
+def test_runs_are_never_overwritten_and_resume_refuses_a_changed_config(tiny_settings, tmp_path):
+    run = str(tmp_path / "run")
+    train(out=run, max_steps=2, **tiny_settings)
+    with pytest.raises(ConfigError, match=r"already holds a training run .* pass --resume"):
+        train(out=run, max_steps=2, **tiny_settings)
+    with pytest.raises(ConfigError, match=r"configuration differs .*lr: 0.0003 -> 0.001"):
+        train(out=run, resume=True, lr=1e-3)
+    with pytest.raises(ConfigError, match=r"max_steps: 2 -> 5"):
+        train(out=run, resume=True, max_steps=5, **tiny_settings)
+    with pytest.raises(ConfigError, match="holds no training run to continue"):
+        train(out=str(tmp_path / "other"), resume=True, max_steps=2, **tiny_settings)
+
+
+def test_init_takes_the_checkpoint_experts_and_refuses_others(tiny_settings, tmp_path):
+    from uprm import UPRMConfig, build_model
+
+    init = tmp_path / "init"
+    build_model(UPRMConfig.tiny(experts=["coarse"], num_frames=4)).save_pretrained(init)
+    settings = {**tiny_settings, "experts": None}
+    cfg = make_config(init=str(init), out=str(tmp_path / "run"), **settings)
+    from uprm.training.build import resolve_config
+
+    resolved = resolve_config(cfg)
+    assert resolved.experts == ["coarse"] and resolved.router == "tradeoff" and resolved.tiny
+    with pytest.raises(ConfigError, match=r"--experts \['background', 'coarse'\] differ from the experts of the --init"):
+        resolve_config(cfg.updated({"experts": ["coarse", "background"]}))
+    with pytest.raises(ConfigError, match="--router basic differs"):
+        resolve_config(cfg.updated({"router": "basic"}))
+
+
+def test_gradient_checkpointing_and_bf16_train_the_same_model(tiny_settings, tmp_path):
+    plain = _log(train(out=str(tmp_path / "a"), max_steps=2, **tiny_settings))
+    ckpt = _log(train(out=str(tmp_path / "b"), max_steps=2, gradient_checkpointing=True, **tiny_settings))
+    assert [r["loss"] for r in ckpt] == pytest.approx([r["loss"] for r in plain], rel=1e-5)
+    bf16 = _log(train(out=str(tmp_path / "c"), max_steps=2, mixed_precision="bf16", **tiny_settings))
+    assert [r["loss"] for r in bf16] == pytest.approx([r["loss"] for r in plain], rel=0.02)
