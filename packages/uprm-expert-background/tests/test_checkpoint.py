@@ -186,3 +186,16 @@ def test_cache_key_follows_the_weights_content_not_their_path(tmp_path, sam_chec
     retuned = BackgroundExpert(ctx, checkpoint=tuned, encoder_config=SMALL).extraction_config()
     assert retuned["weights"]["sha256"] != config["weights"]["sha256"]
     assert BackgroundExpert(ctx).extraction_config()["weights"] == {"random_init_seed": 0}
+
+
+def test_a_sam_checkpoint_error_is_a_core_checkpoint_error(tmp_path):
+    """One ``except uprm.errors.CheckpointError`` catches a bad UPRM checkpoint and a bad
+    SAM checkpoint alike (every error class of the core lives in uprm.errors)."""
+    import uprm.errors
+    from uprm_expert_background import CheckpointError, load_sam_image_encoder
+
+    assert issubclass(CheckpointError, uprm.errors.CheckpointError)
+    empty = tmp_path / "sam.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(uprm.errors.CheckpointError, match=r"sam\.pth: the file is empty"):
+        load_sam_image_encoder(empty)

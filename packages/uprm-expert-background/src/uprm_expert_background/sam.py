@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uprm.errors import UPRMError
+from uprm import errors as uprm_errors
 from uprm.utils import file_sha256
 
 __all__ = [
@@ -81,9 +81,10 @@ _CONFIG_KEYS = (
 )  # fmt: skip
 
 
-class CheckpointError(UPRMError, ValueError):
+class CheckpointError(uprm_errors.CheckpointError):
     """A SAM checkpoint cannot be used: unreadable, truncated, unsafe to unpickle, or
-    not the encoder asked for. The message names the file and the problem."""
+    not the encoder asked for. The message names the file and the problem. A kind of
+    the core's :class:`uprm.errors.CheckpointError`, so one ``except`` catches both."""
 
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
         self.path = str(path)
