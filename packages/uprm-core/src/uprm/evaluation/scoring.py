@@ -97,10 +97,6 @@ def percent(x: float | None) -> float | None:
     return None if x is None or math.isnan(x) else 100.0 * float(x)
 
 
-def _finite(x: float | None) -> float | None:
-    return None if x is None or math.isnan(x) else float(x)
-
-
 def _by_video(predictions: Sequence[Prediction]) -> dict[str, list[Prediction]]:
     out: dict[str, list[Prediction]] = {}
     for p in predictions:
