@@ -20,7 +20,9 @@ def test_demo_runs_the_tiny_model_on_a_synthetic_clip(tmp_path):
     weights = dict(re.findall(r"mean weight (\w+)\s+([\d.]+)", out))
     assert set(weights) == set(experts)
     z = float(re.search(r"z-loss \(eq\.7\): ([\d.]+)", out).group(1))
-    assert z > 0
+    # with fine experts the N + 1 near-equal logits give lse ≈ log(N + 1) > 0; with the
+    # coarse expert alone (only uprm-core installed) its one logit starts near 0
+    assert z > 0.1 if len(experts) > 1 else z >= 0
     assert (tmp_path / "world" / "world.json").is_file()  # --out keeps the rendered world
 
 

@@ -1,9 +1,12 @@
 """``import uprm.testing`` (and the plugins' own ``testing`` modules) must work where
 pytest is not installed: demos, benchmarks and notebooks use their helpers."""
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 NO_PYTEST = "import sys; sys.modules['pytest'] = None  # `import pytest` now raises ImportError\n"
 
@@ -42,6 +45,10 @@ def test_uprm_testing_imports_without_pytest():
     assert result.stdout.strip() == "ok"
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("uprm_expert_pose") is None or importlib.util.find_spec("uprm_expert_relation") is None,
+    reason="needs the uprm-expert-pose and uprm-expert-relation plugins installed",
+)
 def test_the_plugins_testing_modules_import_without_pytest():
     result = run(
         """
