@@ -67,8 +67,10 @@ _LAZY: dict[str, str] = {
     "parse_segments": "uprm.inference.segments",
     "ClipAnswers": "uprm.inference.answers",
     "detect": "uprm.detection",
-    # training
+    # training and evaluation
     "train": "uprm.training",
+    "evaluate": "uprm.evaluation",
+    "score_predictions": "uprm.evaluation",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -109,6 +111,8 @@ if TYPE_CHECKING:  # pragma: no cover
         UPRMError,
         VideoError,
     )
+    from uprm.detection import detect
+    from uprm.evaluation import evaluate, score_predictions
     from uprm.experts.base import Expert, ExpertContext
     from uprm.inference.answers import ClipAnswers
     from uprm.inference.segments import Segment, parse_segments
@@ -120,4 +124,5 @@ if TYPE_CHECKING:  # pragma: no cover
     from uprm.plugins.factory import build_experts
     from uprm.plugins.hookspecs import hookimpl
     from uprm.plugins.manager import available_experts, expert_infos, get_expert_class, reset_plugins
+    from uprm.training import train
     from uprm.types import VideoClip
