@@ -1,5 +1,5 @@
-"""One small synthetic world and its feature cache for every training test (built once
-per session, as a user would: `uprm data synthetic`-style world, `uprm extract`)."""
+"""One small synthetic world and its feature cache for every training test, built once
+per session as a user would: `uprm data synthetic`, then `uprm extract`."""
 
 from __future__ import annotations
 
@@ -27,10 +27,8 @@ def invoke(*args: object, ok: bool = True):
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from uprm.synthetic import generate_world
-
     out = tmp_path_factory.mktemp("training") / "world"
-    generate_world(out, 6, seed=3, progress=False, min_duration=6.0, max_duration=6.0, size=64)
+    invoke("data", "synthetic", "--videos", 6, "--seed", 3, "--duration", "6,6", "--size", 64, "--out", out, "--quiet")
     return out
 
 

@@ -1,5 +1,6 @@
-"""A run killed with SIGKILL and resumed ends with exactly the weights of a run that was
-never interrupted (same data order, optimizer, schedule and dropout RNG)."""
+"""`uprm train --tiny` killed with SIGKILL and resumed with `--resume` ends with exactly
+the weights of a run that was never interrupted (same data order, optimizer state and
+schedule; test_train.py checks the dropout RNG)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from .conftest import FRAMES
+from .conftest import EXPERTS, FRAMES
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +24,8 @@ pytestmark = pytest.mark.slow
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def _command(split_files, cache, init, out):
-    # --init: a tiny model with LoRA (dropout 0.05) on its language model, so the RNG
-    # state has to come back too
-    return [sys.executable, "-m", "uprm", "train", "--init", str(init), "--data", str(split_files["train"]),
+def _command(split_files, cache, out):
+    return [sys.executable, "-m", "uprm", "train", "--tiny", "--experts", EXPERTS, "--data", str(split_files["train"]),
             "--cache", str(cache), "--num-frames", str(FRAMES), "--batch-size", "4", "--max-steps", "16",
             "--save-every", "4", "--keep-last", "3", "--quiet", "--out", str(out)]
 
@@ -36,14 +35,10 @@ def _losses(run):
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(split_files, cache, tmp_path):
-    from uprm import UPRMConfig, build_model
-
-    init = tmp_path / "init"
-    build_model(UPRMConfig.tiny(experts=["coarse", "background"], num_frames=FRAMES)).save_pretrained(init)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    reference = subprocess.Popen(_command(split_files, cache, init, whole), stdout=subprocess.DEVNULL,
+    reference = subprocess.Popen(_command(split_files, cache, whole), stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True, env=ENV)
-    victim = subprocess.Popen(_command(split_files, cache, init, killed), stdout=subprocess.DEVNULL,
+    victim = subprocess.Popen(_command(split_files, cache, killed), stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True, env=ENV)
     mark = killed / "checkpoints" / "step-00000008"
     deadline = time.monotonic() + 240

@@ -4,6 +4,7 @@ directory is complete and loadable, freezing is enforced, the cache fills itself
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -162,3 +163,57 @@ def test_gradient_checkpointing_and_bf16_train_the_same_model(tiny_settings, tmp
     assert [r["loss"] for r in ckpt] == pytest.approx([r["loss"] for r in plain], rel=1e-5)
     bf16 = _log(train(out=str(tmp_path / "c"), max_steps=2, mixed_precision="bf16", **tiny_settings))
     assert [r["loss"] for r in bf16] == pytest.approx([r["loss"] for r in plain], rel=0.02)
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_resume_restores_the_dropout_rng(tiny_settings, tmp_path, monkeypatch):
+    """A tiny model with LoRA (dropout 0.05) as --init: resuming equals an uninterrupted
+    run only because each process's RNG state comes back with the checkpoint."""
+    from uprm import UPRMConfig, build_model
+
+    init = tmp_path / "init"
+    build_model(UPRMConfig.tiny(experts=["coarse"], num_frames=4)).save_pretrained(init)
+    settings = {**tiny_settings, "tiny": False, "experts": None, "init": str(init), "max_steps": 8,
+                "save_every": 4}
+
+    def crash(trainer, record):
+        if record["step"] == 6:
+            raise _Crash
+
+    def interrupted(out):
+        with pytest.raises(_Crash):
+            train(out=str(out), callbacks=[crash], **settings)
+        return load_file(str(train(out=str(out), resume=True) / "model.safetensors"))
+
+    whole = load_file(str(train(out=str(tmp_path / "whole"), **settings) / "model.safetensors"))
+    resumed = interrupted(tmp_path / "resumed")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    monkeypatch.setattr("uprm.training.trainer.restore_rng", lambda state: None)
+    forgetful = interrupted(tmp_path / "forgetful")
+    assert not all(torch.equal(whole[k], forgetful[k]) for k in whole)  # the RNG state matters here
+
+
+def test_a_real_backbone_trains_with_the_papers_lora(split_files, cache, tmp_path, capsys):
+    """A Video-LLaVA directory (here the tiny one saved in the transformers layout)
+    gets the paper's settings: LoRA r 16 / alpha 32 / dropout 0.05, lr 2e-5."""
+    from uprm import UPRMConfig, build_model
+    from uprm.modeling.config import LoRASettings
+
+    backbone = tmp_path / "video-llava"
+    base = build_model(UPRMConfig.tiny(lora=LoRASettings(enabled=False), experts=["coarse"], num_frames=4))
+    base.vlm.save_pretrained(backbone)
+    base.tokenizer.save_pretrained(backbone)
+    run = train(backbone=str(backbone), data=[str(split_files["train"])], cache=str(cache), experts=["coarse"],
+                num_frames=4, batch_size=4, max_steps=2, lora_targets="q_proj,v_proj", out=str(tmp_path / "run"),
+                progress=False)
+    printed = capsys.readouterr().out
+    assert "LoRA r 16 / alpha 32 / dropout 0.05" in printed and "trained in full" not in printed
+    lora = 2 * 2 * 16 * (64 + 64)  # 2 layers x (q, v) x r x (in + out)
+    assert re.search(rf"LoRA \(language model\) +{lora:,}\n", printed), printed
+    assert _log(run)[0]["lr"] == pytest.approx(2e-5)
+    model = UPRMModel.from_pretrained(run)
+    assert (model.config.lora.r, model.config.lora.alpha, model.config.lora.dropout) == (16, 32, 0.05)
+    assert model.config.backbone == str(backbone)

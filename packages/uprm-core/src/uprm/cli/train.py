@@ -68,6 +68,9 @@ _OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
     (("--lora-alpha",), "lora_alpha", {"type": click.IntRange(min=1), "help": "LoRA alpha." + _default("lora_alpha")}),
     (("--lora-dropout",), "lora_dropout", {"type": click.FloatRange(0, 1),
                                            "help": "LoRA dropout." + _default("lora_dropout")}),
+    (("--lora-targets",), "lora_targets", {"metavar": "PRESET|REGEX",
+                                           "help": "Layers given LoRA: all-linear, q_proj,v_proj, or a regex over "
+                                                   "module names. [default: the model's, all-linear]"}),
     (("--z-loss-alpha",), "z_loss_alpha", {"type": click.FloatRange(min=0),
                                            "help": "alpha_z of L = L_ce + alpha_z L_z." + _default("z_loss_alpha")}),
     (("--num-frames",), "num_frames", {"type": click.IntRange(min=1),

@@ -80,7 +80,8 @@ def model_config(cfg: TrainConfig, dtype: str = "float32"):
               "num_frames": cfg.num_frames, "seed": cfg.model_seed}
     if cfg.tiny:
         return UPRMConfig.tiny(**common, lora=LoRASettings(enabled=False), train_modules=list(TINY_TRAIN_MODULES))
-    lora = LoRASettings(r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+    targets = {"target_modules": cfg.lora_targets} if cfg.lora_targets else {}
+    lora = LoRASettings(r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, **targets)
     return UPRMConfig(**common, backbone=cfg.backbone, lora=lora, torch_dtype=dtype)
 
 

@@ -106,6 +106,8 @@ class TrainConfig:
         weight_decay, max_grad_norm: AdamW's decoupled weight decay (not on biases and
             norms); gradient clipping (0 = off; the norm is logged anyway).
         lora_r, lora_alpha, lora_dropout: LoRA on the language model (real backbone).
+        lora_targets: which layers get LoRA: a preset (``all-linear``, ``q_proj,v_proj``)
+            or a regex over module names; ``None``: the model's default (all-linear).
         z_loss_alpha: α_z of ``L = L_ce + α_z·L_z``.
         num_frames: frames per video clip (images are one frame).
         save_every, keep_last: checkpoint every N steps (and at the end); keep the last K.
@@ -145,6 +147,7 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
+    lora_targets: str | None = None
     z_loss_alpha: float = 0.05
     num_frames: int = 8
     save_every: int = 500

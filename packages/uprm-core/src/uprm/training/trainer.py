@@ -120,6 +120,7 @@ class Trainer:
         self.config = cfg = resolve_config(self.requested)
         self.run_dir = Path(cfg.out)
         resume_from = self._check_run_dir()
+        acc.wait_for_everyone()  # every process has looked at the run directory before it changes
         set_seed(cfg.seed)
         self.model = build_training_model(cfg, dtype="bfloat16" if acc.mixed_precision == "bf16" else "float32")
         self.expert_names = list(self.model.expert_names)
@@ -132,6 +133,9 @@ class Trainer:
         if cfg.gradient_checkpointing:
             _checkpoint_activations(self.model.vlm)
         self._make_optimizer()
+        self._keymap = _trainable_keymap(self.model)
+        if self._sharded and cfg.grad_accum > 1 and "DEEPSPEED" in str(acc.distributed_type):
+            raise ConfigError("with DeepSpeed use --grad-accum 1 (the micro-batch is then batch-size / processes)")
         self.start_step = self._resume(resume_from) if resume_from else 0
         if acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +193,8 @@ class Trainer:
             raise CheckpointError(f"{where}: the batch plan or the trained parameters differ from this run's")
         self.model.load_trainable_state_dict(load_file(str(ckpt["weights"])), source=str(ckpt["weights"]))
         if ckpt["optimizer"] is None:
-            raise CheckpointError(f"{where}: no optimizer state (optimizer.pt)")
+            raise CheckpointError(f"{where}: no optimizer state (optimizer.pt; runs under FSDP / DeepSpeed do not "
+                                  f"save it yet); continue with --init {where} in a new --out instead")
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self._rng = ckpt["rng"]
@@ -205,10 +210,11 @@ class Trainer:
         acc, cfg = self.acc, self.config
         if not acc.is_main_process:
             return
-        report = parameter_report(acc.unwrap_model(self.model))
-        model = "tiny (whole language model trained, LoRA off)" if cfg.tiny else (cfg.backbone or cfg.init)
+        unwrapped = acc.unwrap_model(self.model)
+        report = parameter_report(unwrapped)
         lines = [
-            f"uprm train: stage {cfg.stage}, model {model}" + (f", init {cfg.init}" if cfg.init else ""),
+            f"uprm train: stage {cfg.stage}, model {_describe(unwrapped.config)}"
+            + (f", init {cfg.init}" if cfg.init else ""),
             f"  experts {self.expert_names}, router {cfg.router}, z-loss alpha {cfg.z_loss_alpha}",
             f"  {len(self.train_data.dataset)} training items {dict(self.train_data.tasks)}, buckets (frames: items) "
             f"{self.plan.buckets}",
@@ -281,7 +287,7 @@ class Trainer:
                 out = self.model(**model_inputs(batch, acc.device))
                 acc.backward(out.loss / cfg.grad_accum)
             parts.append(self._stats(out))
-        norm = acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm or float("inf"))
+        norm = acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm or float("inf"))  # None: DeepSpeed
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
@@ -293,7 +299,7 @@ class Trainer:
             "ce_loss": stats[1],
             "z_loss": stats[2],
             "lr": lr,
-            "grad_norm": float(norm),
+            "grad_norm": None if norm is None else float(norm),
             "expert_weights": dict(zip(self.expert_names, stats[3:])),
             "epoch": round((step + 1) / self.plan.steps_per_epoch, 4),
             "time": round(time.perf_counter() - self._started, 3),
@@ -331,15 +337,38 @@ class Trainer:
         self.log.evaluation(record)
         return record
 
+    @property
+    def _sharded(self) -> bool:
+        """FSDP / DeepSpeed: parameters or optimizer state live in shards across processes."""
+        return str(self.acc.distributed_type).rsplit(".", 1)[-1] in ("FSDP", "DEEPSPEED")
+
+    def _model_saver(self) -> Callable[[Path], Any]:
+        """``save(folder)`` writing the trained weights and config (a collective call
+        under FSDP / DeepSpeed: every process must call this method)."""
+        model = self.acc.unwrap_model(self.model)
+        if not self._sharded:
+            return model.save_pretrained
+        full = self.acc.get_state_dict(self.model)  # gathered onto the main process
+        state = {key: full[name].detach().cpu().contiguous() for name, key in self._keymap.items() if name in full}
+
+        def save(folder: Path) -> None:
+            from safetensors.torch import save_file
+
+            save_file(state, str(Path(folder) / "model.safetensors"), metadata={"format": "pt"})
+            model.config.save_pretrained(folder)
+
+        return save
+
     def _save(self, step: int) -> None:
         from accelerate.utils import gather_object
 
         acc = self.acc
         rngs = gather_object([capture_rng()])
+        save_model = self._model_saver()
         if acc.is_main_process:
-            model = acc.unwrap_model(self.model)
+            optimizer = None if self._sharded else self.optimizer.state_dict()  # sharded: not resumable yet
             path = write_checkpoint(
-                self.run_dir, step, save_model=model.save_pretrained, optimizer_state=self.optimizer.state_dict(),
+                self.run_dir, step, save_model=save_model, optimizer_state=optimizer,
                 scheduler_state=self.scheduler.state_dict(), rng_states=dict(enumerate(rngs)),
                 trainer_state=self._state(step), keep_last=self.config.keep_last)
             self.log.message(f"step {step}: checkpoint {path}")
@@ -347,9 +376,10 @@ class Trainer:
 
     def _finish(self) -> None:
         acc = self.acc
+        save_model = self._model_saver()
         if acc.is_main_process:
             model = acc.unwrap_model(self.model)
-            model.save_pretrained(self.run_dir)
+            save_model(self.run_dir)
             seconds = time.perf_counter() - self._started
             done = self.total_steps - self.start_step
             from uprm.training.runlog import read_jsonl
@@ -365,6 +395,24 @@ class Trainer:
             })
             self.log.message(f"done: {self.total_steps} steps; model saved to {self.run_dir}")
         acc.wait_for_everyone()
+
+
+def _trainable_keymap(model: torch.nn.Module) -> dict[str, str]:
+    """``{parameter name: key in trainable_state_dict()}`` (to pick the trained weights
+    out of a full state dict gathered by FSDP / DeepSpeed)."""
+    names = {p.data_ptr(): n for n, p in model.named_parameters()}
+    return {names[t.data_ptr()]: k for k, t in model.trainable_state_dict().items() if t.data_ptr() in names}
+
+
+def _describe(config: Any) -> str:
+    """One line on what of the language model is trained."""
+    name = "tiny" if config.backbone is None else config.backbone
+    lora = config.lora
+    how = f"LoRA r {lora.r} / alpha {lora.alpha} / dropout {lora.dropout:g}" if lora.enabled else "LoRA off"
+    full = " + modules trained in full" if config.train_modules else ""
+    if config.backbone is None and not lora.enabled:
+        full = ", whole language model trained"
+    return f"{name} ({how}{full})"
 
 
 def _checkpoint_activations(vlm: torch.nn.Module) -> None:
