@@ -1,0 +1,273 @@
+"""Detecting threats in one video of any length: windows, shared decoding, batched
+perception and answers, online merging."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from uprm.detection.evidence import Evidence
+from uprm.detection.frames import FrameBuffer
+from uprm.detection.merge import DetectedSegment, SegmentMerger, WindowResult, window_result
+from uprm.detection.perception import Perception
+from uprm.detection.plan import WindowPlan, plan_windows
+
+__all__ = ["VideoDetection", "detect", "detect_video", "load_model", "sidecar_meta"]
+
+#: called with (segment number from 1, the segment, the evidence of its best window)
+SegmentCallback = Callable[[int, DetectedSegment, Evidence], None]
+
+
+@dataclass
+class VideoDetection:
+    """Everything detection found in one video.
+
+    Attributes:
+        video: the file.
+        video_id: its stem.
+        duration: seconds.
+        segments: the merged threat segments, in time order.
+        windows: every window's answer summary (for the timeline).
+        settings: window, stride, frames per window, sampling interval, merge gap, ...
+        timings: seconds per stage (``decode``, ``extract:<expert>``, ``answer``; with
+            ``profile=True`` also ``adapters_router``, ``llm_prefill``, ``llm_generation``).
+        stats: windows, frames decoded, the most frames held at once, seconds, windows/s.
+    """
+
+    video: str
+    video_id: str
+    duration: float
+    segments: list[DetectedSegment]
+    windows: list[WindowResult]
+    settings: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The layout of ``OUT/<video_id>.json`` (docs/detection.md)."""
+        return {
+            "video": self.video,
+            "video_id": self.video_id,
+            "duration": round(self.duration, 3),
+            "segments": [s.to_dict() for s in self.segments],
+            "windows": [w.to_dict() for w in self.windows],
+            "settings": self.settings,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "stats": self.stats,
+        }
+
+
+def load_model(model_or_checkpoint: Any, device: str | None = None,
+               expert_options: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
+    """A :class:`~uprm.UPRMModel` in eval mode: the model itself, or one loaded from a
+    checkpoint directory (``expert_options`` override the saved experts' options, e.g. a
+    pose model's local weights path on this machine)."""
+    from uprm.modeling import UPRMConfig, UPRMModel
+
+    if isinstance(model_or_checkpoint, (str, os.PathLike)):
+        overrides = {}
+        if expert_options:
+            saved = UPRMConfig.from_pretrained(model_or_checkpoint).expert_options
+            merged = {n: dict(o) for n, o in saved.items()}
+            for name, options in expert_options.items():
+                merged.setdefault(name, {}).update(options)
+            overrides["expert_options"] = merged
+        model = UPRMModel.from_pretrained(model_or_checkpoint, **overrides)
+    elif isinstance(model_or_checkpoint, UPRMModel):
+        if expert_options:
+            raise ValueError("expert_options apply when loading a checkpoint, not to a built model")
+        model = model_or_checkpoint
+    else:
+        raise TypeError(f"expected a UPRMModel or a checkpoint directory, got {type(model_or_checkpoint).__name__}")
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+def sidecar_meta(sidecar_dir: str | os.PathLike | None, video_id: str) -> dict[str, str]:
+    """``clip.meta`` sidecar paths of a video from ``ROOT/keypoints/<id>.json`` and
+    ``ROOT/scene_graphs/<id>.json`` (the synthetic world's layout), those that exist."""
+    if sidecar_dir is None:
+        return {}
+    root = Path(sidecar_dir)
+    found = {}
+    for key, folder in (("keypoints", "keypoints"), ("scene_graph", "scene_graphs")):
+        path = root / folder / f"{video_id}.json"
+        if path.is_file():
+            found[key] = str(path)
+    return found
+
+
+@dataclass
+class _Run:
+    """The state of one video's detection pass."""
+
+    model: Any
+    plan: WindowPlan
+    buffer: FrameBuffer
+    perception: Perception
+    merger: SegmentMerger
+    on_segment: SegmentCallback | None
+    timings: dict[str, float]
+    windows: list[WindowResult] = field(default_factory=list)
+    segments: list[DetectedSegment] = field(default_factory=list)
+
+    def step(self, batch: range) -> None:
+        plan, buffer = self.plan, self.buffer
+        start = time.perf_counter()
+        buffer.fill(batch)
+        self._add("decode", start)
+        feats = self.perception.batch(buffer, batch)
+        start = time.perf_counter()
+        answers = _answer(self.model, feats)
+        self._add("answer", start)
+        for w, ans, f in zip(batch, answers, feats):
+            result = window_result(w, ans, plan.span(w), plan.duration)
+            self.windows.append(result)
+            payload = self._evidence(w, f) if self.on_segment is not None and result.threat else None
+            self._close(self.merger.add(result, payload))
+        following = batch[-1] + 1
+        buffer.release_before(plan.starts[following] if following < len(plan) else plan.starts[-1] + plan.num_frames)
+
+    def finish(self) -> None:
+        self._close(self.merger.finish())
+
+    def _evidence(self, w: int, feats: Mapping[str, Any]) -> Evidence:
+        clip = self.buffer.window_clip(w)
+        return Evidence(clip.frames, clip.timestamps.tolist(), dict(feats), self.plan.span(w))
+
+    def _close(self, closed: Sequence[tuple[DetectedSegment, Any]]) -> None:
+        for segment, evidence in closed:
+            self.segments.append(segment)
+            if self.on_segment is not None and evidence is not None:
+                start = time.perf_counter()
+                self.on_segment(len(self.segments), segment, evidence)
+                self._add("evidence", start)
+
+    def _add(self, stage: str, start: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+
+
+def _answer(model: Any, feats: list[dict[str, Any]]) -> list[Any]:
+    """Identify for every window; locate and attribute only for the windows answered yes
+    (most surveillance windows are normal, so most prompts are saved)."""
+    answers = model.answer(model.collate(feats), ("identify",))
+    yes = [i for i, a in enumerate(answers) if a.threat]
+    if yes:
+        more = model.answer(model.collate([feats[i] for i in yes]), ("locate", "attribute"))
+        for i, extra in zip(yes, more):
+            answers[i].locate, answers[i].attribute, answers[i].locate_prob = extra.locate, extra.attribute, \
+                extra.locate_prob
+    return answers
+
+
+def detect_video(
+    video: str | os.PathLike,
+    model_or_checkpoint: Any,
+    window: float = 8.0,
+    stride: float = 4.0,
+    *,
+    batch_size: int = 4,
+    progress: bool = False,
+    merge_gap: float | None = None,
+    sidecar_dir: str | os.PathLike | None = None,
+    max_side: int | None = None,
+    share_perception: bool = True,
+    on_segment: SegmentCallback | None = None,
+    profile: bool = False,
+    device: str | None = None,
+) -> VideoDetection:
+    """Detect, locate and explain the threats of one video of any length.
+
+    Windows of ``window`` seconds every ``stride`` seconds (snapped to a common sampling
+    grid, :mod:`uprm.detection.plan`); each grid frame is decoded once and shared by the
+    windows and experts that need it; ``batch_size`` windows at a time go through
+    perception, the UPE block and the language model; threat windows are merged into
+    segments (:mod:`uprm.detection.merge`) in absolute seconds.
+
+    Args:
+        video: the video file.
+        model_or_checkpoint: a :class:`~uprm.UPRMModel` or a checkpoint directory.
+        window, stride: seconds.
+        batch_size: windows per batch.
+        progress: show a tqdm bar (windows/s).
+        merge_gap: segments this many seconds apart or closer merge (default: the
+            sampling interval, ``window / num_frames``).
+        sidecar_dir: ``ROOT`` of ``ROOT/keypoints/<id>.json`` and
+            ``ROOT/scene_graphs/<id>.json`` for experts that read them.
+        max_side: downscale decoded frames so their longer side is at most this.
+        share_perception: compute frame-wise experts once per frame
+            (:mod:`uprm.detection.perception`); ``False`` runs every expert per window.
+        on_segment: called as each segment is final with ``(number, segment, evidence)``
+            (used to draw evidence sheets; without it no frames are kept for evidence).
+        profile: also time the UPE block, the LLM's prefill and generation (hooks).
+        device: move the model there first (default: leave it where it is).
+
+    Raises:
+        uprm.VideoError: a bad video file.
+        uprm.detection.PerceptionError: an expert cannot perceive the video (names the
+            expert and what to pass, e.g. ``sidecar_dir``).
+    """
+    from uprm.data import VideoReader
+
+    path = Path(video)
+    model = load_model(model_or_checkpoint, device)
+    timings: dict[str, float] = {}
+    begin = time.perf_counter()
+    with VideoReader(path, max_side=max_side) as reader:
+        duration = reader.info.duration
+        plan = plan_windows(duration, window, stride, model.config.num_frames)
+        gap = plan.interval if merge_gap is None else float(merge_gap)
+        run = _Run(model, plan, FrameBuffer(reader, plan, path.stem, sidecar_meta(sidecar_dir, path.stem)),
+                   Perception(model.block.experts, share_perception, timings), SegmentMerger(gap), on_segment, timings)
+        _run_batches(run, batch_size, progress, profile)
+    seconds = time.perf_counter() - begin
+    settings = {"window": float(window), "stride": float(stride), "num_frames": plan.num_frames,
+                "interval": round(plan.interval, 6), "merge_gap": gap, "max_side": max_side,
+                "sidecar_dir": None if sidecar_dir is None else str(sidecar_dir)}
+    stats = {"windows": len(plan), "frames_needed": len(plan.all_indices()), "frames_decoded": run.buffer.decoded,
+             "peak_frames_held": run.buffer.peak, "max_frames_held": plan.max_frames_held(batch_size),
+             "batch_size": batch_size, "seconds": round(seconds, 3),
+             "windows_per_s": round(len(plan) / seconds, 3) if seconds > 0 else None}
+    return VideoDetection(str(path), path.stem, duration, run.segments, run.windows, settings, timings, stats)
+
+
+def _run_batches(run: _Run, batch_size: int, progress: bool, profile: bool) -> None:
+    from tqdm.auto import tqdm
+
+    from uprm.detection.profile import stage_hooks
+
+    hooks = stage_hooks(run.model, run.timings) if profile else contextlib.nullcontext()
+    with hooks, tqdm(total=len(run.plan), unit="window", desc=run.buffer.video_id, disable=not progress,
+                     leave=False) as bar:
+        for batch in run.plan.batches(batch_size):
+            run.step(batch)
+            bar.update(len(batch))
+        run.finish()
+
+
+def detect(
+    video: str | os.PathLike,
+    model_or_checkpoint: Any,
+    window: float = 8.0,
+    stride: float = 4.0,
+    *,
+    batch_size: int = 4,
+    progress: bool = False,
+    **options: Any,
+) -> list[DetectedSegment]:
+    """The threat segments of one video (seconds, time order), each a
+    :class:`~uprm.Segment` (``start``, ``end``, ``cause``, ``score``) that also carries
+    ``expert_weights``. Options as :func:`detect_video`, which returns everything
+    (windows, timings) and draws nothing.
+
+    >>> for s in uprm.detect("cctv.mp4", "runs/uprm"):          # doctest: +SKIP
+    ...     print(f"{s.start:.1f}-{s.end:.1f} s  {s.score:.2f}  {s.cause}")
+    """
+    return detect_video(video, model_or_checkpoint, window, stride, batch_size=batch_size, progress=progress,
+                        **options).segments
