@@ -157,7 +157,7 @@ def test_sources(tmp_path):
 
 
 def test_bad_sources_are_named(tmp_path):
-    with pytest.raises(WatchError, match="cam1.*missing.mp4"):
+    with pytest.raises(WatchError, match=r"cam1.*missing\.mp4"):
         parse_source(str(tmp_path / "missing.mp4"), 1)
     with pytest.raises(WatchError, match="unsupported source scheme 'gopher'"):
         parse_source("gopher://x", 1)
@@ -175,5 +175,5 @@ def test_bad_settings_are_named(bad):
 
 
 def test_unknown_setting():
-    with pytest.raises(WatchError, match="unknown watch setting.*'windw'"):
+    with pytest.raises(WatchError, match=r"unknown watch setting.*'windw'"):
         WatchSettings.from_options(windw=4)

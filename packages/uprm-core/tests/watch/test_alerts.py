@@ -1,0 +1,178 @@
+"""Alert sinks: the JSONL log (whole lines, fsync per record), the webhook sender
+(delivery, retries with back-off, no retry on a client error, a dead receiver never
+blocks, the queue is bounded, draining at close) and event clips (pre/post-roll)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from uprm.watch.alerts import AlertLog, WebhookSender, alert_record, read_alerts
+from uprm.watch.clips import ClipRecorder
+from uprm.watch.events import EventTracker, WindowScore
+from uprm.watch.frames import Frame
+
+
+def _event(reason=None):
+    tracker = EventTracker("cam1", threshold=0.5, cooldown=0.0)
+    tracker.update(WindowScore(10.0, 14.0, 0.9, "a fight", {"pose": 0.7, "coarse": 0.3}, start_wall=1767225610.0,
+                               end_wall=1767225614.0, newest_wall=1767225614.0))
+    if reason:
+        return tracker.finish(reason, 20.0)[0][1]
+    return tracker.current
+
+
+def test_records_of_open_and_close():
+    opened = alert_record("open", _event(), source="udp://127.0.0.1:5000", written_at=1767225614.5, latency=0.5)
+    assert opened == {
+        "type": "open", "id": "cam1-20260101T000010Z-1", "camera": "cam1", "source": "udp://127.0.0.1:5000",
+        "number": 1, "start": 10.0, "end": 14.0, "start_wall": "2026-01-01T00:00:10.000+00:00",
+        "end_wall": "2026-01-01T00:00:14.000+00:00", "score": 0.9, "cause": "a fight",
+        "expert_weights": {"pose": 0.7, "coarse": 0.3}, "windows": 1,
+        "written_at": "2026-01-01T00:00:14.500+00:00", "latency_s": 0.5}
+    closed = alert_record("close", _event("shutdown"), source="x", written_at=1767225620.0, clip="clips/a.mp4")
+    assert closed["reason"] == "shutdown" and closed["duration"] == 4.0 and closed["clip"] == "clips/a.mp4"
+    assert "latency_s" not in closed
+
+
+def test_the_log_appends_whole_lines_and_fsyncs_each(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    path = tmp_path / "sub" / "alerts.jsonl"
+    path.parent.mkdir()
+    path.write_text('{"type": "open", "id": "earlier"}\n')               # an earlier run's records stay
+    log = AlertLog(path)
+    big = "x" * 5000                                                       # longer than a pipe buffer
+
+    def writer(n):
+        for i in range(25):
+            log.write({"type": "open", "id": f"{n}-{i}", "cause": big})
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 101 and all(json.loads(line)["type"] == "open" for line in lines)
+    assert {json.loads(line)["id"] for line in lines[1:]} == {f"{n}-{i}" for n in range(4) for i in range(25)}
+    assert len(synced) == 100 and log.written == 100
+    with pytest.raises(ValueError, match="closed"):
+        log.write({})
+
+
+def test_reading_alerts_skips_a_torn_last_line(tmp_path):
+    path = tmp_path / "alerts.jsonl"
+    path.write_text('{"type": "open", "id": "a"}\n{"type": "close", "id": "a"}\n{"type": "op')
+    assert [r["type"] for r in read_alerts(path)] == ["open", "close"]
+
+
+def test_webhook_delivers_json(receiver):
+    r = receiver()
+    sender = WebhookSender(r.url, backoff=0.05)
+    for i in range(3):
+        assert sender.submit({"id": i, "type": "open"})
+    sender.close(drain=10)
+    assert [b["json"]["id"] for b in r.bodies] == [0, 1, 2]
+    assert all(b["type"] == "application/json" for b in r.bodies)
+    assert sender.stats == {"sent": 3, "failed": 0, "dropped": 0, "retries": 0, "unsent": 0}
+
+
+def test_webhook_retries_server_errors_with_backoff(receiver):
+    r = receiver(fail_first=2, fail_status=503)
+    sender = WebhookSender(r.url, retries=3, backoff=0.2)
+    start = time.monotonic()
+    sender.submit({"id": "a"})
+    sender.close(drain=10)
+    assert [b["json"]["id"] for b in r.bodies] == ["a"] and r.requests == 3
+    assert sender.stats["retries"] == 2 and sender.stats["sent"] == 1
+    assert time.monotonic() - start >= 0.2 + 0.4                          # back-off 0.2 s, then 0.4 s
+
+
+def test_webhook_gives_up_and_does_not_retry_client_errors(receiver):
+    r = receiver(fail_first=100, fail_status=400)
+    sender = WebhookSender(r.url, retries=3, backoff=0.05)
+    sender.submit({"id": "a"})
+    sender.close(drain=10)
+    assert r.requests == 1 and sender.stats["failed"] == 1 and sender.stats["retries"] == 0
+
+
+def test_webhook_retries_refused_connections(port):
+    url = f"http://127.0.0.1:{port(0x1)}/hook"                            # nothing listens there
+    sender = WebhookSender(url, retries=2, backoff=0.05, timeout=2)
+    sender.submit({"id": "a"})
+    sender.close(drain=10)
+    assert sender.stats["failed"] == 1 and sender.stats["retries"] == 2
+
+
+def test_a_slow_receiver_never_blocks_submit_and_the_queue_is_bounded(receiver):
+    r = receiver(delay=1.0)
+    sender = WebhookSender(r.url, queue_size=5, retries=0, timeout=5)
+    start = time.monotonic()
+    accepted = [sender.submit({"id": i}) for i in range(200)]
+    assert time.monotonic() - start < 0.5                                 # 200 submits, none waits for HTTP
+    assert sum(accepted) <= 6 and sender.stats["dropped"] >= 194           # queue of 5 (+1 being sent)
+    sender.close(drain=0.5)                                                # the rest cannot be sent in time
+    assert sender.stats["unsent"] + sender.stats["sent"] + sender.stats["dropped"] <= 200
+    assert sender.stats["unsent"] >= 1
+
+
+# ---------------------------------------------------------------------------- clips
+def _frames(times, level):
+    return [Frame(np.full((32, 48, 3), level(t), np.uint8), t, 1000.0 + t, i) for i, t in enumerate(times)]
+
+
+def test_a_clip_has_the_pre_roll_the_event_and_the_post_roll(tmp_path):
+    import av
+
+    level = lambda t: 230 if 4.0 <= t < 6.0 else 20                       # noqa: E731
+    times = [i / 4 for i in range(40)]                                     # 10 s at 4 fps
+    ring = _frames(times[:18], level)                                      # buffered up to 4.25 s
+    pre = [f for f in ring if f.time >= 4.0 - 2.0]                         # event at 4 s, 2 s of pre-roll
+    rec = ClipRecorder(tmp_path / "clips" / "e.mp4", fps=4, first=pre)
+    for f in _frames(times, level)[18:]:                                   # live frames
+        if f.time == 7.0:
+            rec.close_at(6.0 + 2.0)                                        # closed: end 6 s, 2 s of post-roll
+        rec.feed(f)
+    path = rec.join(30)
+    assert path == tmp_path / "clips" / "e.mp4" and rec.error is None
+    with av.open(str(path)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 25                                               # 2.0 ... 8.0 s at 4 fps
+    bright = [i for i, f in enumerate(frames) if f.mean() > 128]
+    assert bright == list(range(8, 16))                                    # 4-6 s: after 2 s of pre-roll
+    assert frames[0].shape == (32, 48, 3)
+
+
+def test_a_clip_keeps_real_time_when_frames_arrive_irregularly(tmp_path):
+    import av
+
+    frames = _frames([0.0, 0.25, 1.5, 1.75, 2.0], lambda t: 20)             # a 1.25 s hole
+    rec = ClipRecorder(tmp_path / "c.mp4", fps=4, first=frames)
+    rec.stop()
+    path = rec.join(30)
+    with av.open(str(path)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 9                      # 2.0 s at 4 fps, the hole filled
+
+
+def test_a_clip_is_cut_at_its_maximum_length(tmp_path):
+    rec = ClipRecorder(tmp_path / "c.mp4", fps=4, first=_frames([i / 4 for i in range(40)], lambda t: 20),
+                       max_seconds=2.0)
+    assert rec.join(30) is not None
+    import av
+
+    with av.open(str(rec.written)) as c:
+        assert sum(1 for _ in c.decode(video=0)) in (8, 9)
+
+
+def test_an_empty_clip_writes_nothing(tmp_path):
+    rec = ClipRecorder(tmp_path / "c.mp4", fps=4)
+    rec.stop()
+    assert rec.join(30) is None and not (tmp_path / "c.mp4").exists() and "no frames" in rec.error
