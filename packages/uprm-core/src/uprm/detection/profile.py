@@ -36,8 +36,9 @@ def _seq_len(args: tuple, kwargs: dict) -> int:
 
 @contextlib.contextmanager
 def stage_hooks(model: Any, timings: dict[str, float]) -> Iterator[None]:
-    """Accumulate seconds of ``adapters_router``, ``llm_prefill`` and ``llm_generation``
-    into ``timings`` while the context is open."""
+    """Accumulate seconds of ``adapters_router`` (and, inside it, ``adapter:<expert>``
+    for each expert's forward), ``llm_prefill`` and ``llm_generation`` into ``timings``
+    while the context is open."""
     device = model.device
     starts: dict[int, tuple[str, float]] = {}
 
@@ -57,6 +58,9 @@ def stage_hooks(model: Any, timings: dict[str, float]) -> Iterator[None]:
     handles = [
         model.block.register_forward_pre_hook(pre(lambda a, k: "adapters_router"), with_kwargs=True),
         model.block.register_forward_hook(post, with_kwargs=True),
+        *[h for name, expert in model.block.experts.items() for h in (
+            expert.register_forward_pre_hook(pre(lambda a, k, n=name: f"adapter:{n}"), with_kwargs=True),
+            expert.register_forward_hook(post, with_kwargs=True))],
         llm.register_forward_pre_hook(
             pre(lambda a, k: "llm_prefill" if _seq_len(a, k) > 1 else "llm_generation"), with_kwargs=True
         ),

@@ -153,10 +153,15 @@ class _Run:
         self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
 
 
+#: tokens generated for the identify question: its first token decides yes or no (and
+#: gives P(yes)); the rest of "Yes, there exists a threat." is not needed
+IDENTIFY_TOKENS = 4
+
+
 def _answer(model: Any, feats: list[dict[str, Any]]) -> list[Any]:
-    """Identify for every window; locate and attribute only for the windows answered yes
-    (most surveillance windows are normal, so most prompts are saved)."""
-    answers = model.answer(model.collate(feats), ("identify",))
+    """Identify for every window (a few tokens); locate and attribute only for the windows
+    answered yes (most surveillance windows are normal, so most prompts are saved)."""
+    answers = model.answer(model.collate(feats), ("identify",), max_new_tokens=IDENTIFY_TOKENS)
     yes = [i for i, a in enumerate(answers) if a.threat]
     if yes:
         more = model.answer(model.collate([feats[i] for i in yes]), ("locate", "attribute"))
