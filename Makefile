@@ -44,3 +44,16 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache
+
+# make docs  — the documentation site into $(SITE)/ (open $(SITE)/index.html), offline, warnings as errors
+# make dist  — an sdist and a wheel of each distribution into $(DIST)/, checked (twine check, contents)
+SITE ?= site
+DIST ?= dist
+
+.PHONY: docs dist
+
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --clean --site-dir $(SITE)
+
+dist: $(STAMP)
+	$(PY) scripts/dist.py --out $(DIST) $(PACKAGES)
