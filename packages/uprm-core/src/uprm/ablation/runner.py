@@ -35,8 +35,8 @@ from typing import Any
 from uprm.ablation.config import AblationConfig
 from uprm.ablation.plan import Plan, RunPlan
 
-__all__ = ["RunResult", "eval_settings", "execute", "final_loss", "pretune_settings", "run_all", "run_spec",
-           "train_settings"]
+__all__ = ["RunResult", "build_start", "eval_settings", "execute", "final_loss", "pretune_settings", "run_all",
+           "run_spec", "train_settings"]
 
 SPEC_FILE = "run.json"
 LOG_FILE = "log.txt"
@@ -105,11 +105,21 @@ def run_spec(run: RunPlan, config: AblationConfig) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- steps
 def _finished_training(folder: Path) -> bool:
-    return (folder / "summary.json").is_file() and (folder / "model.safetensors").is_file()
+    """``uprm train`` writes the final model into its run directory last (its
+    checkpoints live in ``checkpoints/``)."""
+    return (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+
+
+def _has_work(run: RunPlan) -> bool:
+    """Has the run made anything that its settings determine (a model, a training run)?"""
+    made = [run.train_dir / "train_config.json", run.dir / "pretune" / "train_config.json"]
+    return any(p.is_file() for p in made) or (run.start_dir is not None and run.start_dir.is_dir())
 
 
 def _check_spec(run: RunPlan, config: AblationConfig) -> bool:
-    """Write (or compare with) ``run.json``; ``True`` when the evaluation settings changed."""
+    """Write (or compare with) ``run.json``: a run that has made something with other
+    training settings is refused; one that has made nothing (it failed before) takes the
+    new settings. ``True`` when only the evaluation settings changed."""
     from uprm.utils import atomic_write_json, jsonable
 
     spec = jsonable(run_spec(run, config))
@@ -118,18 +128,18 @@ def _check_spec(run: RunPlan, config: AblationConfig) -> bool:
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
         changed = [k for k in ("variant", "seed", "expert_options", "train", "pretune") if saved.get(k) != spec[k]]
-        if changed:
+        if changed and _has_work(run):
             raise RunError(f"{run.dir} was made with other settings ({', '.join(changed)} differ); delete that "
                            "folder to run it again with these, or choose another --out")
-        if saved.get("evaluation") == spec["evaluation"]:
+        if not changed and saved.get("evaluation") == spec["evaluation"]:
             return False
-        redo_eval = True
+        redo_eval = not changed
     run.dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, spec)
     return redo_eval
 
 
-def _build_start(run: RunPlan, config: AblationConfig) -> bool:
+def build_start(run: RunPlan, config: AblationConfig) -> bool:
     """The untrained model with the run's expert options, saved as ``start/``."""
     if run.start_dir is None or (run.start_dir / "config.json").is_file():
         return False
@@ -214,7 +224,7 @@ class _Stages:
         self.stage = "cache"
         _seed_cache(run, config)
         self.stage = "start"
-        self.worked |= _build_start(run, config)
+        self.worked |= build_start(run, config)
         self._pretune()
         self.stage = "train"
         trained = _train(train_settings(run, config))

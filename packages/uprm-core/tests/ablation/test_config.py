@@ -1,0 +1,110 @@
+"""The grid file is checked key by key: every error names the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from uprm.ablation import VARIANTS, AblationError, load_config
+
+from .conftest import invoke
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> dict[str, str]:
+    for name in ("train.json", "test.json", "stage1.json"):
+        (tmp_path / name).write_text("[]")
+    return {"train": str(tmp_path / "train.json"), "test": str(tmp_path / "test.json"),
+            "stage1": str(tmp_path / "stage1.json"), "out": str(tmp_path / "out")}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_grid_file_read_with_defaults_and_flags_on_top(tmp_path, data):
+    path = _write(tmp_path, f"""
+train: {data['train']}
+test: [{data['test']}]
+stage1: {{data: {data['stage1']}, max-steps: 5}}
+training: {{tiny: true, max-steps: 30, lr: 1.0e-3}}
+evaluation: {{dataset: cuva, sbert: false}}
+seeds: 3
+""")
+    cfg = load_config(path, out=data["out"], variants="wo_ptr,full", seeds=None)
+    assert cfg.train == [data["train"]] and cfg.test == [data["test"]] and cfg.out == data["out"]
+    assert cfg.stage1 is not None and cfg.stage1.data == [data["stage1"]] and cfg.stage1.settings == {"max_steps": 5}
+    assert cfg.training == {"tiny": True, "max_steps": 30, "lr": 1e-3}
+    assert cfg.evaluation == {"dataset": "cuva", "sbert": False}
+    assert cfg.seeds == [3]  # one integer is one seed; seeds=None leaves the file's
+    assert cfg.variants == ["full", "wo_ptr"]  # the table's order, whatever the order given
+    assert load_config(path, out="x", seeds="0,1").seeds == [0, 1]  # a flag's "0,1"
+    assert load_config(path, out="x").variants == list(VARIANTS)  # default: all eight
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"colour": 1}, "unknown key 'colour'"),
+    ({"train": None}, "missing key 'train'"),
+    ({"out": None}, "missing key 'out' (or --out DIR)"),
+    ({"train": "nowhere.json"}, "train: nowhere.json: no such file"),
+    ({"test": 3}, "test must be a string or a non-empty list of strings, got 3 (int)"),
+    ({"seeds": [0, "1"]}, "seeds must be an integer or a non-empty list of integers"),
+    ({"seeds": [1, 1]}, "seeds: seeds repeat"),
+    ({"seeds": True}, "seeds must be an integer or a non-empty list of integers, got True (bool)"),
+    ({"variants": ["full", "wo_hpe"]}, "variants: unknown variant(s) ['wo_hpe']; known: full, wo_pose"),
+    ({"threads": 0}, "threads must be an integer of at least 1 (or null), got 0"),
+    ({"expert_options": {"pose": 1}}, "expert_options must be a mapping {expert: {option: value}}"),
+    ({"training": {"tiny": True, "max_steps": "many"}},
+     "training: field 'max_steps' must be an integer or null, got 'many' (str)"),
+    ({"training": {"tiny": True, "warp": 9}}, "training: unknown setting(s) ['warp']"),
+    ({"training": {"tiny": True, "router": "basic"}}, "training.router: set by the ablation for each run, from the "
+                                                      "variants (wo_ptr: basic)"),
+    ({"training": {"tiny": True, "seed": 1}}, "training.seed: set by the ablation for each run, from `seeds`"),
+    ({"training": {"max_steps": 3}}, "training: no model: give --backbone PATH"),
+    ({"training": {"tiny": True, "lr": -1.0}}, "training: lr must be positive"),
+    ({"training": [1]}, "training must be a mapping of `uprm train` settings, got [1] (list)"),
+    ({"stage1": {"max_steps": 3}}, "stage1.data: missing"),
+    ({"stage1": {"data": "gone.json"}}, "stage1.data: gone.json: no such file"),
+    ({"stage1": {"data": "STAGE1", "init": "x"}}, "stage1.init: set by the ablation for each run"),
+    ({"stage1": {"data": "STAGE1", "batch_size": 0}}, "stage1: batch_size must be at least 1"),
+    ({"evaluation": {"dataset": "kinetics"}}, "evaluation: dataset: expected one of ['cuva', 'ucf']"),
+    ({"evaluation": {"sbert": "no"}}, "evaluation.sbert must be true or false, got 'no' (str)"),
+    ({"evaluation": {"thresholds": [0.5, 2]}}, "evaluation: thresholds: expected distinct numbers in [0, 1]"),
+    ({"evaluation": {"judge": True}}, "evaluation: unknown key 'judge'; known: split, batch_size"),
+    ({"evaluation": {"ground_truth": "gt.json"}}, "evaluation.ground_truth: gt.json: no such file"),
+])
+def test_bad_grids_name_the_file_and_the_key(tmp_path, data, changes, message):
+    grid = {"train": data["train"], "test": data["test"], "out": data["out"], "training": {"tiny": True}}
+    for key, value in changes.items():
+        if isinstance(value, dict) and value.get("data") == "STAGE1":
+            value = {**value, "data": data["stage1"]}
+        if value is None:
+            grid.pop(key, None)
+        else:
+            grid[key] = value
+    path = _write(tmp_path, __import__("yaml").safe_dump(grid))
+    with pytest.raises(AblationError) as info:
+        load_config(path)
+    assert str(info.value).startswith(str(path)), info.value
+    assert message in str(info.value), info.value
+
+
+def test_unreadable_files_are_named(tmp_path):
+    with pytest.raises(AblationError, match=r"missing\.yaml: no such config file"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(AblationError, match=r"grid\.yaml: not valid YAML/JSON"):
+        load_config(_write(tmp_path, "train: [a, b\n"))
+    with pytest.raises(AblationError, match=r"grid\.yaml: an ablation grid is a mapping of keys, got list"):
+        load_config(_write(tmp_path, "- a\n- b\n"))
+
+
+def test_the_command_line_reports_a_bad_grid_with_status_1(tmp_path, data):
+    path = _write(tmp_path, f"train: {data['train']}\ntest: {data['test']}\ntraining: {{tiny: true}}\n")
+    result = invoke("ablate", "--config", path, ok=False)
+    assert result.exit_code == 1
+    assert f"Error: {path}: missing key 'out' (or --out DIR)" in result.output
+    result = invoke("ablate", "--config", path, "--out", tmp_path / "o", "--seeds", "0,x", ok=False)
+    assert result.exit_code == 1 and "seeds must be an integer or a list of integers" in result.output
