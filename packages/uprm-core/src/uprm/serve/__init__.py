@@ -1,0 +1,37 @@
+"""``uprm serve``: a detection service — a REST API for programs and a web page for
+people, in one process, with one worker process holding the model.
+
+Install with ``pip install "uprm-core[serve]"``. User guide: docs/serve.md.
+
+>>> from uprm.serve import ServeConfig, create_app                     # doctest: +SKIP
+>>> app = create_app(ServeConfig(checkpoint="runs/uprm", data_dir="serve-data"))
+
+Layout of the package: :mod:`~uprm.serve.config` (settings), :mod:`~uprm.serve.store`
+(the SQLite job queue), :mod:`~uprm.serve.media` (content sniffing, probing, the media
+root), :mod:`~uprm.serve.upload` (streaming uploads), :mod:`~uprm.serve.auth` (token and
+cookie), :mod:`~uprm.serve.errors` (problem details), :mod:`~uprm.serve.app` (routes),
+:mod:`~uprm.serve.supervisor` and :mod:`~uprm.serve.worker` (the worker process),
+:mod:`~uprm.serve.server` (binding and running uvicorn), ``static/`` (the page).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ServeConfig", "ServeConfigError", "create_app", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("ServeConfig", "ServeConfigError"):
+        from uprm.serve import config
+
+        return getattr(config, name)
+    if name == "create_app":
+        from uprm.serve.app import create_app
+
+        return create_app
+    if name == "run":
+        from uprm.serve.server import run
+
+        return run
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,398 @@
+"""The FastAPI application of ``uprm serve``: the REST API under ``/v1``, the health
+check, and the web page at ``/`` (docs/serve.md).
+
+The API process never imports torch: it validates and queues jobs in SQLite and serves
+files; the worker process (:mod:`uprm.serve.worker`) holds the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from uprm._version import __version__
+from uprm.serve import schemas
+from uprm.serve.auth import COOKIE, Auth
+from uprm.serve.config import ServeConfig
+from uprm.serve.errors import ApiError, install_error_handlers
+from uprm.serve.media import list_media, probe, resolve_media_path
+from uprm.serve.store import Job, JobStore, QueueFull
+from uprm.serve.supervisor import Supervisor
+from uprm.serve.upload import receive_upload
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("uprm.serve")
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+#: the largest JSON body accepted (a path job)
+MAX_JSON = 64 << 10
+PAGE_CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
+            "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+class Service:
+    """What the routes share: the settings, the store, the worker's supervisor."""
+
+    def __init__(self, config: ServeConfig, run_worker: bool) -> None:
+        self.config = config
+        self.auth = Auth(config.token)
+        self.run_worker = run_worker
+        self.store: JobStore | None = None
+        self.supervisor: Supervisor | None = None
+
+    def open(self) -> None:
+        self.config.check_paths()
+        self.store = JobStore(self.config.db_path)
+        self._drop_orphans()
+        if self.run_worker:
+            self.supervisor = Supervisor(self.config, self.store)
+            self.supervisor.start()
+
+    def close(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        if self.store is not None:
+            self.store.close()
+
+    def _drop_orphans(self) -> None:
+        """Uploads without a job (the server died between writing and queueing them)."""
+        known = self.store.ids()
+        for path in self.config.uploads_dir.iterdir():
+            if path.is_file() and path.name not in known:
+                log.warning("removing an upload without a job: %s", path.name)
+                path.unlink(missing_ok=True)
+
+    def job(self, job_id: str) -> Job:
+        found = self.store.get(job_id) if JOB_ID.fullmatch(job_id) else None
+        if found is None:
+            raise ApiError(404, "job_not_found", f"no job {job_id!r}")
+        return found
+
+    def wake(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.wake()
+
+
+def _iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def job_json(job: Job, position: int | None) -> dict[str, Any]:
+    """The public view of a job (no server paths)."""
+    base = f"/v1/jobs/{job.id}"
+    links = {"self": base, "video": f"{base}/video"}
+    if job.state == "done":
+        links |= {"result": f"{base}/result", "timeline": f"{base}/timeline.png"}
+    return {
+        "id": job.id, "state": job.state, "progress": round(job.progress, 4),
+        "windows": {"done": job.windows_done, "total": job.windows_total},
+        "queue_position": position,
+        "video": {"name": job.name, "source": job.source, "media_type": job.media_type, "size": job.size,
+                  "duration": job.duration},
+        "created": _iso(job.created), "started": _iso(job.started), "finished": _iso(job.finished),
+        "attempts": job.attempts,
+        "error": {"code": job.error_code, "message": job.error} if job.error_code else None,
+        "links": links,
+    }
+
+
+class _SecurityHeaders:
+    """``nosniff`` everywhere; a strict Content-Security-Policy on the page and its files."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        page = scope["path"] == "/" or scope["path"].startswith("/static/")
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+                if page:
+                    headers += [(b"content-security-policy", PAGE_CSP.encode()), (b"x-frame-options", b"DENY")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(config: ServeConfig, *, worker: bool = True) -> FastAPI:
+    """The app serving ``config``; ``worker=False`` queues jobs without running them
+    (tests of the API alone)."""
+    config.check_listen()
+    service = Service(config, worker)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(service.open)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.close)
+
+    app = FastAPI(title="UPRM detection service", version=__version__, lifespan=lifespan,
+                  description="Threats in surveillance video: upload a video or name one under the media root, "
+                              "follow the job, read the segments (start, end, score, cause, expert weights) and "
+                              "the timeline. Errors are RFC 9457 problem details. User guide: docs/serve.md.")
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(_SecurityHeaders)
+    static = resources.files("uprm.serve") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(str(static / "index.html"), media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/healthz", response_model=schemas.Health, tags=["service"])
+    def healthz() -> JSONResponse:
+        """Liveness and readiness: 200 while the API and its database work (``ready`` once
+        the worker has loaded the model), 503 when the worker cannot load the model."""
+        worker = service.store.get_meta("worker", {"state": "starting"}) if service.run_worker else \
+            {"state": "disabled"}
+        failed = worker.get("state") == "failed"
+        body = {"status": "failed" if failed else "ok", "ready": worker.get("state") == "ready",
+                "worker": worker.get("state"), "version": __version__}
+        return JSONResponse(body, status_code=503 if failed else 200, headers={"Cache-Control": "no-store"})
+
+    app.include_router(_session(service))
+    app.include_router(_api(service))
+    return app
+
+
+def _api(service: Service) -> APIRouter:
+    def authorised(request: Request) -> None:
+        service.auth.check(request)
+
+    api = APIRouter(prefix="/v1", dependencies=[Depends(authorised)], responses=schemas.ERRORS)
+    _job_routes(api, service)
+    _file_routes(api, service)
+    _info_routes(api, service)
+    return api
+
+
+def _session(service: Service) -> APIRouter:
+    """``/v1/session`` checks the token itself: it must work before the cookie exists."""
+    auth = service.auth
+    session = APIRouter(prefix="/v1", tags=["session"], responses=schemas.ERRORS)
+
+    @session.post("/session", status_code=204)
+    async def open_session(request: Request) -> Response:
+        """Trade the token (``{"token": ...}`` or a bearer header) for the page's session
+        cookie (HttpOnly, SameSite=Strict)."""
+        if auth.enabled and not auth.bearer_ok(request):
+            body = await _json_body(request)
+            if not auth.token_ok(body.get("token") if isinstance(body, dict) else None):
+                raise ApiError(401, "unauthorized", "wrong token", headers={"WWW-Authenticate": 'Bearer realm="uprm"'})
+        response = Response(status_code=204)
+        if auth.session:
+            response.set_cookie(COOKIE, auth.session, httponly=True, samesite="strict", path="/")
+        return response
+
+    @session.delete("/session", status_code=204)
+    def close_session() -> Response:
+        """Forget the page's session cookie."""
+        response = Response(status_code=204)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        return response
+
+    return session
+
+
+async def _json_body(request: Request) -> Any:
+    import json
+
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_JSON:
+            raise ApiError(413, "body_too_large", f"a JSON body may have at most {MAX_JSON} bytes")
+    try:
+        return json.loads(raw or b"null")
+    except ValueError as exc:
+        raise ApiError(400, "bad_json", f"the body is not JSON ({exc.__class__.__name__})") from exc
+
+
+def _job_routes(api: APIRouter, service: Service) -> None:
+    config = service.config
+
+    @api.post("/jobs", status_code=202, response_model=schemas.JobOut, tags=["jobs"],
+              openapi_extra=schemas.JOB_REQUEST, responses=schemas.JOB_ERRORS)
+    async def create_job(request: Request) -> JSONResponse:
+        """Queue a detection job: a multipart upload (field ``video``) or JSON
+        ``{"path": "..."}`` naming a file under the media root. 202 with the job; 413 for
+        an upload over the limit, 415 for content that is not a video, 429 when the queue
+        is full."""
+        if await run_in_threadpool(service.store.waiting) >= config.max_queue:
+            raise _queue_full()
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        job_id = uuid.uuid4().hex
+        if kind == "multipart/form-data":
+            job = await _accept_upload(service, request, job_id)
+        elif kind == "application/json":
+            job = await _accept_path(service, await _json_body(request), job_id)
+        else:
+            raise ApiError(415, "unsupported_body", "send multipart/form-data with a file field 'video', or "
+                           "application/json {\"path\": ...}")
+        service.wake()
+        position = await run_in_threadpool(service.store.position, job)
+        return JSONResponse(job_json(job, position), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+    @api.get("/jobs", response_model=schemas.JobList, tags=["jobs"])
+    def list_jobs(limit: int = Query(50, ge=1, le=1000),
+                  state: schemas.State | None = Query(None)) -> JSONResponse:
+        """The latest jobs, newest first, and how many jobs are in each state."""
+        jobs = service.store.list(limit, state)
+        body = {"jobs": [job_json(j, service.store.position(j)) for j in jobs], "counts": service.store.counts()}
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    @api.get("/jobs/{job_id}", response_model=schemas.JobOut, tags=["jobs"])
+    def get_job(job_id: str) -> JSONResponse:
+        """A job's state, progress (windows done of all) and error."""
+        job = service.job(job_id)
+        return JSONResponse(job_json(job, service.store.position(job)), headers={"Cache-Control": "no-store"})
+
+    @api.delete("/jobs/{job_id}", status_code=204, tags=["jobs"])
+    def delete_job(job_id: str) -> Response:
+        """Forget a finished job and delete its upload and results (409 while it is
+        queued or running)."""
+        job = service.job(job_id)
+        if service.store.delete(job.id) is None:
+            raise ApiError(409, "job_not_finished", f"job {job.id} is {job.state}: only finished jobs are deleted")
+        _remove_files(service.config, job)
+        return Response(status_code=204)
+
+
+def _queue_full() -> ApiError:
+    return ApiError(429, "queue_full", "too many jobs are waiting; try again later", headers={"Retry-After": "5"})
+
+
+async def _accept_upload(service: Service, request: Request, job_id: str) -> Job:
+    from uprm.utils import atomic_path
+
+    config = service.config
+    final = config.uploads_dir / job_id
+    with atomic_path(final) as tmp:
+        name, size = await receive_upload(request, tmp, config.max_upload_bytes)
+        info = await run_in_threadpool(probe, tmp)
+    try:
+        return await run_in_threadpool(service.store.add, job_id, source="upload", name=name, video=str(final),
+                                       media_type=info.media_type, size=size, duration=info.duration,
+                                       max_queue=config.max_queue)
+    except QueueFull:
+        final.unlink(missing_ok=True)
+        raise _queue_full() from None
+
+
+async def _accept_path(service: Service, body: Any, job_id: str) -> Job:
+    if not isinstance(body, dict) or set(body) != {"path"} or not isinstance(body["path"], str):
+        raise ApiError(422, "invalid_request", 'the JSON body must be {"path": "<file under the media root>"}')
+    config = service.config
+
+    def check() -> tuple[Path, Any]:
+        path = resolve_media_path(config.media_root, body["path"])
+        return path, probe(path)
+
+    path, info = await run_in_threadpool(check)
+    name = path.relative_to(Path(config.media_root)).as_posix()
+    try:
+        return await run_in_threadpool(service.store.add, job_id, source="path", name=name, video=str(path),
+                                       media_type=info.media_type, size=info.size, duration=info.duration,
+                                       max_queue=config.max_queue)
+    except QueueFull:
+        raise _queue_full() from None
+
+
+def _remove_files(config: ServeConfig, job: Job) -> None:
+    import shutil
+
+    if job.source == "upload":
+        Path(job.video).unlink(missing_ok=True)
+    shutil.rmtree(config.results_dir / job.id, ignore_errors=True)
+
+
+def _finished(service: Service, job_id: str) -> Job:
+    job = service.job(job_id)
+    if job.state == "failed":
+        raise ApiError(409, "job_failed", f"job {job.id} failed: {job.error}", error_code=job.error_code)
+    if job.state != "done" or not job.result:
+        raise ApiError(409, "job_not_finished", f"job {job.id} is {job.state}", state=job.state)
+    return job
+
+
+def _result_file(service: Service, job: Job, relative: str) -> Path:
+    path = service.config.results_dir / job.id / relative
+    if not path.is_file():
+        raise ApiError(404, "result_missing", f"job {job.id} has no {relative}")
+    return path
+
+
+def _file_routes(api: APIRouter, service: Service) -> None:
+    @api.get("/jobs/{job_id}/result", tags=["results"], response_model=dict[str, Any])
+    def get_result(job_id: str) -> FileResponse:
+        """The ``uprm detect`` JSON of the job's video (docs/detection.md): segments with
+        start, end, score, cause and the router's expert weights, every window's answer,
+        settings, timings. 409 until the job is done."""
+        job = _finished(service, job_id)
+        return FileResponse(_result_file(service, job, f"{job.result}.json"), media_type="application/json")
+
+    @api.get("/jobs/{job_id}/timeline.png", tags=["results"], response_class=FileResponse)
+    def get_timeline(job_id: str) -> FileResponse:
+        """The timeline picture: P(yes) per window, the segments shaded with their causes."""
+        job = _finished(service, job_id)
+        return FileResponse(_result_file(service, job, f"{job.result}.png"), media_type="image/png")
+
+    @api.get("/jobs/{job_id}/evidence/{number}.png", tags=["results"], response_class=FileResponse)
+    def get_evidence(job_id: str, number: int) -> FileResponse:
+        """The evidence sheet of segment ``number`` (1, 2, ...): key frames with what the
+        experts saw and the router's weights."""
+        job = _finished(service, job_id)
+        return FileResponse(_result_file(service, job, f"{job.result}/{int(number)}.png"), media_type="image/png")
+
+    @api.get("/jobs/{job_id}/video", tags=["results"], response_class=FileResponse)
+    def get_video(job_id: str) -> FileResponse:
+        """The job's video, with HTTP range requests (players seek with them)."""
+        job = service.job(job_id)
+        path = resolve_media_path(service.config.media_root, job.video) if job.source == "path" else Path(job.video)
+        if not path.is_file():
+            raise ApiError(404, "video_missing", f"the video of job {job.id} is gone")
+        return FileResponse(path, media_type=job.media_type, filename=job.name, content_disposition_type="inline")
+
+
+def _info_routes(api: APIRouter, service: Service) -> None:
+    @api.get("/experts", tags=["service"])
+    def experts() -> JSONResponse:
+        """What ``uprm experts --json`` lists (installed experts, broken plugins), plus
+        ``model``: the experts, router and frames of the loaded checkpoint."""
+        report = service.store.get_meta("experts")
+        if report is None:
+            raise ApiError(503, "worker_starting", "the worker has not started yet; try again in a moment",
+                           headers={"Retry-After": "2"})
+        return JSONResponse({**report, "model": service.store.get_meta("model")})
+
+    @api.get("/media", response_model=schemas.MediaList, tags=["jobs"])
+    def media() -> JSONResponse:
+        """The video files under the media root that ``POST /v1/jobs {"path"}`` accepts."""
+        root = service.config.media_root
+        if root is None:
+            return JSONResponse({"enabled": False, "files": [], "truncated": False})
+        files, truncated = list_media(root)
+        return JSONResponse({"enabled": True, "files": files, "truncated": truncated})
