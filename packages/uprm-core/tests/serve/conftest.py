@@ -1,0 +1,309 @@
+"""Fixtures of the ``uprm serve`` tests.
+
+- small threat videos: dark frames, bright ones during the threat (2 fps, 64×64);
+- a tiny checkpoint trained (for real, a few dozen steps) to answer the DeepSVU questions
+  about them — "yes" with "between 0 and 8 seconds" and "a person grabbing a bag" on a
+  window that samples a bright frame, "no" on the others — with the experts that need
+  nothing but the video (coarse, plus background when uprm-expert-background is
+  installed); the detection tests' recipe, on the four distinct windows only;
+- ``uprm serve`` as a real process on loopback (:class:`ServerProcess`);
+- a headless Chromium driven by selenium (Debian's chromium + chromium-driver): skipped
+  when absent, except under ``CI=true``, where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+FPS = 2
+SIZE = 64
+CAUSE = "a person grabbing a bag"
+ANSWERS = {"yes": "Yes, there exists a threat.", "no": "No, there is no threat.",
+           "locate": "The threat occurs between 0 and 8 seconds.", "attribute": f"The threat is attributed to {CAUSE}."}
+THREAT = (16.0, 28.0)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _frames(duration: float, threat: tuple[float, float]):
+    dark = np.full((SIZE, SIZE, 3), 20, np.uint8)
+    bright = np.full((SIZE, SIZE, 3), 230, np.uint8)
+    for i in range(round(duration * FPS)):
+        yield bright if threat[0] <= i / FPS < threat[1] else dark
+
+
+def write_threat_video(path: Path, duration: float, threat: tuple[float, float] = THREAT) -> Path:
+    from uprm.data import write_mp4
+
+    return write_mp4(path, _frames(duration, threat), fps=FPS)
+
+
+def _serve_experts() -> list[str]:
+    import uprm
+
+    return ["coarse"] + (["background"] if "background" in uprm.available_experts() else [])
+
+
+def _training_items(model, video: Path):
+    """One item per distinct window (which of its sampled frames are bright): identify
+    for each, locate and attribute once."""
+    from uprm.data import load_clip
+    from uprm.detection import plan_windows
+
+    plan = plan_windows(40.0, 8.0, 4.0, model.config.num_frames)
+    items, seen = [], set()
+    for w in range(len(plan)):
+        pattern = tuple(THREAT[0] <= t < THREAT[1] for t in plan.times(w))
+        if pattern in seen:
+            continue
+        seen.add(pattern)
+        feats = model.extract(load_clip(video, model.config.num_frames, *plan.span(w)))
+        if not any(pattern):
+            items.append((feats, "identify", ANSWERS["no"]))
+            continue
+        items.append((feats, "identify", ANSWERS["yes"]))
+        if not any(q == "locate" for _, q, _ in items):
+            items += [(feats, "locate", ANSWERS["locate"]), (feats, "attribute", ANSWERS["attribute"])]
+    return items
+
+
+def train_checkpoint(root: Path, out: Path, steps: int = 150) -> Path:
+    import torch
+
+    import uprm
+
+    torch.manual_seed(0)
+    video = write_threat_video(root / "train.mp4", 40.0)
+    model = uprm.build_model(uprm.UPRMConfig.tiny(num_frames=2, max_new_tokens=12, experts=_serve_experts()))
+    items = _training_items(model, video)
+    features = model.collate([f for f, _, _ in items])
+    batch = model.tokenize([q for _, q, _ in items], [a for _, _, a in items])
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        loss = model(batch["input_ids"], batch["attention_mask"], features, batch["labels"]).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if float(loss.detach()) < 0.05:
+            break
+    model.eval()
+    return model.save_pretrained(out)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    """The trained tiny checkpoint (module doc)."""
+    root = tmp_path_factory.mktemp("serve-model")
+    return train_checkpoint(root, root / "checkpoint")
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    """``shop`` (40 s, threat 16-28 s), ``quiet`` (12 s, no threat), ``short`` (12 s,
+    threat 4-8 s), ``long`` (64 s, threat 16-28 s), all in one folder (a media root)."""
+    root = tmp_path_factory.mktemp("serve-videos")
+    return {"shop": write_threat_video(root / "shop.mp4", 40.0),
+            "quiet": write_threat_video(root / "quiet.mp4", 12.0, (99.0, 99.0)),
+            "short": write_threat_video(root / "short.mp4", 12.0, (4.0, 8.0)),
+            "long": write_threat_video(root / "long.mp4", 64.0)}
+
+
+# -- a real `uprm serve` process -----------------------------------------------------------------
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        text = (task / "children").read_text().split() if (task / "children").exists() else []
+        found += [int(c) for c in text]
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
+
+
+class ServerProcess:
+    """``python -m uprm serve --port 0 ...`` on loopback; the URL it prints is read back."""
+
+    def __init__(self, checkpoint: Path, data_dir: Path, *args: str) -> None:
+        self.checkpoint, self.data_dir, self.args = checkpoint, data_dir, args
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self.runs = 0
+
+    def start(self, timeout: float = 240.0) -> ServerProcess:
+        self.runs += 1
+        out = self.data_dir.parent / f"{self.data_dir.name}.stdout.{self.runs}"
+        err = self.data_dir.parent / f"{self.data_dir.name}.stderr.{self.runs}"
+        self.log = err
+        cmd = [sys.executable, "-m", "uprm", "serve", "--checkpoint", str(self.checkpoint), "--data-dir",
+               str(self.data_dir), "--port", "0", "--log-level", "warning", *self.args]
+        with open(out, "wb") as o, open(err, "wb") as e:
+            self.proc = subprocess.Popen(cmd, stdout=o, stderr=e, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not self.url:
+            text = out.read_text() if out.exists() else ""
+            if "uprm serve: http://" in text:
+                self.url = text.split("uprm serve: ")[1].split()[0]
+                break
+            self._check_running(deadline)
+        self.wait_ready(deadline)
+        return self
+
+    def _check_running(self, deadline: float) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"uprm serve exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"uprm serve did not start:\n{self.log.read_text()[-3000:]}")
+        time.sleep(0.1)
+
+    def wait_ready(self, deadline: float) -> None:
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=5).json().get("ready"):
+                    return
+            except httpx.HTTPError:
+                pass
+            self._check_running(deadline)
+            time.sleep(0.2)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def worker_pids(self) -> list[int]:
+        return children(self.pid) if self.proc is not None and self.proc.poll() is None else []
+
+    def kill(self) -> list[int]:
+        """SIGKILL the server process (not its worker); returns the worker's pids."""
+        workers = self.worker_pids()
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+        self.url = ""
+        return workers
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        workers = self.worker_pids()
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(30)
+        for pid in workers:  # never leave a worker behind, whatever happened
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def start_server(tmp_path_factory):
+    """Start ``uprm serve`` processes (stopped at the end of the session)."""
+    started: list[ServerProcess] = []
+
+    def start(checkpoint: Path, *args: str, name: str = "serve") -> ServerProcess:
+        data = tmp_path_factory.mktemp(name) / "data"
+        server = ServerProcess(checkpoint, data, *args)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def wait_for(client: httpx.Client, job_id: str, states=("done", "failed"), timeout: float = 240.0) -> dict:
+    """Poll a job until it reaches one of ``states``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["state"] in states:
+            return job
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} is still {job['state']}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def wait_job():
+    return wait_for
+
+
+@pytest.fixture(scope="session")
+def server_tools():
+    """Helpers for tests (importlib mode: helpers come as fixtures)."""
+    return {"rss_mb": rss_mb, "alive": alive, "children": children, "write_threat_video": write_threat_video}
+
+
+# -- the browser ------------------------------------------------------------------------------------
+
+CHROMIUM = os.environ.get("UPRM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = os.environ.get("UPRM_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+def _no_browser(reason: str):
+    message = f"{reason} (install Debian's chromium and chromium-driver; .ci/run does it)"
+    if in_ci():
+        pytest.fail(f"CI=true: the browser tests must run: {message}")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def chrome():
+    """A headless Chromium (selenium), one per test session."""
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if missing:
+        _no_browser(f"missing {', '.join(missing)}")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _no_browser("selenium is not installed")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1280,1400", "--autoplay-policy=no-user-gesture-required"):
+        options.add_argument(arg)
+    profile = tempfile.mkdtemp(prefix="uprm-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def served(start_server, checkpoint, videos) -> ServerProcess:
+    """``uprm serve`` with the trained checkpoint, the videos' folder as its media root."""
+    return start_server(checkpoint, "--media-root", str(videos["shop"].parent), name="served")
