@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+import uprm
 from uprm.testing import ColourExpert, synthetic_clip, tiny_context
 
 
@@ -56,3 +57,22 @@ def test_collate_names_the_expert_and_the_feature():
         expert.collate([{"colour": torch.zeros(4, 3)}, {"colour": torch.zeros(2, 3)}])
     with pytest.raises(ValueError, match="expert 'colour': item 1 has keys"):
         expert.collate([{"colour": torch.zeros(4, 3)}, {"other": torch.zeros(4, 3)}])
+
+
+def test_frame_wise_is_declared_by_the_experts_that_perceive_frames_alone():
+    """``Expert.frame_wise`` (default False) lets detection perceive a frame shared by
+    overlapping windows once; the installed experts declare it truthfully."""
+    from uprm.detection.perception import is_frame_wise
+
+    assert uprm.Expert.frame_wise is False
+    experts = uprm.available_experts()
+    assert experts["coarse"].frame_wise is True
+    expected = {"pose": True, "background": True, "relation": False}  # relation derives motion across frames
+    for name, value in expected.items():
+        if name in experts:
+            assert experts[name].frame_wise is value, name
+
+    class Tracker(uprm.Expert):
+        name = "tracker"
+
+    assert not is_frame_wise(Tracker.__new__(Tracker))

@@ -191,6 +191,7 @@ class BackgroundExpert(uprm.Expert):
 
     name = "background"
     granularity = "fine"
+    frame_wise = True  # each frame is perceived on its own
 
     def __init__(
         self,

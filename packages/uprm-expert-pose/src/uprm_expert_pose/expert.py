@@ -80,6 +80,7 @@ class PoseExpert(uprm.Expert):
 
     name = "pose"
     granularity = "fine"
+    frame_wise = True  # each frame is perceived on its own
     feature_version = "1"
 
     def __init__(

@@ -121,6 +121,19 @@ class SceneGraphFile:
     height: float | None
     frames: dict[int, SceneFrame]
 
+    @functools.cached_property
+    def sorted_indices(self) -> tuple[list[int], list[float]]:
+        """The frame indices in order, and the same as floats (for nearest-frame search),
+        computed once per file: matching a clip then costs O(F log N), not O(N)."""
+        keys = sorted(self.frames)
+        return keys, [float(k) for k in keys]
+
+    @functools.cached_property
+    def sorted_times(self) -> tuple[list[float], dict[float, int]]:
+        """The frames' timestamps in order, and timestamp -> frame index."""
+        timed = {f.timestamp: i for i, f in self.frames.items() if f.timestamp is not None}
+        return sorted(timed), timed
+
 
 # ---------------------------------------------------------------------- validation
 def _is_number(value: Any) -> bool:
@@ -300,12 +313,10 @@ def match_frames(clip: VideoClip, graph_file: SceneGraphFile) -> list[SceneFrame
                 f"({clip.num_frames}), got {targets!r}"
             )
         targets = [float(t) for t in targets]
-        keys = sorted(frames)
     elif _is_number(meta.get("fps")) and meta["fps"] > 0:
         targets = [float(round(float(t) * float(meta["fps"]))) for t in clip.timestamps]
-        keys = sorted(frames)
     else:
-        timed = {f.timestamp: i for i, f in frames.items() if f.timestamp is not None}
+        keys, timed = graph_file.sorted_times
         if frames and not timed:
             raise SceneGraphError(
                 graph_file.path,
@@ -314,7 +325,6 @@ def match_frames(clip: VideoClip, graph_file: SceneGraphFile) -> list[SceneFrame
                 "and the file's frames have no timestamp",
             )
         targets = [float(t) for t in clip.timestamps]
-        keys = sorted(timed)
         tolerance = max(_half_step(targets), 1e-3)
         out = []
         for t in targets:
@@ -322,10 +332,11 @@ def match_frames(clip: VideoClip, graph_file: SceneGraphFile) -> list[SceneFrame
             out.append(None if k is None else frames[timed[keys[k]]])
         _warn_if_unmatched(clip, graph_file, out)
         return out
+    keys, float_keys = graph_file.sorted_indices
     tolerance = _half_step(targets)
     out = []
     for t in targets:
-        k = _nearest([float(x) for x in keys], t, tolerance)
+        k = _nearest(float_keys, t, tolerance)
         out.append(None if k is None else frames[keys[k]])
     _warn_if_unmatched(clip, graph_file, out)
     return out

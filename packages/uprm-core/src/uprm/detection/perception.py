@@ -30,12 +30,7 @@ import torch
 from uprm.detection.frames import FrameBuffer
 from uprm.errors import UPRMError
 
-__all__ = ["FRAME_WISE", "Perception", "PerceptionError", "is_frame_wise"]
-
-#: (top-level module, expert name) of the experts known to extract frame by frame
-FRAME_WISE: frozenset[tuple[str, str]] = frozenset(
-    {("uprm", "coarse"), ("uprm_expert_pose", "pose"), ("uprm_expert_background", "background")}
-)
+__all__ = ["Perception", "PerceptionError", "is_frame_wise"]
 
 Features = dict[str, torch.Tensor]
 
@@ -53,11 +48,8 @@ class PerceptionError(UPRMError):
 
 
 def is_frame_wise(expert: Any) -> bool:
-    """Whether ``expert.extract`` treats frames independently (see the module doc)."""
-    declared = getattr(type(expert), "frame_wise", None)
-    if isinstance(declared, bool):
-        return declared
-    return (type(expert).__module__.split(".")[0], getattr(expert, "name", None)) in FRAME_WISE
+    """Whether ``expert.extract`` treats frames independently (``Expert.frame_wise``)."""
+    return getattr(type(expert), "frame_wise", False) is True
 
 
 class Perception:

@@ -146,6 +146,11 @@ class Expert(nn.Module):
     granularity: ClassVar[str] = "fine"
     #: Bump when ``extract`` changes what it writes, so cached features are recomputed.
     feature_version: ClassVar[str] = "1"
+    #: ``True`` when ``extract`` treats frames independently (frame ``f``'s features
+    #: depend on frame ``f`` alone, and a clip's features are its frames' stacked), so a
+    #: frame sampled by several overlapping windows is perceived once (``uprm detect``).
+    #: ``False`` (the safe default) for experts that look across frames (motion, tracking).
+    frame_wise: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -79,6 +79,7 @@ class CoarseExpert(Expert):
 
     name = "coarse"
     granularity = "coarse"
+    frame_wise = True  # each frame is perceived on its own
 
     def __init__(
         self,

@@ -16,10 +16,11 @@ Frozen: the towers, the language model's base weights, every expert's perception
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,19 @@ class UPRMModel(nn.Module):
             seen.add(id(p))
             total += p.numel()
         return total
+
+    @contextlib.contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        """Eval mode for the block, restoring training mode after; nothing to switch (and
+        no cost) when the model is already in eval mode."""
+        if not self.training:
+            yield
+            return
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train(True)
 
     def train(self, mode: bool = True) -> UPRMModel:
         super().train(mode)
@@ -267,9 +281,7 @@ class UPRMModel(nn.Module):
 
         Shapes: ``features`` as :meth:`collate` returns them (batch ``B = len(questions)``).
         """
-        was_training = self.training
-        self.eval()
-        try:
+        with self._eval_mode():
             z = visual_tokens if visual_tokens is not None else self.block(features).z
             if z.shape[0] != len(questions):
                 raise ValueError(f"{len(questions)} questions for a batch of {z.shape[0]} clips")
@@ -288,8 +300,6 @@ class UPRMModel(nn.Module):
                 return_dict_in_generate=True,
                 **generate_kwargs,
             )
-        finally:
-            self.train(was_training)
         return self._decode(out)
 
     def _decode(self, out: Any) -> GenerationResult:
@@ -336,12 +346,8 @@ class UPRMModel(nn.Module):
         unknown = [t for t in tasks if t not in STAGE2_TASKS]
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; ask some of {list(STAGE2_TASKS)}")
-        was_training = self.training
-        self.eval()
-        try:
+        with self._eval_mode():
             upe = self.block(features)
-        finally:
-            self.train(was_training)
         b, k = upe.z.shape[0], len(tasks)
         weights = upe.expert_weights.float().mean(dim=1).tolist()  # [B, N + 1]
         out = [ClipAnswers(expert_weights=dict(zip(self.expert_names, w))) for w in weights]
