@@ -1,9 +1,9 @@
 """Training benchmarks: the feature cache's speed-up, peak memory per step, and the
 arithmetic for the 7B backbone.
 
-1. ``speed``   steps/s of the same tiny run (every installed expert, 8 frames, batch 8)
-               reading features from the cache vs extracting them online (decode +
-               every expert's perception at every visit). Goal: >= 10x.
+1. ``speed``   steps/s of the same tiny run (8 frames, batch 8) reading features from
+               the cache vs extracting them online (decode + every expert's perception
+               at every visit), for three sets of experts. Goal: >= 10x.
 2. ``memory``  peak resident memory of a training step at the tiny dims and at
                scaled-up dims (each in a fresh process: RSS after set-up, peak RSS, and
                their difference = what a step adds: activations, gradients).
@@ -63,24 +63,49 @@ def _rss_mib() -> float:
 
 
 # ---------------------------------------------------------------------- 1. speed
-def speed(work: Path, steps: int) -> dict[str, float]:
+#: the configurations timed: experts and expert options of a tiny model (``--tiny``'s
+#: training settings)
+SPEED_CONFIGS = {
+    "coarse only": (["coarse"], {}),
+    "all experts (pose and relations from the sidecar files, a small random SAM)":
+        (["background", "coarse", "pose", "relation"], {}),
+    "coarse + pose running YOLO11n-pose (random, 320 px) on every frame":
+        (["coarse", "pose"], {"pose": {"source": "yolo", "model_config": "yolo11n-pose.yaml", "imgsz": 320}}),
+}
+
+
+def _tiny_checkpoint(folder: Path, experts: list[str], options: dict) -> Path:
+    """An untrained tiny model with ``--tiny``'s settings and these experts, saved."""
+    from uprm import UPRMConfig, build_model
+    from uprm.modeling.config import LoRASettings
+    from uprm.training import TINY_TRAIN_MODULES
+
+    config = UPRMConfig.tiny(experts=experts, expert_options=options, lora=LoRASettings(enabled=False),
+                             train_modules=list(TINY_TRAIN_MODULES))
+    build_model(config).save_pretrained(folder)
+    return folder
+
+
+def speed(work: Path, steps: int) -> dict[str, dict[str, float]]:
     import uprm
 
     data = _world(work)
-    experts = ",".join(sorted(uprm.available_experts()))
-    _cli("extract", "--data", str(data), "--model", "tiny", "--experts", experts, "--out", str(work / "cache"),
-         "--quiet")
-    common = {"tiny": True, "data": [str(data)], "experts": experts.split(","), "batch_size": 8, "max_steps": steps,
-              "save_every": steps, "progress": False}
-    rates = {}
-    for name, cache in (("cache", str(work / "cache")), ("online", None)):
-        out = work / "speed" / name
-        uprm.train(out=str(out), cache=cache, **common)
-        rates[name] = _steps_per_second(out)
-    rates["speed-up"] = rates["cache"] / rates["online"]
-    print(f"speed ({experts}, 8 frames, batch 8, {steps} steps): from the cache {rates['cache']:.2f} steps/s, "
-          f"extracting online {rates['online']:.3f} steps/s -> {rates['speed-up']:.1f}x")
-    return rates
+    rows = {}
+    for i, (name, (experts, options)) in enumerate(SPEED_CONFIGS.items()):
+        init = _tiny_checkpoint(work / "speed" / f"model{i}", experts, options)
+        cache = work / "speed" / f"cache{i}"
+        _cli("extract", "--data", str(data), "--model", str(init), "--out", str(cache), "--quiet")
+        rates = {}
+        for how, folder in (("cache", str(cache)), ("online", None)):
+            out = work / "speed" / f"run{i}-{how}"
+            uprm.train(init=str(init), out=str(out), cache=folder, data=[str(data)], batch_size=8,
+                       max_steps=steps, save_every=steps, progress=False)
+            rates[how] = _steps_per_second(out)
+        rates["speed-up"] = rates["cache"] / rates["online"]
+        rows[name] = rates
+        print(f"speed, {name} (8 frames, batch 8, {steps} steps): from the cache {rates['cache']:.2f} steps/s, "
+              f"extracting online {rates['online']:.3f} steps/s -> {rates['speed-up']:.1f}x")
+    return rows
 
 
 # ---------------------------------------------------------------------- 2. memory
@@ -94,6 +119,8 @@ SCALES = {
 
 def _memory_worker(work: Path, scale: str, steps: int) -> None:
     """In a fresh process: build the model of ``scale``, cache its features, train."""
+    import torch
+
     import uprm
     from uprm import UPRMConfig, build_model
     from uprm.modeling.config import LoRASettings
@@ -112,6 +139,8 @@ def _memory_worker(work: Path, scale: str, steps: int) -> None:
         if record["step"] == 1:
             marks["after step 1"] = _rss_mib()
         marks["peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if torch.cuda.is_available():
+            marks["cuda peak"] = torch.cuda.max_memory_allocated() / 2**20
 
     out = work / "memory" / scale
     uprm.train(out=str(out), init=str(init), data=[str(data)], cache=str(work / "memory" / f"{scale}-cache"),
@@ -129,9 +158,10 @@ def memory(work: Path, steps: int) -> list[dict]:
         row = json.loads(out.stdout.strip().splitlines()[-1])
         row["step adds"] = row["peak"] - row["after step 1"]
         rows.append(row)
+        cuda = f", CUDA peak {row['cuda peak']} MiB" if "cuda peak" in row else ""
         print(f"memory {scale}: {row['parameters']:,} parameters ({row['trainable']:,} trained), RSS after the "
               f"first step {row['after step 1']} MiB, peak {row['peak']} MiB (a step adds up to "
-              f"{row['step adds']} MiB; CPU RSS, batch 8, 8 frames)")
+              f"{row['step adds']} MiB; CPU RSS, batch 8, 8 frames){cuda}")
     return rows
 
 
@@ -196,6 +226,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
+    from uprm.offline import configure_offline
+
+    configure_offline()
     work = args.work or Path(tempfile.mkdtemp(prefix="uprm-bench-training-"))
     if args.parts[:1] == ["_memory"]:
         return _memory_worker(work, args.parts[1], args.steps)

@@ -8,6 +8,7 @@ from dataclasses import fields
 import pytest
 
 from uprm.training import PAPER_LR, TINY_LR, ConfigError, TrainConfig, make_config
+from uprm.training.config import expert_options
 from uprm.training.trainer import lr_factor
 
 from .conftest import invoke
@@ -78,7 +79,7 @@ def test_help_explains_every_setting_with_its_default():
             assert "--quiet" in text
             continue
         assert "--" + f.name.replace("_", "-") in text, f.name
-    for snippet in ("[default: 2e-05; 0.0003 with --tiny]", "[default: 0.03]", "[default: 16]", "[default: 32]",
+    for snippet in ("[default: 2e-05; 0.001 with --tiny]", "[default: 0.03]", "[default: 16]", "[default: 32]",
                     "[default: 0.05]", "[default: 8]", "[default: 1.0]", "--config"):
         assert snippet in text, snippet
 
@@ -90,3 +91,11 @@ def test_warm_up_then_cosine():
     assert all(a >= b for a, b in itertools.pairwise(factors[2:])) and factors[-1] < 0.01
     assert lr_factor(50, 100, 0, "linear") == pytest.approx(0.5)
     assert lr_factor(99, 100, 3, "constant") == 1.0
+
+
+def test_expert_options_as_uprm_extract_takes_them():
+    assert expert_options(["pose.max_people=4", "background.variant=vit_b", "pose.weights=/m/y.pt"]) == {
+        "pose": {"max_people": 4, "weights": "/m/y.pt"}, "background": {"variant": "vit_b"}}
+    with pytest.raises(ConfigError, match=r"'pose-max=4' is not NAME.KEY=VALUE"):
+        TrainConfig(data=["x"], out="o", tiny=True, expert_option=["pose-max=4"])._check_combinations()
+    assert make_config(None, expert_option="pose.classes=[1,2]").expert_option == ["pose.classes=[1,2]"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from uprm import UPRMModel
-from uprm.training import make_config, train
+from uprm.training import TINY_LR, make_config, train
 from uprm.training.build import build_training_model, resolve_config
 
 from .conftest import FRAMES, invoke
@@ -54,7 +54,7 @@ def test_pretune_then_deepsvu_from_its_checkpoint(stage1_files, split_files, cac
     config = make_config(stage="deepsvu", init=str(stage1), data=[str(split_files["train"])], cache=str(cache),
                          out=str(tmp_path / "s2"), max_steps=2, **settings)
     resolved = resolve_config(config)
-    assert resolved.experts == ["coarse"] and resolved.tiny and resolved.lr == 3e-4
+    assert resolved.experts == ["coarse"] and resolved.tiny and resolved.lr == TINY_LR
     start = build_training_model(resolved).trainable_state_dict()
     pretuned = UPRMModel.from_pretrained(stage1).trainable_state_dict()
     assert all(torch.equal(start[k], pretuned[k]) for k in pretuned)  # stage 2 starts where stage 1 ended

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from uprm import UPRMModel
-from uprm.training import ConfigError, Trainer, make_config, train
+from uprm.training import TINY_LR, ConfigError, Trainer, make_config, train
 
 from .conftest import EXPERTS, invoke
 
@@ -29,30 +29,30 @@ def _log(run):
 
 def test_train_resume_and_plot_from_the_command_line(tiny_args, split_files, tmp_path):
     run = tmp_path / "run"
-    result = invoke("train", *tiny_args, "--val", split_files["val"], "--max-steps", 24, "--save-every", 8,
-                    "--keep-last", 2, "--eval-every", 12, "--out", run)
+    result = invoke("train", *tiny_args, "--val", split_files["val"], "--max-steps", 16, "--save-every", 4,
+                    "--keep-last", 2, "--eval-every", 8, "--out", run)
     assert "trainable parameters:" in result.output and "LoRA off" in result.output
     log = _log(run)
-    assert [r["step"] for r in log] == list(range(1, 25))
+    assert [r["step"] for r in log] == list(range(1, 17))
     assert all(set(r) >= STEP_KEYS for r in log)
     assert all(set(r["expert_weights"]) == set(EXPERTS.split(",")) for r in log)
     assert all(abs(sum(r["expert_weights"].values()) - 1) < 1e-4 for r in log)  # weights of eq.6: R_i and 1 - G
     first, last = sum(r["loss"] for r in log[:4]) / 4, sum(r["loss"] for r in log[-4:]) / 4
     assert last < first - 0.2, (first, last)  # the loss falls
-    assert log[0]["lr"] == pytest.approx(3e-4) and log[-1]["lr"] < log[0]["lr"]
-    assert [r["step"] for r in map(json.loads, (run / "eval.jsonl").read_text().splitlines())] == [12, 24]
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000016", "step-00000024"]
+    assert log[0]["lr"] == pytest.approx(TINY_LR) and log[-1]["lr"] < log[0]["lr"]
+    assert [r["step"] for r in map(json.loads, (run / "eval.jsonl").read_text().splitlines())] == [8, 16]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000012", "step-00000016"]
     saved = json.loads((run / "train_config.json").read_text())
-    assert saved["config"]["lr"] == 3e-4 and saved["config"]["data"] == [str(split_files["train"].resolve())]
+    assert saved["config"]["lr"] == TINY_LR and saved["config"]["data"] == [str(split_files["train"].resolve())]
     assert saved["derived"]["micro_batch_size"] == 4 and saved["derived"]["buckets"] == {"4": 11}
 
     model = UPRMModel.from_pretrained(run)  # the run directory is the final model
-    final = load_file(str(run / "checkpoints" / "step-00000024" / "model.safetensors"))
+    final = load_file(str(run / "checkpoints" / "step-00000016" / "model.safetensors"))
     state = model.trainable_state_dict()
     assert set(state) == set(final) and all(torch.equal(state[k], final[k]) for k in final)
 
     again = invoke("train", "--out", run, "--resume")  # a finished run has nothing left to do
-    assert "the run is complete" in again.output and len(_log(run)) == 24
+    assert "the run is complete" in again.output and len(_log(run)) == 16
 
     plots = invoke("plot", run, run, "--name", "a", "--name", "b", "--out", tmp_path / "plots")
     for name in ("loss.png", "expert_weights.png", "compare.png"):
@@ -132,8 +132,8 @@ def test_runs_are_never_overwritten_and_resume_refuses_a_changed_config(tiny_set
     train(out=run, max_steps=2, **tiny_settings)
     with pytest.raises(ConfigError, match=r"already holds a training run .* pass --resume"):
         train(out=run, max_steps=2, **tiny_settings)
-    with pytest.raises(ConfigError, match=r"configuration differs .*lr: 0.0003 -> 0.001"):
-        train(out=run, resume=True, lr=1e-3)
+    with pytest.raises(ConfigError, match=r"configuration differs .*lr: 0.001 -> 0.0003"):
+        train(out=run, resume=True, lr=3e-4)
     with pytest.raises(ConfigError, match=r"max_steps: 2 -> 5"):
         train(out=run, resume=True, max_steps=5, **tiny_settings)
     with pytest.raises(ConfigError, match="holds no training run to continue"):
@@ -173,14 +173,16 @@ def test_resume_restores_the_dropout_rng(tiny_settings, tmp_path, monkeypatch):
     """A tiny model with LoRA (dropout 0.05) as --init: resuming equals an uninterrupted
     run only because each process's RNG state comes back with the checkpoint."""
     from uprm import UPRMConfig, build_model
+    from uprm.modeling.config import LoRASettings
 
     init = tmp_path / "init"
-    build_model(UPRMConfig.tiny(experts=["coarse"], num_frames=4)).save_pretrained(init)
-    settings = {**tiny_settings, "tiny": False, "experts": None, "init": str(init), "max_steps": 8,
-                "save_every": 4}
+    lora = LoRASettings(r=4, alpha=8, dropout=0.05, target_modules="q_proj,v_proj")
+    build_model(UPRMConfig.tiny(experts=["coarse"], num_frames=4, lora=lora)).save_pretrained(init)
+    settings = {**tiny_settings, "tiny": False, "experts": None, "init": str(init), "max_steps": 5,
+                "save_every": 2}
 
     def crash(trainer, record):
-        if record["step"] == 6:
+        if record["step"] == 3:
             raise _Crash
 
     def interrupted(out):

@@ -29,6 +29,10 @@ _OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
                                      "once and written back. Without it every clip is extracted at every visit."}),
     (("--experts",), "experts", {"help": "Comma list of experts (see `uprm experts`); coarse is always added. "
                                          "[default: every installed expert, or --init's]"}),
+    (("--expert-option",), "expert_option", {"multiple": True, "metavar": "NAME.KEY=VALUE",
+                                             "help": "An expert's option, as `uprm extract` takes it (e.g. "
+                                                     "pose.weights=yolo11n-pose.pt); repeatable. With --init, "
+                                                     "merged onto the checkpoint's."}),
     (("--router",), "router", {"type": click.Choice(["tradeoff", "basic"]),
                                "help": "tradeoff = UPRM (eq.6 + z-loss); basic = w/o PTR. "
                                        "[default: tradeoff, or --init's]"}),
@@ -138,7 +142,7 @@ def cli(ctx: click.Context, config_file: str | None, quiet: bool, **params: Any)
 
     explicit = {name: value for name, value in params.items()
                 if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
-    for name in ("data", "val"):
+    for name in ("data", "val", "expert_option"):
         if name in explicit:
             explicit[name] = list(explicit[name])
     if quiet:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from uprm.training.config import PAPER_LR, TINY_LR, TINY_TRAIN_MODULES, ConfigError, TrainConfig
+from uprm.training.config import PAPER_LR, TINY_LR, TINY_TRAIN_MODULES, ConfigError, TrainConfig, expert_options
 
 __all__ = ["ParameterReport", "build_training_model", "keep_frozen_in_eval", "parameter_report", "resolve_config"]
 
@@ -77,7 +77,7 @@ def model_config(cfg: TrainConfig, dtype: str = "float32"):
     from uprm.modeling.config import LoRASettings
 
     common = {"experts": cfg.experts, "router": cfg.router, "z_loss_alpha": cfg.z_loss_alpha,
-              "num_frames": cfg.num_frames, "seed": cfg.model_seed}
+              "num_frames": cfg.num_frames, "seed": cfg.model_seed, "expert_options": expert_options(cfg.expert_option)}
     if cfg.tiny:
         return UPRMConfig.tiny(**common, lora=LoRASettings(enabled=False), train_modules=list(TINY_TRAIN_MODULES))
     targets = {"target_modules": cfg.lora_targets} if cfg.lora_targets else {}
@@ -88,12 +88,16 @@ def model_config(cfg: TrainConfig, dtype: str = "float32"):
 def build_training_model(cfg: TrainConfig, *, dtype: str = "float32") -> nn.Module:
     """The model to train for a resolved ``cfg`` (``dtype``: the frozen base's dtype
     for a real backbone; trainable parameters are always float32)."""
-    from uprm import UPRMModel, build_model
+    from uprm import UPRMConfig, UPRMModel, build_model
 
     if cfg.init is not None:
         overrides: dict[str, Any] = {"z_loss_alpha": cfg.z_loss_alpha, "num_frames": cfg.num_frames}
         if cfg.backbone is not None:
             overrides["backbone"] = cfg.backbone
+        if cfg.expert_option:  # e.g. weights that moved: merged onto the checkpoint's options
+            saved = UPRMConfig.from_pretrained(cfg.init).expert_options
+            given = expert_options(cfg.expert_option)
+            overrides["expert_options"] = {n: {**saved.get(n, {}), **given.get(n, {})} for n in {*saved, *given}}
         model = UPRMModel.from_pretrained(cfg.init, **overrides)
     else:
         model = build_model(model_config(cfg, dtype))

@@ -132,7 +132,7 @@ def _expert_figure(runs: Sequence[Run], out: Path, smooth: float) -> PlotFile:
             drawn[run.name].append(name)
         ax.set_title(f"{run.name}: mean router weight per expert (coarse: 1 - G)")
         ax.set_xlabel("optimizer step")
-        ax.set_ylim(0, 1)
+        ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", loc="upper right")
     fig.tight_layout()

@@ -3,7 +3,7 @@ progress bar.
 
 ``RUN/log.jsonl`` has one JSON object per optimizer step::
 
-    {"step": 12, "loss": 2.31, "ce_loss": 2.12, "z_loss": 3.85, "lr": 0.0003,
+    {"step": 12, "loss": 2.31, "ce_loss": 2.12, "z_loss": 3.85, "lr": 0.001,
      "grad_norm": 1.7, "expert_weights": {"coarse": 0.41, "pose": 0.30, ...},
      "epoch": 0.75, "time": 3.2}
 
