@@ -46,6 +46,39 @@ def test_due_time_and_room_for_paced_sources():
     assert clock.has_room(4.9) and not clock.has_room(5.0)           # 5 s would make a second window due
 
 
+def _camera(kind="stream", realtime=False):
+    import threading
+
+    from uprm.watch.reader import Camera
+    from uprm.watch.sources import Source
+
+    settings = WatchSettings(window=4.0, stride=2.0, realtime=realtime, pre_roll=0.0)
+    return Camera(Source("cam", "udp://x", kind), settings, WindowClock(4.0, 2.0, 2), threading.Event())
+
+
+def test_windows_lost_to_an_outage_are_not_counted_as_skipped():
+    cam = _camera()
+    for t in (0.0, 1.0, 2.0, 3.0):
+        cam.push(frame(t))
+    assert cam.take_window() == (2, 0)                                  # [0, 4)
+    cam.session_start = 11.0                                            # reconnected: no frames from 3 to 11 s
+    cam.push(frame(11.0))
+    m, skipped = cam.take_window()                                      # due: windows ending 6, 8, 10, 12 s
+    assert (m, skipped, cam.stats.outage) == (6, 0, 3)
+    cam.push(frame(13.5))
+    cam.push(frame(17.2))                                               # inference was slow: 14, 16 s passed over
+    assert cam.take_window() == (9, 2) and cam.stats.outage == 3
+
+
+def test_a_paced_file_takes_every_window_in_order():
+    cam = _camera(kind="file")
+    assert cam.paced
+    for t in (0.0, 1.0, 2.0, 3.0, 9.5):                                 # frames far ahead of the inference loop
+        cam.push(frame(t))
+    assert [cam.take_window() for _ in range(5)] == [(2, 0), (3, 0), (4, 0), (5, 0), None]
+    assert cam.stats.outage == 0
+
+
 # ---------------------------------------------------------------------------- ring buffer
 def frame(t, wall=None, seq=0):
     return Frame(np.full((4, 4, 3), int(t) % 256, np.uint8), float(t), 1000.0 + t if wall is None else wall, seq)

@@ -7,7 +7,9 @@ event's end (or at once at shutdown) and finishes the file. The frames are encod
 they come, on the recorder's own thread, by :func:`uprm.data.write_mp4` (so memory stays
 bounded however long the event, and the file appears atomically when complete), at the
 buffer's frame rate: each output frame is the newest frame at its time, so the clip
-plays in real time even when frames arrived irregularly.
+plays in real time even when frames arrived irregularly. The encoder stays ``holdback``
+seconds behind the newest frame, so when the event closes (which happens a cool-down
+after its end) the clip can still end exactly ``post_roll`` seconds after the event.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,9 @@ class ClipRecorder:
         fps: frames per second of the clip.
         first: the buffered frames from the pre-roll on, in time order.
         max_seconds: cut the clip after this many seconds.
+        holdback: seconds the encoder stays behind the newest frame, so that the clip
+            can end exactly ``post_roll`` after an event that closes up to this late
+            (the watcher passes window + stride + cool-down + 1 s).
         queue_size: frames waiting for the encoder before new ones are dropped (counted).
 
     Attributes:
@@ -43,10 +49,11 @@ class ClipRecorder:
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, first: Sequence[Frame] = (), max_seconds: float = 300.0,
-                 queue_size: int = 256) -> None:
+                 holdback: float = 0.0, queue_size: int = 256) -> None:
         self.path = Path(path)
         self.fps = float(fps)
         self.max_seconds = float(max_seconds)
+        self.holdback = float(holdback)
         self.until: float | None = None
         self.frames_in = 0
         self.dropped = 0
@@ -102,23 +109,21 @@ class ClipRecorder:
                     return
 
     def _frames(self) -> Iterator[Any]:
-        """Constant-rate frames: at each output time, the newest frame at or before it."""
-        period = 1.0 / self.fps
-        limit = round(self.max_seconds * self.fps)
-        emitted, prev, out_t, shape = 0, None, 0.0, None
+        """Constant-rate frames, encoded ``holdback`` seconds behind the newest frame, so
+        the end can still be cut at ``until`` when the event closes later."""
+        out = _Resampler(self.fps, round(self.max_seconds * self.fps))
+        pending: deque[Frame] = deque()
         for frame in self._incoming():
-            if prev is None:
-                prev, out_t, shape = frame, frame.time, frame.pixels.shape
-                continue
-            while out_t < frame.time - 1e-9 and emitted < limit:
-                yield _fit(prev.pixels, shape)
-                emitted, out_t = emitted + 1, out_t + period
-            if emitted >= limit:
+            pending.append(frame)
+            while pending[0].time < frame.time - self.holdback:
+                yield from out.push(pending.popleft())
+            if out.full:
                 self._ended.set()
                 return
-            prev = frame
-        if prev is not None:
-            yield _fit(prev.pixels, shape)
+        for frame in pending:
+            if self.until is None or frame.time <= self.until:
+                yield from out.push(frame)
+        yield from out.finish()
 
     def _write(self) -> None:
         from uprm.data import write_mp4
@@ -133,6 +138,36 @@ class ClipRecorder:
             log.error("clip %s failed: %s", self.path, self.error)
         finally:
             self._ended.set()
+
+
+class _Resampler:
+    """Frames at a constant rate: at each output time, the newest frame at or before it
+    (frames that arrived irregularly are repeated or dropped), at most ``limit``."""
+
+    def __init__(self, fps: float, limit: int) -> None:
+        self.period, self.limit = 1.0 / fps, limit
+        self.prev: Frame | None = None
+        self.t = 0.0
+        self.shape: tuple[int, ...] = ()
+        self.emitted = 0
+
+    @property
+    def full(self) -> bool:
+        return self.emitted >= self.limit
+
+    def push(self, frame: Frame) -> Iterator[Any]:
+        if self.prev is None:
+            self.prev, self.t, self.shape = frame, frame.time, frame.pixels.shape
+            return
+        while self.t < frame.time - 1e-9 and not self.full:
+            yield _fit(self.prev.pixels, self.shape)
+            self.emitted, self.t = self.emitted + 1, self.t + self.period
+        self.prev = frame
+
+    def finish(self) -> Iterator[Any]:
+        if self.prev is not None and not self.full:
+            self.emitted += 1
+            yield _fit(self.prev.pixels, self.shape)
 
 
 def _fit(pixels: Any, shape: tuple[int, ...]) -> Any:

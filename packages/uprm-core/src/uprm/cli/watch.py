@@ -1,0 +1,183 @@
+"""``uprm watch``: watch live cameras with a trained checkpoint and raise alerts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=what)
+        out[key] = value
+    return out
+
+
+@click.command("watch")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A trained UPRM checkpoint directory (`uprm train --out DIR`).")
+@click.option("--alerts", type=click.Path(dir_okay=False), default=None,
+              help="Append each event's open and close records to this JSONL file (flushed and fsynced).")
+@click.option("--webhook", default=None, metavar="URL", help="POST each record (JSON) to URL; retried with back-off.")
+@click.option("--clips", type=click.Path(file_okay=False), default=None,
+              help="Save an MP4 of each event, with pre- and post-roll, in this folder.")
+@click.option("--pre-roll", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds of video before an event's start in its clip.")
+@click.option("--post-roll", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds of video after an event's end in its clip.")
+@click.option("--window", type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True,
+              help="Seconds of video per window (the last WINDOW seconds; the model's frames sampled uniformly).")
+@click.option("--stride", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
+              help="Seconds between a camera's windows (rounded to a multiple of window / frames).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="An event opens when a window's P(Yes) is at or above this.")
+@click.option("--cooldown", type=click.FloatRange(min=0), default=8.0, show_default=True,
+              help="An event closes after P(Yes) stayed below the threshold for this many seconds.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Windows (of all cameras) per pass through the experts and the LLM.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Frames per second kept per camera (ring buffer and clips).")
+@click.option("--max-side", type=click.IntRange(min=16), default=512, show_default=True,
+              help="Downscale frames so the longer side is at most this many pixels.")
+@click.option("--realtime", is_flag=True,
+              help="Read file sources at their own frame rate (default: as fast as inference takes their windows).")
+@click.option("--format", "fmt", type=click.Choice(["text", "table", "json"]), default="text", show_default=True,
+              help="text: a line per alert; table: a live view of the cameras; json: a JSON line per alert.")
+@click.option("--max-runtime", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many seconds (open events are closed and written).")
+@click.option("--stop-file", type=click.Path(dir_okay=False), default=None,
+              help="Stop when this file appears (as on SIGINT/SIGTERM).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the final report (per camera frames, windows, skipped, reconnects; latency; CPU) as JSON.")
+@click.option("--open-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Seconds to wait for a live source to open.")
+@click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+              help="Seconds without data before a live source counts as dropped.")
+@click.option("--reconnect-max", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Longest back-off between reconnects (doubling from 0.5 s).")
+@click.option("--max-reconnects", type=click.IntRange(min=0), default=None,
+              help="Give a camera up after this many failed reconnects in a row [default: never].")
+@click.option("--av-option", "av_option", multiple=True, metavar="KEY=VALUE",
+              help="An FFmpeg option for every source, e.g. rtsp_transport=udp. Repeatable.")
+@click.option("--expert-option", "expert_option", multiple=True, metavar="NAME.KEY=VALUE",
+              help="Override a perception option of the checkpoint's experts, e.g. pose.weights=/models/yolo11n-pose.pt.")
+@click.option("--device", default="auto", show_default=True, help="torch device (auto: cuda if available, else cpu).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
+@click.option("--quiet", "-q", is_flag=True, help="Log only warnings and errors.")
+def cli(sources: tuple[str, ...], checkpoint: str, fmt: str, max_runtime: float | None, stop_file: str | None,
+        report_path: str | None, av_option: tuple[str, ...], expert_option: tuple[str, ...], quiet: bool,
+        **options: Any) -> None:
+    """Watch live cameras and raise an alert for each threat, located in time and explained.
+
+    SOURCE is an RTSP, HTTP(S) or UDP URL, a video file or a capture device
+    (/dev/video0, avfoundation:0, dshow:video=NAME), optionally named NAME=SOURCE
+    (default cam1, cam2, ...). Each camera is read by its own thread into a bounded
+    ring buffer; every --stride seconds its last --window seconds go through the
+    experts and the model, the windows of all cameras batched together. An event opens
+    when P(Yes) reaches --threshold and closes once it has stayed below for --cooldown
+    seconds; each event is written when it opens and when it closes (--alerts JSONL,
+    --webhook POST, --clips MP4 with pre/post-roll). A dropped stream reconnects with
+    back-off; when inference is slower than real time windows are skipped and counted;
+    SIGINT or SIGTERM closes the open events and flushes the alerts before exit.
+
+    \b
+    uprm watch rtsp://cam1/stream rtsp://cam2/stream --checkpoint runs/uprm \\
+        --alerts alerts.jsonl --webhook https://hooks.example/uprm --clips clips
+    """
+    from uprm.errors import UPRMError
+    from uprm.plugins.factory import parse_expert_options
+    from uprm.watch.settings import WatchSettings
+    from uprm.watch.watcher import Watcher
+
+    _logging(quiet or fmt == "table")
+    try:
+        settings = WatchSettings.from_options(**options, av_options=_pairs(av_option, "--av-option"),
+                                              expert_options=parse_expert_options(expert_option) or None)
+        printer = _Printer(fmt)
+        watcher = Watcher(list(sources), checkpoint, settings, on_alert=printer.alert,
+                          on_status=printer.status if fmt == "table" else None,
+                          status_every=1.0 if sys.stdout.isatty() else 5.0)
+    except (UPRMError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    _handle_signals(watcher)
+    stop = (lambda: Path(stop_file).exists()) if stop_file else None
+    try:
+        report = watcher.run(stop=stop, max_seconds=max_runtime)
+    except UPRMError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if report_path:
+        from uprm.utils import atomic_write_json
+
+        atomic_write_json(report_path, report.to_dict())
+    printer.report(report)
+    if any(c["state"] == "failed" for c in report.cameras.values()):
+        raise SystemExit(1)
+
+
+def _logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("uprm.watch")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+
+
+def _handle_signals(watcher: Any) -> None:
+    """The first SIGINT/SIGTERM stops the watcher cleanly; a second SIGINT interrupts."""
+
+    def stop(signum: int, frame: Any) -> None:
+        logging.getLogger("uprm.watch").warning("%s: closing open events and flushing alerts",
+                                                signal.Signals(signum).name)
+        watcher.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+class _Printer:
+    """What ``--format`` prints on stdout."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.tty = sys.stdout.isatty()
+
+    def alert(self, record: dict[str, Any]) -> None:
+        if self.fmt == "json":
+            click.echo(json.dumps(record))
+        elif self.fmt == "text":
+            from uprm.watch.table import format_clock
+
+            extra = f"  ({record['reason']})" if record["type"] == "close" else ""
+            click.echo(f"{record['type'].upper():<5}  {record['id']}  {format_clock(record['start'])}-"
+                       f"{format_clock(record['end'])}  score {record['score']:.2f}  {record['cause']}{extra}")
+
+    def status(self, status: dict[str, Any]) -> None:
+        from uprm.watch.table import render_status
+
+        text = render_status(status)
+        click.echo(("\x1b[H\x1b[2J" + text) if self.tty else text + "\n")
+
+    def report(self, report: Any) -> None:
+        if self.fmt == "json":
+            click.echo(json.dumps({"type": "report", **report.to_dict()}))
+            return
+        for name, cam in report.cameras.items():
+            click.echo(f"{name}: {cam['state']}, {cam['stream_seconds']:.1f} s of video, {cam['windows']} windows, "
+                       f"{cam['skipped']} skipped, {cam['incomplete']} incomplete, {cam['reconnects']} reconnects, "
+                       f"{cam['events']} events", err=self.fmt == "table")
+        per = report.cpu_per_video_second
+        click.echo(f"stopped by {report.stopped_by} after {report.seconds:.1f} s; {report.alerts} alert records; "
+                   f"latency median {report.latency['median']} s; CPU "
+                   f"{'-' if per is None else f'{per:.3f}'} s per camera-second", err=self.fmt == "table")

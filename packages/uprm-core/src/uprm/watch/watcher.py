@@ -1,0 +1,458 @@
+"""The watcher: reader threads per camera, one inference loop, events, alerts, clips.
+
+::
+
+    camera 1 ─ reader thread ─ ring buffer ─┐
+    camera 2 ─ reader thread ─ ring buffer ─┼─ inference loop: due windows of all cameras,
+    ...                                     │  batched through the experts and the LLM
+                                            ▼
+                          events per camera (threshold / cool-down hysteresis)
+                                            ▼
+                 alerts.jsonl (append + fsync) · webhook thread · clip writers
+
+The inference loop runs in the thread that calls :meth:`Watcher.run` (the main thread
+for ``uprm watch``), so a signal handler only has to set the stop event.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from uprm.watch.alerts import AlertLog, WebhookSender, alert_record
+from uprm.watch.clips import ClipRecorder
+from uprm.watch.events import Event, EventTracker, WindowScore
+from uprm.watch.frames import Frame
+from uprm.watch.infer import answer_windows, threat_span
+from uprm.watch.reader import Camera, CameraReader
+from uprm.watch.schedule import GridView, WindowClock
+from uprm.watch.settings import WatchError, WatchSettings
+from uprm.watch.sources import Source, parse_sources
+
+__all__ = ["WatchReport", "Watcher", "watch"]
+
+log = logging.getLogger("uprm.watch")
+
+AlertCallback = Callable[[dict[str, Any]], None]
+StopHook = threading.Event | Callable[[], bool] | None
+
+
+@dataclass
+class _Cam:
+    """A camera with what the inference loop keeps for it."""
+
+    camera: Camera
+    reader: CameraReader
+    grid: GridView
+    tracker: EventTracker
+    last: WindowScore | None = None
+    recorder: ClipRecorder | None = None
+    warned_skips: float = 0.0
+
+
+@dataclass
+class _Due:
+    cam: _Cam
+    m: int
+    frames: list[Frame]
+
+
+@dataclass
+class WatchReport:
+    """What a watch did.
+
+    Attributes:
+        stopped_by: ``"stop"`` (signal or hook), ``"max_seconds"``, ``"end of streams"``.
+        seconds: wall-clock seconds watched; ``cpu_seconds``: CPU time of the process
+            over them (all threads).
+        cameras: per camera: source, state, stream seconds, frames, windows, skipped
+            (inference too slow), outage (sampling time in a stream outage), incomplete
+            (a sampling point without a frame near it), drops, reconnects, events,
+            decoding CPU, ...
+        events: the close record of every event.
+        alerts: records written (opens and closes).
+        latency: seconds from the arrival of the newest frame of an event's opening
+            window to its open record being written (``count``, ``median``, ``max``).
+        window_lag: the same for every window, to its answer.
+        webhook: the sender's counters (``None`` without a webhook).
+        clips: the clip files written.
+        settings: the settings, plus the stride in effect and the model's frames per window.
+        timings: seconds per stage (``extract:<expert>``, ``answer``).
+    """
+
+    stopped_by: str
+    seconds: float
+    cpu_seconds: float
+    cameras: dict[str, dict[str, Any]]
+    events: list[dict[str, Any]]
+    alerts: int
+    latency: dict[str, Any]
+    window_lag: dict[str, Any]
+    webhook: dict[str, int] | None
+    clips: list[str]
+    settings: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def video_seconds(self) -> float:
+        """Seconds of video watched, summed over the cameras."""
+        return sum(c["stream_seconds"] for c in self.cameras.values())
+
+    @property
+    def cpu_per_video_second(self) -> float | None:
+        """CPU seconds per camera per second of video."""
+        return self.cpu_seconds / self.video_seconds if self.video_seconds > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["video_seconds"] = round(self.video_seconds, 3)
+        per = self.cpu_per_video_second
+        out["cpu_per_video_second"] = None if per is None else round(per, 4)
+        return out
+
+
+def _summary(values: Iterable[float]) -> dict[str, Any]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"count": 0, "median": None, "max": None}
+    return {"count": len(values), "median": round(statistics.median(values), 4), "max": round(max(values), 4)}
+
+
+def _load(model_or_checkpoint: Any, settings: WatchSettings) -> Any:
+    import torch
+
+    from uprm.detection import load_model
+
+    if settings.threads:
+        torch.set_num_threads(int(settings.threads))
+    device = settings.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return load_model(model_or_checkpoint, device, settings.expert_options)
+
+
+class Watcher:
+    """Watches cameras with a UPRM model (see the module doc and docs/watch.md).
+
+    Args:
+        sources: ``[NAME=]SOURCE`` strings or :class:`~uprm.watch.sources.Source` objects.
+        model_or_checkpoint: a :class:`~uprm.UPRMModel` or a checkpoint directory.
+        settings: :class:`~uprm.watch.settings.WatchSettings`.
+        on_alert: called with each record (open or close) after it is written.
+        on_frame: called by the reader threads with ``(camera, frame)`` for each buffered frame.
+        on_status: called every ``status_every`` seconds with :meth:`status`.
+    """
+
+    def __init__(self, sources: Sequence[str | Source], model_or_checkpoint: Any, settings: WatchSettings, *,
+                 on_alert: AlertCallback | None = None, on_frame: Callable[[str, Frame], None] | None = None,
+                 on_status: Callable[[dict[str, Any]], None] | None = None, status_every: float = 1.0) -> None:
+        from uprm.detection import Perception
+
+        self.settings = settings
+        self.sources = parse_sources(sources)
+        self.model = _load(model_or_checkpoint, settings)
+        self.num_frames = int(self.model.config.num_frames)
+        self.stop_event = threading.Event()
+        self.wake = threading.Event()
+        self.cams = [self._camera(source, on_frame) for source in self.sources]
+        self.tolerance = settings.gap_tolerance or max(settings.window / self.num_frames, 1.0)
+        self.timings: dict[str, float] = {}
+        self.perception = Perception(self.model.block.experts, share=True, timings=self.timings)
+        self.on_alert, self.on_status, self.status_every = on_alert, on_status, float(status_every)
+        self.alert_log = AlertLog(settings.alerts) if settings.alerts else None
+        self.webhook = None
+        if settings.webhook:
+            self.webhook = WebhookSender(settings.webhook, settings.webhook_queue, settings.webhook_retries,
+                                         settings.webhook_backoff, settings.webhook_timeout)
+        self.recent: deque[dict[str, Any]] = deque(maxlen=20)
+        self.closed: list[dict[str, Any]] = []
+        self.latencies: list[float] = []
+        self.recorders: list[tuple[Camera, ClipRecorder]] = []
+        self.alerts_written = 0
+        self._started = time.monotonic()
+        self._last_status = 0.0
+
+    def _camera(self, source: Source, on_frame: Callable[[str, Frame], None] | None) -> _Cam:
+        s = self.settings
+        clock = WindowClock(s.window, s.stride, self.num_frames)
+        camera = Camera(source, s, clock, self.wake)
+        grid = GridView(source.name, clock.interval, self.num_frames, {"source": source.describe()})
+        return _Cam(camera, CameraReader(camera, self.stop_event, on_frame), grid,
+                    EventTracker(source.name, s.threshold, s.cooldown))
+
+    # ------------------------------------------------------------------ running
+    def stop(self) -> None:
+        """Ask the watcher to stop (thread- and signal-safe): open events close, alerts
+        are flushed, then :meth:`run` returns."""
+        self.stop_event.set()
+        self.wake.set()
+
+    def run(self, stop: StopHook = None, max_seconds: float | None = None) -> WatchReport:
+        """Watch until ``stop`` (an event, or a callable returning true), ``max_seconds``
+        or the end of every source (files), then close open events and return the report."""
+        self._started = time.monotonic()
+        cpu0 = time.process_time()
+        for c in self.cams:
+            c.reader.start()
+        reason = "error"
+        try:
+            reason = self._loop(_stop_check(stop), max_seconds)
+        finally:
+            self._shutdown(reason)
+        return self.report(reason, time.monotonic() - self._started, time.process_time() - cpu0)
+
+    def _loop(self, should_stop: Callable[[], bool], max_seconds: float | None) -> str:
+        deadline = None if max_seconds is None else self._started + float(max_seconds)
+        while True:
+            if self.stop_event.is_set() or should_stop():
+                return "stop"
+            if deadline is not None and time.monotonic() >= deadline:
+                return "max_seconds"
+            self.wake.clear()
+            ended = all(c.camera.ended for c in self.cams)
+            due = self._gather()
+            for i in range(0, len(due), self.settings.batch_size):
+                self._run_batch(due[i:i + self.settings.batch_size])
+            if not due:
+                self._close_ended()
+                if ended:
+                    return "end of streams"
+                self.wake.wait(0.1)
+            self._housekeeping()
+
+    def _gather(self) -> list[_Due]:
+        due = []
+        for c in self.cams:
+            taken = c.camera.take_window()
+            if taken is None:
+                continue
+            m, skipped = taken
+            if skipped:
+                self._skipped(c, skipped)
+            frames = c.camera.ring.pick(c.camera.clock.times(m), self.tolerance)
+            if frames is None:
+                c.camera.stats.incomplete += 1
+                continue
+            k0 = m - self.num_frames
+            c.grid.release_before(k0)
+            for k, frame in zip(range(k0, m), frames):
+                c.grid.add(k, frame)
+            due.append(_Due(c, m, frames))
+        return due
+
+    def _skipped(self, c: _Cam, n: int) -> None:
+        c.camera.stats.skipped += n
+        now = time.monotonic()
+        if now - c.warned_skips > 10.0:
+            c.warned_skips = now
+            log.warning("camera %s: inference is slower than real time: %d window(s) skipped so far",
+                        c.camera.name, c.camera.stats.skipped)
+
+    def _run_batch(self, due: list[_Due]) -> None:
+        from uprm.detection import PerceptionError
+
+        features = []
+        for d in due:
+            try:
+                features.append(self.perception.batch(d.cam.grid, [d.m - self.num_frames])[0])
+            except PerceptionError as exc:
+                raise WatchError(f"camera {d.cam.camera.name}: {exc} (live video has no sidecar files: experts "
+                                 "that read poses or scene graphs need a model, e.g. --expert-option "
+                                 "pose.weights=/path/yolo11n-pose.pt)") from exc
+        start = time.perf_counter()
+        answers = answer_windows(self.model, features, self.settings.threshold)
+        self.timings["answer"] = self.timings.get("answer", 0.0) + time.perf_counter() - start
+        now = time.time()
+        for d, answer in zip(due, answers):
+            self._handle(d, answer, now)
+
+    def _handle(self, d: _Due, answer: Any, now: float) -> None:
+        camera = d.cam.camera
+        span = camera.clock.span(d.m)
+        hot = answer.p_yes >= self.settings.threshold
+        t0, t1 = threat_span(answer.locate, span) if hot else span
+        score = WindowScore(span[0], span[1], float(answer.p_yes), answer.cause if hot else "",
+                            {k: float(v) for k, v in (answer.expert_weights or {}).items()}, t0, t1,
+                            camera.ring.wall_at(t0), camera.ring.wall_at(t1), max(f.wall for f in d.frames),
+                            float(answer.score) if hot else 0.0)
+        camera.stats.windows += 1
+        camera.stats.lags.append(now - score.newest_wall)
+        del camera.stats.lags[:-10000]
+        d.cam.last = score
+        for kind, event in d.cam.tracker.update(score):
+            self._emit(d.cam, kind, event)
+
+    # ------------------------------------------------------------------ alerts
+    def _emit(self, c: _Cam, kind: str, event: Event) -> None:
+        clip = self._clip(c, kind, event) if self.settings.clips else None
+        written = time.time()
+        opened = event.opened_by.newest_wall if event.opened_by is not None else None
+        latency = written - opened if kind == "open" and opened is not None else None
+        record = alert_record(kind, event, source=c.camera.source.describe(), written_at=written, clip=clip,
+                              latency=latency)
+        if self.alert_log is not None:
+            self.alert_log.write(record)
+        self.alerts_written += 1
+        if kind == "open":
+            c.camera.stats.events += 1
+            if opened is not None:
+                self.latencies.append(time.time() - opened)
+        else:
+            self.closed.append(record)
+        self.recent.append(record)
+        log.info("%s %s: %s-%s s, score %.3f, %s", kind, record["id"], record["start"], record["end"],
+                 record["score"], record["cause"] or "no cause given")
+        if self.webhook is not None:
+            self.webhook.submit(record)
+        if self.on_alert is not None:
+            try:
+                self.on_alert(record)
+            except Exception:
+                log.exception("the on_alert callback failed on %s", record["id"])
+
+    def _clip(self, c: _Cam, kind: str, event: Event) -> str:
+        path = Path(self.settings.clips) / f"{event.id}.mp4"
+        if kind == "open":
+            first = c.camera.ring.since(event.start - self.settings.pre_roll)
+            s = self.settings
+            holdback = s.window + c.camera.clock.stride + s.cooldown + 1.0
+            recorder = ClipRecorder(path, s.fps, first, s.clip_max_seconds, holdback)
+            c.camera.listen(recorder)
+            c.recorder = recorder
+            self.recorders.append((c.camera, recorder))
+        elif c.recorder is not None:
+            c.recorder.close_at(event.end + self.settings.post_roll)
+            c.recorder = None
+        return str(path)
+
+    def _close_ended(self) -> None:
+        for c in self.cams:
+            if c.camera.ended and c.tracker.current is not None:
+                reason = "stream lost" if c.camera.state == "failed" else "end of stream"
+                for kind, event in c.tracker.finish(reason, self._stream_time(c)):
+                    self._emit(c, kind, event)
+
+    def _stream_time(self, c: _Cam) -> float | None:
+        latest = c.camera.ring.latest()
+        return None if latest is None else latest.time
+
+    def _housekeeping(self) -> None:
+        for camera, recorder in [(cam, r) for cam, r in self.recorders if r.done]:
+            camera.unlisten(recorder)
+        now = time.monotonic()
+        if self.on_status is not None and now - self._last_status >= self.status_every:
+            self._last_status = now
+            self.on_status(self.status())
+
+    # ------------------------------------------------------------------ stopping
+    def _shutdown(self, reason: str) -> None:
+        self.stop_event.set()
+        self.wake.set()
+        why = "end of stream" if reason == "end of streams" else "shutdown"
+        for c in self.cams:
+            try:
+                for kind, event in c.tracker.finish(why, self._stream_time(c)):
+                    self._emit(c, kind, event)
+            except Exception:
+                log.exception("camera %s: closing its open event failed", c.camera.name)
+        for _, recorder in self.recorders:
+            recorder.stop()
+        for camera, recorder in self.recorders:
+            recorder.join(60.0)
+            camera.unlisten(recorder)
+        if self.alert_log is not None:
+            self.alert_log.close()
+        if self.webhook is not None:
+            self.webhook.close(self.settings.webhook_drain)
+        for c in self.cams:
+            if c.reader.is_alive():
+                c.reader.join(self.settings.read_timeout + 2.0)
+
+    # ------------------------------------------------------------------ reporting
+    def status(self) -> dict[str, Any]:
+        """A snapshot for the live view: per camera state, stream time, frames per second,
+        windows, skipped, reconnects, last P(yes) and the open event; recent alerts."""
+        return {"elapsed": round(time.monotonic() - self._started, 1),
+                "cameras": [_camera_status(c) for c in self.cams], "alerts": list(self.recent),
+                "webhook": None if self.webhook is None else dict(self.webhook.stats)}
+
+    def report(self, stopped_by: str, seconds: float, cpu_seconds: float) -> WatchReport:
+        cameras = {c.camera.name: _camera_report(c) for c in self.cams}
+        settings = {**self.settings.to_dict(), "stride_in_effect": self.cams[0].camera.clock.stride,
+                    "num_frames": self.num_frames}
+        clips = [str(r.written) for _, r in self.recorders if r.written is not None]
+        lags = [lag for c in self.cams for lag in c.camera.stats.lags]
+        return WatchReport(stopped_by, round(seconds, 3), round(cpu_seconds, 3), cameras, list(self.closed),
+                           self.alerts_written, _summary(self.latencies), _summary(lags),
+                           None if self.webhook is None else dict(self.webhook.stats), clips, settings,
+                           {k: round(v, 4) for k, v in self.timings.items()})
+
+
+def _stop_check(stop: StopHook) -> Callable[[], bool]:
+    if stop is None:
+        return lambda: False
+    if isinstance(stop, threading.Event):
+        return stop.is_set
+    if callable(stop):
+        return lambda: bool(stop())
+    raise TypeError(f"stop must be a threading.Event or a callable, got {type(stop).__name__}")
+
+
+def _stream_seconds(camera: Camera) -> float:
+    latest = camera.ring.latest()
+    return 0.0 if latest is None else latest.time + camera.frame_step
+
+
+def _camera_status(c: _Cam) -> dict[str, Any]:
+    camera, latest = c.camera, c.camera.ring.latest()
+    recent = camera.ring.since(latest.time - 5.0) if latest is not None else []
+    seconds = recent[-1].time - recent[0].time if recent else 0.0
+    fps = (len(recent) - 1) / seconds if seconds > 0 else 0.0
+    event = c.tracker.current
+    return {"camera": camera.name, "state": camera.state, "stream_time": None if latest is None else latest.time,
+            "fps": round(fps, 1), "windows": camera.stats.windows, "skipped": camera.stats.skipped,
+            "incomplete": camera.stats.incomplete + camera.stats.outage, "reconnects": camera.stats.reconnects,
+            "events": camera.stats.events, "p_yes": None if c.last is None else round(c.last.p_yes, 3),
+            "event": None if event is None else {"id": event.id, "start": event.start, "score": event.score,
+                                                 "cause": event.cause}}
+
+
+def _camera_report(c: _Cam) -> dict[str, Any]:
+    camera = c.camera
+    stats = camera.stats.to_dict()
+    return {"source": camera.source.describe(), "kind": camera.source.kind, "state": camera.state,
+            "stream_seconds": round(_stream_seconds(camera), 3), "ring_peak_frames": camera.ring.peak,
+            "ring_max_frames": camera.ring.max_frames, "window_lag": _summary(camera.stats.lags), **stats}
+
+
+def watch(sources: Sequence[str | Source] | str, model_or_checkpoint: Any, *, stop: StopHook = None,
+          max_seconds: float | None = None, on_alert: AlertCallback | None = None,
+          on_frame: Callable[[str, Frame], None] | None = None,
+          on_status: Callable[[dict[str, Any]], None] | None = None, status_every: float = 1.0,
+          settings: WatchSettings | None = None, **options: Any) -> WatchReport:
+    """Watch live cameras (stream URLs, files, devices) with a UPRM model and raise alerts.
+
+    ``options`` are :class:`~uprm.watch.settings.WatchSettings` fields (``window``,
+    ``stride``, ``threshold``, ``cooldown``, ``alerts``, ``webhook``, ``clips``, ...).
+    Runs until ``stop`` (a :class:`threading.Event` or a callable returning true),
+    ``max_seconds`` or the end of every source; returns a :class:`WatchReport`.
+
+    >>> report = uprm.watch(["lobby=rtsp://10.0.0.5/stream1"], "runs/uprm", alerts="alerts.jsonl",
+    ...                     max_seconds=3600)                               # doctest: +SKIP
+    """
+    if isinstance(sources, (str, Source)):
+        sources = [sources]
+    if settings is None:
+        settings = WatchSettings.from_options(**options)
+    elif options:
+        settings = WatchSettings.from_options(**{**settings.to_dict(), **options})
+    watcher = Watcher(sources, model_or_checkpoint, settings, on_alert=on_alert, on_frame=on_frame,
+                      on_status=on_status, status_every=status_every)
+    return watcher.run(stop=stop, max_seconds=max_seconds)
