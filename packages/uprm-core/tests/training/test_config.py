@@ -55,6 +55,7 @@ def test_validation_names_the_problem(tmp_path):
         ({"router": "moe"}, r"router must be one of tradeoff, basic"),
         ({"out": None}, r"no run directory"),
         ({"batch_size": 0}, r"batch_size must be at least 1; got 0"),
+        ({"eval_every": 10}, r"--eval-every needs validation data: give --val FILE"),
         ({"weight_decay": -0.1}, r"weight_decay must not be negative"),
     ]:
         with pytest.raises(ConfigError, match=message):

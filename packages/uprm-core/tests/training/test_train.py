@@ -3,6 +3,7 @@ directory is complete and loadable, freezing is enforced, the cache fills itself
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 
@@ -41,6 +42,8 @@ def test_train_resume_and_plot_from_the_command_line(tiny_args, split_files, tmp
     assert last < first - 0.2, (first, last)  # the loss falls
     assert log[0]["lr"] == pytest.approx(TINY_LR) and log[-1]["lr"] < log[0]["lr"]
     assert [r["step"] for r in map(json.loads, (run / "eval.jsonl").read_text().splitlines())] == [8, 16]
+    if importlib.util.find_spec("tensorboard") is not None:  # optional at run time
+        assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000012", "step-00000016"]
     saved = json.loads((run / "train_config.json").read_text())
     assert saved["config"]["lr"] == TINY_LR and saved["config"]["data"] == [str(split_files["train"].resolve())]

@@ -220,6 +220,8 @@ class TrainConfig:
             raise ConfigError("give either --tiny or --backbone, not both")
         if not (self.tiny or self.backbone or self.init):
             raise ConfigError("no model: give --backbone PATH (a Video-LLaVA directory), --tiny, or --init CHECKPOINT")
+        if self.eval_every and not self.val:
+            raise ConfigError("--eval-every needs validation data: give --val FILE")
         if self.experts is not None and not self.experts:
             raise ConfigError("experts is empty: name at least one expert (coarse is always added)")
         expert_options(self.expert_option)
