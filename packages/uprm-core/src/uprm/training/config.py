@@ -336,8 +336,10 @@ def expert_options(items: list[str]) -> dict[str, dict[str, Any]]:
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """The settings of a YAML (or JSON) run file, type-checked; errors name the file."""
-    import yaml
-
+    try:
+        import yaml
+    except ImportError as exc:
+        raise ConfigError(f"{path}: reading a run file needs pyyaml: pip install 'uprm-core[train]'") from exc
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

@@ -78,7 +78,10 @@ def _ema(values: list[float], smooth: float) -> list[float]:
 
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise PlotError("plotting needs matplotlib: pip install 'uprm-core[plot]'") from exc
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

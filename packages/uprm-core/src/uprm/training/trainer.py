@@ -78,8 +78,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
     def _accelerator(self):
-        from accelerate import Accelerator
-        from accelerate.utils import DistributedDataParallelKwargs
+        try:
+            from accelerate import Accelerator
+            from accelerate.utils import DistributedDataParallelKwargs
+        except ImportError as exc:
+            raise ConfigError("training needs accelerate: pip install 'uprm-core[train]'") from exc
 
         cfg = self.requested
         cpu = cfg.cpu or not torch.cuda.is_available()
