@@ -5,7 +5,7 @@ reader, its smoothing and matplotlib set-up).
 Two panels: the training loss (``CE + α·z-loss``, what the paper plots) and the
 cross-entropy alone — the basic router (``wo_ptr``) has no z-loss, so only the second
 compares it with the others on equal terms. A variant with several seeds is drawn as the
-mean of their curves at each step.
+mean of their curves at each step; the loss axis is logarithmic.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def plot_convergence(curves: Sequence[tuple[str, Sequence[Path]]], path: Path,
     for ax, (_, title) in zip(axes, _PANELS):
         ax.set_title(title, fontsize="medium")
         ax.set_xlabel("optimizer step (stage 2)")
-        ax.grid(alpha=0.3)
+        ax.set_yscale("log")  # from ~7 down to a few tenths: the late differences stay visible
+        ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("loss" + (f" (EMA {smooth:g})" if smooth else ""))
     axes[1].legend(fontsize="small")
     fig.tight_layout()
