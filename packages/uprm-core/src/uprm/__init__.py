@@ -96,6 +96,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from uprm.detection import detect
     from uprm.errors import (
         AnnotationError,
         BackboneNotFoundError,
@@ -111,7 +112,6 @@ if TYPE_CHECKING:  # pragma: no cover
         UPRMError,
         VideoError,
     )
-    from uprm.detection import detect
     from uprm.evaluation import evaluate, score_predictions
     from uprm.experts.base import Expert, ExpertContext
     from uprm.inference.answers import ClipAnswers

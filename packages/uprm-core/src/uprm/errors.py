@@ -9,20 +9,28 @@ inside; each also derives from the built-in type a caller would naturally catch.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 __all__ = [
+    "AblationError",
     "AnnotationError",
     "BackboneNotFoundError",
     "CacheError",
     "CheckpointError",
     "ConfigError",
     "DuplicateExpertError",
+    "EvaluationError",
     "ExpertOutputError",
+    "JudgeError",
+    "JudgeReplyError",
     "MetricInputError",
     "MissingExpertError",
+    "PerceptionError",
+    "PlotError",
     "PluginError",
     "RecordError",
     "UPRMError",
+    "UltralyticsModelError",
     "UnknownExpertError",
     "VideoError",
 ]
@@ -108,3 +116,63 @@ class MissingExpertError(UnknownExpertError):
 class ExpertOutputError(UPRMError):
     """An expert returned tokens that are not ``[B, T, D]`` on the coarse grid
     (wrong shape, dtype or device). The message names the expert."""
+
+
+# --------------------------------------------------------------------------- the upper half
+class PerceptionError(UPRMError):
+    """An expert could not perceive a window of a video in ``uprm detect``; names the
+    expert, the video and what to pass."""
+
+
+class PlotError(UPRMError):
+    """A training run cannot be plotted; the message names it."""
+
+
+class EvaluationError(UPRMError, ValueError):
+    """An evaluation input cannot be used: a missing checkpoint, a data file without
+    records of the split, a predictions file not in the ActivityNet results layout,
+    predictions naming videos the ground truth lacks, a run folder holding another
+    evaluation's answers, a badly filled rating sheet... The message names the file
+    (and the record, row or video) and the problem."""
+
+
+class JudgeError(EvaluationError):
+    """The LLM judge cannot be configured or reached, or keeps answering out of format."""
+
+
+class JudgeReplyError(JudgeError):
+    """The judge gave no usable verdict on one answer after every retry (server errors,
+    timeouts or replies out of format); that answer is reported as failed."""
+
+
+class AblationError(UPRMError, ValueError):
+    """The ablation grid is not valid (unknown key, wrong type, missing file); the
+    message names the file and the key."""
+
+
+_ULTRALYTICS_PROBLEMS = {
+    "suffix": "has suffix {detail!r}; ultralytics checkpoints are .pt files",
+    "unreadable": "cannot be loaded in safe mode (weights_only): {detail}",
+    "no_model": "holds no ultralytics model (it holds {detail})",
+    "build": "cannot be built: {detail}",
+    "task": "is an ultralytics {detail!r} model",
+    "kpt_shape": "is a pose model with kpt_shape {detail}",
+}
+
+
+class UltralyticsModelError(UPRMError, ValueError):
+    """An ultralytics checkpoint or config that cannot be used.
+
+    Attributes:
+        path: the file or config name.
+        kind: ``"suffix"``, ``"unreadable"``, ``"no_model"``, ``"build"``, ``"task"`` or ``"kpt_shape"``.
+        detail: the suffix, the loader's first error line, what the file holds, the
+            model's task, or its ``kpt_shape`` (a list), by ``kind``.
+    """
+
+    def __init__(self, path: str | os.PathLike, kind: str, detail: Any) -> None:
+        self.path = str(path)
+        self.kind = kind
+        self.detail = detail
+        self.problem = _ULTRALYTICS_PROBLEMS[kind].format(detail=detail)
+        super().__init__(f"{self.path}: {self.problem}")

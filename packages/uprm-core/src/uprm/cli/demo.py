@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
+from uprm.moe.names import ROUTER_NAMES
+
 
 @click.command("demo")
 @click.option("--frames", default=8, show_default=True, help="Frames sampled per clip.")
-@click.option("--router", type=click.Choice(["tradeoff", "basic"]), default="tradeoff", show_default=True,
+@click.option("--router", type=click.Choice(list(ROUTER_NAMES)), default="tradeoff", show_default=True,
               help="tradeoff = UPRM (eq.6 + z-loss eq.7); basic = the w/o PTR ablation.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the synthetic world and the random weights.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,

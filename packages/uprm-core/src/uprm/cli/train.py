@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from uprm.moe.names import ROUTER_NAMES
 from uprm.training.config import PAPER_LR, TINY_LR, TrainConfig
 
 _D = TrainConfig()
@@ -33,7 +34,7 @@ _OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
                                              "help": "An expert's option, as `uprm extract` takes it (e.g. "
                                                      "pose.weights=yolo11n-pose.pt); repeatable. With --init, "
                                                      "merged onto the checkpoint's."}),
-    (("--router",), "router", {"type": click.Choice(["tradeoff", "basic"]),
+    (("--router",), "router", {"type": click.Choice(list(ROUTER_NAMES)),
                                "help": "tradeoff = UPRM (eq.6 + z-loss); basic = w/o PTR. "
                                        "[default: tradeoff, or --init's]"}),
     (("--backbone",), "backbone", {"metavar": "PATH|HUB_ID",

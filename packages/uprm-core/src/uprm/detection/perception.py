@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from uprm.detection.frames import FrameBuffer
-from uprm.errors import UPRMError
+from uprm.errors import PerceptionError
 
 __all__ = ["Perception", "PerceptionError", "is_frame_wise"]
 
@@ -40,11 +40,6 @@ _HINT = (
     "with ROOT/keypoints/<video_id>.json and ROOT/scene_graphs/<video_id>.json (docs/formats.md), or give the "
     "expert a model with --expert-option, e.g. pose.weights=/path/yolo11n-pose.pt"
 )
-
-
-class PerceptionError(UPRMError):
-    """An expert could not perceive a window of a video (names the expert, the video and
-    what to pass)."""
 
 
 def is_frame_wise(expert: Any) -> bool:

@@ -32,12 +32,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from uprm.errors import UPRMError
+from uprm.errors import UltralyticsModelError
 from uprm.offline import is_offline, prepare_ultralytics
 
 __all__ = [
@@ -51,34 +50,6 @@ __all__ = [
     "model_task",
     "resolve_weights",
 ]
-
-_PROBLEMS = {
-    "suffix": "has suffix {detail!r}; ultralytics checkpoints are .pt files",
-    "unreadable": "cannot be loaded in safe mode (weights_only): {detail}",
-    "no_model": "holds no ultralytics model (it holds {detail})",
-    "build": "cannot be built: {detail}",
-    "task": "is an ultralytics {detail!r} model",
-    "kpt_shape": "is a pose model with kpt_shape {detail}",
-}
-
-
-class UltralyticsModelError(UPRMError, ValueError):
-    """An ultralytics checkpoint or config that cannot be used.
-
-    Attributes:
-        path: the file or config name.
-        kind: ``"suffix"``, ``"unreadable"``, ``"no_model"``, ``"build"``, ``"task"`` or ``"kpt_shape"``.
-        detail: the suffix, the loader's first error line, what the file holds, the
-            model's task, or its ``kpt_shape`` (a list), by ``kind``.
-    """
-
-    def __init__(self, path: str | os.PathLike, kind: str, detail: Any) -> None:
-        self.path = str(path)
-        self.kind = kind
-        self.detail = detail
-        self.problem = _PROBLEMS[kind].format(detail=detail)
-        super().__init__(f"{self.path}: {self.problem}")
-
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()

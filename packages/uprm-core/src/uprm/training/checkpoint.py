@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from uprm.errors import UPRMError
+from uprm.errors import CheckpointError
 from uprm.utils import atomic_write_json
 
 __all__ = [
@@ -48,10 +48,6 @@ __all__ = [
 CHECKPOINTS = "checkpoints"
 STATE_NAME = "trainer_state.json"
 _NAME = re.compile(r"^step-(\d{8})$")
-
-
-class CheckpointError(UPRMError):
-    """A checkpoint cannot be written or resumed from; the message names it."""
 
 
 def checkpoint_dir(run_dir: str | os.PathLike, step: int) -> Path:

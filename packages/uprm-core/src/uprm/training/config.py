@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from uprm.errors import UPRMError
+from uprm.errors import ConfigError
+from uprm.moe.names import ROUTER_NAMES
 
 __all__ = [
     "PAPER_LR",
@@ -63,18 +64,13 @@ RESUMABLE_CHANGES = frozenset({"resume", "progress", "save_every", "keep_last", 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "stage": ("pretune", "deepsvu"),
-    "router": ("tradeoff", "basic", None),
+    "router": (*ROUTER_NAMES, None),
     "scheduler": ("cosine", "linear", "constant"),
     "mixed_precision": ("auto", "no", "bf16", "fp16"),
 }
 _POSITIVE = ("batch_size", "grad_accum", "save_every", "keep_last", "num_frames", "lora_r", "lora_alpha")
 _NON_NEGATIVE = ("eval_every", "num_workers", "weight_decay", "max_grad_norm", "lora_dropout", "z_loss_alpha")
 _PATHS = ("cache", "backbone", "init", "out")
-
-
-class ConfigError(UPRMError, ValueError):
-    """A training setting is missing, unknown or of the wrong type; the message names
-    the file (or flag) and the field."""
 
 
 @dataclass

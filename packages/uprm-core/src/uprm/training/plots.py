@@ -19,14 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from uprm.errors import UPRMError
+from uprm.errors import PlotError
 from uprm.training.runlog import EVAL_LOG, TRAIN_LOG, read_jsonl
 
 __all__ = ["PlotError", "PlotFile", "Run", "load_run", "plot_runs"]
-
-
-class PlotError(UPRMError):
-    """A run cannot be plotted; the message names it."""
 
 
 @dataclass
