@@ -21,9 +21,9 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -90,9 +90,9 @@ class ExpertContext:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "resources"}
 
 
-def _no_grad_extract(fn):
+def _no_grad_extract(fn: Callable[..., dict[str, torch.Tensor]]) -> Callable[..., dict[str, torch.Tensor]]:
     @functools.wraps(fn)
-    def extract(self, clip, *args, **kwargs):
+    def extract(self: Expert, clip: VideoClip, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             return fn(self, clip, *args, **kwargs)
 
@@ -100,13 +100,13 @@ def _no_grad_extract(fn):
     return extract
 
 
-def _recording_init(init):
+def _recording_init(init: Callable[..., None]) -> Callable[..., None]:
     """Wrap a subclass's ``__init__`` so that the options it was called with (defaults
     filled in) end up in ``self.options``; the most derived class records last."""
     signature = inspect.signature(init)
 
     @functools.wraps(init)
-    def __init__(self, ctx, *args, **kwargs):
+    def __init__(self: Expert, ctx: ExpertContext, *args: Any, **kwargs: Any) -> None:
         init(self, ctx, *args, **kwargs)
         bound = signature.bind(self, ctx, *args, **kwargs)
         bound.apply_defaults()
@@ -140,6 +140,11 @@ class Expert(nn.Module):
         - ``collate(items)``: list of those dicts → ``dict[str, Tensor]`` with a batch dim
         - ``forward(features, video_tokens)``: ``video_tokens [B, T, D]`` (the coarse
           expert's output; ``None`` when the coarse expert itself runs) → ``[B, T, D]``
+
+    Typing: a fine expert's ``forward`` takes ``video_tokens: torch.Tensor``, as the base
+    declares; the coarse expert, which is called with ``None``, widens it to
+    ``torch.Tensor | None``. Calling an expert (``expert(features, video_tokens)``) is
+    typed to return a ``torch.Tensor``.
     """
 
     name: ClassVar[str] = ""
@@ -157,11 +162,11 @@ class Expert(nn.Module):
         # Perception never builds a graph, whatever the subclass remembers to do.
         extract = cls.__dict__.get("extract")
         if extract is not None and not getattr(extract, "__uprm_no_grad__", False):
-            cls.extract = _no_grad_extract(extract)
+            cls.extract = _no_grad_extract(extract)  # type: ignore[method-assign]
         # The options an expert was built with are recorded without repeating them.
         init = cls.__dict__.get("__init__")
         if init is not None and not getattr(init, "__uprm_records__", False):
-            cls.__init__ = _recording_init(init)
+            cls.__init__ = _recording_init(init)  # type: ignore[method-assign]
 
     def __init__(self, ctx: ExpertContext, **options: Any) -> None:
         super().__init__()
@@ -266,9 +271,14 @@ class Expert(nn.Module):
             out[key] = torch.stack([item[key] for item in items])
         return out
 
-    def forward(self, features: Mapping[str, torch.Tensor], video_tokens: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, features: Mapping[str, torch.Tensor], video_tokens: torch.Tensor) -> torch.Tensor:
         """Batched features (+ the coarse tokens ``[B, T, D]``) → tokens ``[B, T, D]``."""
         raise NotImplementedError(f"expert {self.name!r} does not implement forward()")
+
+    if TYPE_CHECKING:  # nn.Module.__call__ runs forward(); say what it returns
+
+        def __call__(self, features: Mapping[str, torch.Tensor], video_tokens: torch.Tensor | None) -> torch.Tensor:
+            ...
 
     # ------------------------------------------------------------------ helpers
     def frames_in(self, video_tokens: torch.Tensor) -> int:

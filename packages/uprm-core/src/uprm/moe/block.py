@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -101,10 +101,14 @@ class UPEBlock(nn.Module):
         self.router_kind = router
         self.router = make_router(router, ctx.hidden_size, len(self.fine_names), **dict(router_options or {}))
 
+    def _expert(self, name: str) -> Expert:
+        """The block's expert called ``name``."""
+        return cast(Expert, self.experts[name])
+
     # ------------------------------------------------------------------ perception
     def extract(self, clip: VideoClip) -> dict[str, dict[str, torch.Tensor]]:
         """Every expert's frozen perception of one clip."""
-        return {name: self.experts[name].extract(clip) for name in self.expert_names}
+        return {name: self._expert(name).extract(clip) for name in self.expert_names}
 
     def collate(self, items: Sequence[Mapping[str, Features]]) -> dict[str, dict[str, torch.Tensor]]:
         """Batch per-clip feature dicts expert by expert."""
@@ -113,7 +117,7 @@ class UPEBlock(nn.Module):
             missing = [i for i, item in enumerate(items) if name not in item]
             if missing:
                 raise KeyError(f"features of expert {name!r} are missing for batch item(s) {missing}")
-            out[name] = self.experts[name].collate([item[name] for item in items])
+            out[name] = self._expert(name).collate([item[name] for item in items])
         return out
 
     # ------------------------------------------------------------------ forward
@@ -127,12 +131,12 @@ class UPEBlock(nn.Module):
         for name in self.expert_names:
             if name not in features:
                 raise KeyError(f"no features for expert {name!r} (got {sorted(features)})")
-        coarse = self.experts[self.coarse_name]
+        coarse = self._expert(self.coarse_name)
         h = coarse(_to_device(features[self.coarse_name], coarse.device), None)
         self._check_coarse(h)
         fine_outputs = []
         for name in self.fine_names:
-            expert = self.experts[name]
+            expert = self._expert(name)
             out = expert(_to_device(features[name], expert.device), h)
             self._check_fine(name, out, h)
             fine_outputs.append(out)
@@ -175,7 +179,7 @@ class UPEBlock(nn.Module):
         keys ``experts.<name>.<...>`` and ``router.<...>``."""
         state = {f"router.{k}": v for k, v in self.router.state_dict().items()}
         for name in self.expert_names:
-            state.update({f"experts.{name}.{k}": v for k, v in self.experts[name].trainable_state_dict().items()})
+            state.update({f"experts.{name}.{k}": v for k, v in self._expert(name).trainable_state_dict().items()})
         return state
 
     def load_trainable_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
@@ -195,7 +199,7 @@ class UPEBlock(nn.Module):
             raise KeyError(f"state for unknown experts: {stray[:8]} (block experts: {list(self.expert_names)})")
         for name in self.expert_names:
             prefix = f"experts.{name}."
-            self.experts[name].load_trainable_state_dict(
+            self._expert(name).load_trainable_state_dict(
                 {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             )
 

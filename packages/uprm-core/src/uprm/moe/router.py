@@ -4,6 +4,7 @@ MoE router of the "w/o PTR" ablation."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -41,7 +42,7 @@ class _Router(nn.Module):
         return self.num_fine + 1
 
     def reset_parameters(self) -> None:
-        first, last = self.ffn[0], self.ffn[-1]
+        first, last = cast(nn.Linear, self.ffn[0]), cast(nn.Linear, self.ffn[-1])
         first.reset_parameters()
         nn.init.normal_(last.weight, std=0.02)
         nn.init.zeros_(last.bias)
@@ -119,7 +120,7 @@ class BasicRouter(_Router):
 ROUTERS: dict[str, type[_Router]] = dict(zip(ROUTER_NAMES, (TradeoffRouter, BasicRouter)))
 
 
-def make_router(kind: str, hidden_size: int, num_fine: int, **options) -> _Router:
+def make_router(kind: str, hidden_size: int, num_fine: int, **options: Any) -> _Router:
     """``"tradeoff"`` (UPRM) or ``"basic"`` (w/o PTR)."""
     try:
         cls = ROUTERS[kind]

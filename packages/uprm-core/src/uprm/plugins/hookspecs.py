@@ -29,3 +29,4 @@ def uprm_register_experts() -> Iterable[type[Expert]]:
     Each class has a unique lowercase ``name`` and a ``granularity`` of ``"fine"`` or
     ``"coarse"``. Called once per process, the first time experts are asked for.
     """
+    raise NotImplementedError  # a specification: pluggy calls the plugins' implementations

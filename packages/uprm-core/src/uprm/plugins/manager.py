@@ -19,6 +19,7 @@ expert name is a :class:`~uprm.errors.DuplicateExpertError` naming both.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata as md
 import os
@@ -26,7 +27,7 @@ import re
 import threading
 import traceback
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -139,7 +140,7 @@ class PluginHost:
                 if name in disabled:
                     continue
                 self._load_one(
-                    name, lambda m=module: importlib.import_module(m), "uprm-core", core_version, module, True
+                    name, functools.partial(importlib.import_module, module), "uprm-core", core_version, module, True
                 )
             if self.load_entry_points:
                 allowed = _env_names(LOAD_ENV)
@@ -162,7 +163,8 @@ class PluginHost:
             found.append((ep, dist_name, dist_version))
         return sorted(found, key=lambda item: item[0].name)
 
-    def _load_one(self, name, loader, dist_name, dist_version, module, builtin) -> None:
+    def _load_one(self, name: str, loader: Callable[[], Any], dist_name: str | None, dist_version: str | None,
+                  module: str, builtin: bool) -> None:
         info = PluginInfo(name, dist_name, dist_version, module, builtin=builtin)
         if name in self.plugins:
             other = self.plugins[name]
@@ -240,6 +242,7 @@ class PluginHost:
             try:
                 result = impl.function()
                 classes = list(result) if isinstance(result, Iterable) else [result]
+                checked: list[type[Expert]] = []
                 for cls in classes:
                     if not (isinstance(cls, type) and issubclass(cls, Expert)):
                         raise PluginError(f"returned {cls!r}, which is not a subclass of uprm.Expert")
@@ -252,13 +255,14 @@ class PluginHost:
                         raise PluginError(
                             f"expert {cls.name!r} has granularity {cls.granularity!r}, not one of {GRANULARITIES}"
                         )
+                    checked.append(cls)
             except Exception as exc:
                 info.error = f"uprm_register_experts failed: {_short_error(exc)}"
                 self.pm.unregister(name=impl.plugin_name)
                 self._broken(info)
                 continue
             info.experts = []
-            for cls in classes:
+            for cls in checked:
                 previous = found.get(cls.name)
                 if previous is not None:
                     if previous.cls is cls:

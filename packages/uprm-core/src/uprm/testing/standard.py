@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -53,7 +54,7 @@ from uprm.types import VideoClip
 __all__ = ["ExpertTests"]
 
 
-def _tokens_for(expert: Expert, ctx: ExpertContext, batch: int, frames: int, seed: int = 0):
+def _tokens_for(expert: Expert, ctx: ExpertContext, batch: int, frames: int, seed: int = 0) -> torch.Tensor | None:
     if expert.granularity == "coarse":
         return None
     return random_video_tokens(ctx, batch, frames, seed=seed)
@@ -141,7 +142,8 @@ class ExpertTests:
     def clips(self, ctx: ExpertContext) -> list[VideoClip]:
         return [self.make_clip(ctx, seed=s, num_frames=ctx.num_frames) for s in (0, 1)]
 
-    def _run(self, expert: Expert, ctx: ExpertContext, clips: list[VideoClip], seed: int = 0, tokens=None):
+    def _run(self, expert: Expert, ctx: ExpertContext, clips: list[VideoClip], seed: int = 0,
+             tokens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch = expert.collate([expert.extract(c) for c in clips])
         if tokens is None:
             tokens = _tokens_for(expert, ctx, len(clips), clips[0].num_frames, seed)
@@ -202,7 +204,7 @@ class ExpertTests:
         assert out.shape == (2, frames * ctx.tokens_per_frame, ctx.hidden_size)
         assert torch.isfinite(out).all()
 
-    def test_gradients_reach_the_adapter_only(self, expert: Expert, ctx: ExpertContext, clips) -> None:
+    def test_gradients_reach_the_adapter_only(self, expert: Expert, ctx: ExpertContext, clips: list[VideoClip]) -> None:
         expert.train()
         out, _ = self._run(expert, ctx, clips)
         out.float().square().mean().backward()
@@ -221,7 +223,7 @@ class ExpertTests:
                 missing.append(name)
         assert not missing, f"no (finite, non-zero) gradient reached: {missing}"
 
-    def test_batching_does_not_leak(self, expert: Expert, ctx: ExpertContext, clips) -> None:
+    def test_batching_does_not_leak(self, expert: Expert, ctx: ExpertContext, clips: list[VideoClip]) -> None:
         expert.eval()
         tokens = _tokens_for(expert, ctx, 2, ctx.num_frames, seed=3)
         with torch.no_grad():
@@ -230,7 +232,7 @@ class ExpertTests:
                 alone, _ = self._run(expert, ctx, [clip], tokens=None if tokens is None else tokens[i : i + 1])
                 torch.testing.assert_close(both[i], alone[0], atol=self.atol, rtol=1e-4)
 
-    def test_features_drive_the_output(self, expert: Expert, ctx: ExpertContext, clips) -> None:
+    def test_features_drive_the_output(self, expert: Expert, ctx: ExpertContext, clips: list[VideoClip]) -> None:
         expert.eval()
         tokens = _tokens_for(expert, ctx, 1, ctx.num_frames, seed=5)
         with torch.no_grad():
@@ -238,7 +240,7 @@ class ExpertTests:
             b, _ = self._run(expert, ctx, clips[1:], tokens=tokens)
         assert not torch.allclose(a, b, atol=self.atol), "two different clips gave the same tokens"
 
-    def test_frame_order_matters(self, expert: Expert, ctx: ExpertContext, clips) -> None:
+    def test_frame_order_matters(self, expert: Expert, ctx: ExpertContext, clips: list[VideoClip]) -> None:
         """Swap the first and last frame in the features and the video tokens together:
         the output must not merely be the swapped output (``frame_order_equivariant``
         experts: it must be exactly that)."""
@@ -264,7 +266,7 @@ class ExpertTests:
         assert isinstance(reason, str) and reason.strip(), "frame_order_equivariant must be a reason (a string)"
         torch.testing.assert_close(out_swapped, expected, atol=0.0, rtol=0.0)
 
-    def test_output_follows_model_dtype(self, expert: Expert, ctx: ExpertContext, clips) -> None:
+    def test_output_follows_model_dtype(self, expert: Expert, ctx: ExpertContext, clips: list[VideoClip]) -> None:
         expert.to(torch.float64).eval()
         tokens = _tokens_for(expert, ctx, 2, ctx.num_frames)
         if tokens is not None:
@@ -273,7 +275,7 @@ class ExpertTests:
             out, _ = self._run(expert, ctx, clips, tokens=tokens)
         assert out.dtype == torch.float64
 
-    def test_save_load_round_trip(self, ctx: ExpertContext, clips, tmp_path) -> None:
+    def test_save_load_round_trip(self, ctx: ExpertContext, clips: list[VideoClip], tmp_path: Path) -> None:
         from safetensors.torch import load_file, save_file
 
         torch.manual_seed(0)
