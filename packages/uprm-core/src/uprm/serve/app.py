@@ -179,7 +179,7 @@ def create_app(config: ServeConfig, *, worker: bool = True) -> FastAPI:
 
 
 def _api(service: Service) -> APIRouter:
-    def authorised(request: Request) -> None:
+    async def authorised(request: Request) -> None:  # async: no thread hop for a hash comparison
         service.auth.check(request)
 
     api = APIRouter(prefix="/v1", dependencies=[Depends(authorised)], responses=schemas.ERRORS)
