@@ -307,3 +307,15 @@ def chrome():
 def served(start_server, checkpoint, videos) -> ServerProcess:
     """``uprm serve`` with the trained checkpoint, the videos' folder as its media root."""
     return start_server(checkpoint, "--media-root", str(videos["shop"].parent), name="served")
+
+
+TOKEN = "load-test-token-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def guarded(start_server, checkpoint) -> ServerProcess:
+    """``uprm serve`` with a token (checked on loopback too when given) and a short queue
+    (6 waiting jobs), for the login page and the load tests."""
+    server = start_server(checkpoint, "--token", TOKEN, "--max-queue", "6", name="guarded")
+    server.token = TOKEN
+    return server
