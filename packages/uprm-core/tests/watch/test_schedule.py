@@ -210,3 +210,18 @@ def test_bad_settings_are_named(bad):
 def test_unknown_setting():
     with pytest.raises(WatchError, match=r"unknown watch setting.*'windw'"):
         WatchSettings.from_options(windw=4)
+
+
+def test_importing_the_watcher_loads_no_torch_and_no_video_library():
+    """``uprm watch --help`` and the event logic stay light: torch and PyAV load when a
+    watch starts."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import sys, uprm, uprm.watch, uprm.watch.watcher, uprm.cli.watch\n"
+            "assert callable(uprm.watch)\n"
+            "import json; print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = {m.split(".")[0] for m in json.loads(out.stdout.strip().splitlines()[-1])}
+    assert not {"torch", "av", "numpy", "PIL", "transformers"} & loaded

@@ -119,9 +119,9 @@ def test_http_stream_alert_then_shutdown(tmp_path, make_video, watch_model, stre
     assert seen[0]["start"] <= ONSET + 1.0
 
 
-@pytest.mark.parametrize("bad", ["udp://127.0.0.1:9?x", "rtsp://127.0.0.1:9/none"])
-def test_a_source_that_never_opens_is_retried_and_given_up(watch_model, bad, port):
-    url = f"rtsp://127.0.0.1:{port(0x1)}/none" if bad.startswith("rtsp") else f"udp://127.0.0.1:{port()}"
+@pytest.mark.parametrize("scheme", ["udp", "rtsp"])
+def test_a_source_that_never_opens_is_retried_and_given_up(watch_model, scheme, port):
+    url = f"rtsp://127.0.0.1:{port(0x1)}/none" if scheme == "rtsp" else f"udp://127.0.0.1:{port()}"
     settings = WatchSettings(window=WINDOW, stride=STRIDE, open_timeout=0.5, read_timeout=0.5, reconnect_min=0.1,
                              reconnect_max=0.2, max_reconnects=2)
     report = Watcher([url], watch_model, settings).run(max_seconds=30)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +53,7 @@ class CameraStats:
     decode_cpu: float = 0.0
     first_wall: float | None = None
     last_error: str = ""
-    lags: list[float] = field(default_factory=list)
+    lags: deque[float] = field(default_factory=lambda: deque(maxlen=10000))  # frame -> answer, seconds
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "lags"}
@@ -219,7 +220,11 @@ class CameraReader(threading.Thread):
             problem = f"{type(exc).__name__}: {exc}"
         finally:
             container.close()
-        if cam.source.live and not self.stop_event.is_set():
+        if not cam.source.live and problem != "end of stream":
+            cam.stats.last_error = problem
+            log.error("camera %s: cannot read %s: %s", cam.name, cam.source.describe(), problem)
+            cam.set_state("failed")
+        elif cam.source.live and not self.stop_event.is_set():
             cam.stats.drops += 1
             cam.stats.last_error = problem
             log.warning("camera %s: stream dropped (%s)", cam.name, problem)
@@ -267,4 +272,7 @@ class CameraReader(threading.Thread):
         cam.push(kept)
         cam.stats.decode_cpu = time.thread_time() - self._cpu0
         if self.on_frame is not None:
-            self.on_frame(cam.name, kept)
+            try:
+                self.on_frame(cam.name, kept)
+            except Exception:
+                log.exception("camera %s: the on_frame callback failed", cam.name)

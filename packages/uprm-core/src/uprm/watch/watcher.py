@@ -284,7 +284,6 @@ class Watcher:
                             float(answer.score) if hot else 0.0)
         camera.stats.windows += 1
         camera.stats.lags.append(now - score.newest_wall)
-        del camera.stats.lags[:-10000]
         d.cam.last = score
         for kind, event in d.cam.tracker.update(score):
             self._emit(d.cam, kind, event)
@@ -349,7 +348,10 @@ class Watcher:
         now = time.monotonic()
         if self.on_status is not None and now - self._last_status >= self.status_every:
             self._last_status = now
-            self.on_status(self.status())
+            try:
+                self.on_status(self.status())
+            except Exception:
+                log.exception("the on_status callback failed")
 
     # ------------------------------------------------------------------ stopping
     def _shutdown(self, reason: str) -> None:
