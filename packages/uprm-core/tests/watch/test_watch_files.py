@@ -152,3 +152,27 @@ def test_a_checkpoint_directory_and_settings_object(tmp_path, make_video, watch_
     report = watcher.run()
     assert [e["reason"] for e in report.events] == ["end of stream"] and report.events[0]["cause"] == CAUSE
     assert report.settings["num_frames"] == 2 and report.settings["stride_in_effect"] == 2.0
+
+
+def test_a_batch_takes_the_longest_waiting_cameras_and_leaves_the_rest_due(tmp_path, watch_model):
+    """The inference loop's gathering, driven by hand (readers not started): frames pushed
+    into three live cameras' ring buffers, batches of two."""
+    import numpy as np
+
+    from uprm.watch.frames import Frame
+
+    settings = WatchSettings(window=4, stride=2, batch_size=2)
+    watcher = Watcher(["a=udp://127.0.0.1:1", "b=udp://127.0.0.1:2", "c=udp://127.0.0.1:3"], watch_model, settings)
+    cams = {c.camera.name: c.camera for c in watcher.cams}
+    latest = {"a": 3.2, "b": 5.1, "c": 4.0}                      # b's first window has waited longest (due at 3 s)
+    for name, camera in cams.items():
+        for i in range(round(latest[name] * 10) + 1):
+            camera.push(Frame(np.full((8, 8, 3), 20, np.uint8), i / 10, 1000.0 + i / 10, i))
+    due, taken = watcher._gather()
+    assert taken == 2 and [(d.cam.camera.name, d.m) for d in due] == [("b", 3), ("c", 2)]
+    assert cams["b"].stats.skipped == 1                           # b was 2 windows behind: the older one skipped
+    assert cams["a"].waiting() is not None and cams["a"].clock.next_end == 2   # a stays due, untouched
+    watcher._run_batch(due)
+    assert cams["b"].stats.windows == cams["c"].stats.windows == 1 and cams["a"].stats.windows == 0
+    due, _ = watcher._gather()
+    assert [d.cam.camera.name for d in due] == ["a"]

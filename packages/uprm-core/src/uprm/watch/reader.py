@@ -109,6 +109,14 @@ class Camera:
             if listener in self._listeners:
                 self._listeners.remove(listener)
 
+    def waiting(self) -> float | None:
+        """How long (stream seconds) the next window has been due, ``None`` when it is not."""
+        latest = self.ring.latest()
+        if latest is None:
+            return None
+        lag = latest.time - self.clock.due_at()
+        return lag if lag >= -1e-6 else None
+
     def take_window(self) -> tuple[int, int] | None:
         """The window to run now, ``(m, skipped)``, or ``None`` (see
         :meth:`WindowClock.take`; a paced file never skips: its windows come in order).

@@ -217,22 +217,29 @@ class Watcher:
                 return "max_seconds"
             self.wake.clear()
             ended = all(c.camera.ended for c in self.cams)
-            due = self._gather()
-            for i in range(0, len(due), self.settings.batch_size):
-                self._run_batch(due[i:i + self.settings.batch_size])
-            if not due:
+            due, taken = self._gather()
+            if due:
+                self._run_batch(due)
+            elif not taken:
                 self._close_ended()
                 if ended:
                     return "end of streams"
                 self.wake.wait(0.1)
             self._housekeeping()
 
-    def _gather(self) -> list[_Due]:
-        due = []
-        for c in self.cams:
+    def _gather(self) -> tuple[list[_Due], int]:
+        """The next batch: a window of each camera with one due, longest waiting first, at
+        most ``batch_size`` (the others stay due: taken fresh on the next pass, so a
+        window is never run after a newer one of its camera was due). Returns the
+        windows to run and how many were taken (incomplete ones are not run)."""
+        waiting = [(lag, i) for i, c in enumerate(self.cams) if (lag := c.camera.waiting()) is not None]
+        due, count = [], 0
+        for _, i in sorted(waiting, reverse=True)[:self.settings.batch_size]:
+            c = self.cams[i]
             taken = c.camera.take_window()
             if taken is None:
                 continue
+            count += 1
             m, skipped = taken
             if skipped:
                 self._skipped(c, skipped)
@@ -245,7 +252,7 @@ class Watcher:
             for k, frame in zip(range(k0, m), frames):
                 c.grid.add(k, frame)
             due.append(_Due(c, m, frames))
-        return due
+        return due, count
 
     def _skipped(self, c: _Cam, n: int) -> None:
         c.camera.stats.skipped += n
