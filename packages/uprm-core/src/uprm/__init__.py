@@ -73,7 +73,9 @@ _LAZY: dict[str, str] = {
     "score_predictions": "uprm.evaluation",
 }
 
-__all__ = ["__version__", *_LAZY]
+# ``uprm.watch`` is a package that can be called (``uprm.watch(sources, checkpoint)``);
+# the submodule fallback below finds it, so it is listed here rather than in _LAZY
+__all__ = ["__version__", "watch", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -33,6 +33,7 @@ __all__ = [
     "UltralyticsModelError",
     "UnknownExpertError",
     "VideoError",
+    "WatchError",
 ]
 
 
@@ -176,3 +177,8 @@ class UltralyticsModelError(UPRMError, ValueError):
         self.detail = detail
         self.problem = _ULTRALYTICS_PROBLEMS[kind].format(detail=detail)
         super().__init__(f"{self.path}: {self.problem}")
+
+
+class WatchError(UPRMError):
+    """The watcher cannot go on: a bad source or setting, or an expert that cannot
+    perceive live video. The message names the camera or the setting."""

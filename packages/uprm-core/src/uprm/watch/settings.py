@@ -6,14 +6,9 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from uprm.errors import UPRMError
+from uprm.errors import WatchError
 
 __all__ = ["WatchError", "WatchSettings"]
-
-
-class WatchError(UPRMError):
-    """The watcher cannot go on: a bad source or setting, or an expert that cannot
-    perceive live video. The message names the camera or the setting."""
 
 
 @dataclass
