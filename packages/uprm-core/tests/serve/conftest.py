@@ -114,12 +114,15 @@ def checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def videos(tmp_path_factory) -> dict[str, Path]:
     """``shop`` (40 s, threat 16-28 s), ``quiet`` (12 s, no threat), ``short`` (12 s,
-    threat 4-8 s), ``long`` (64 s, threat 16-28 s), all in one folder (a media root)."""
+    threat 4-8 s), ``long`` (64 s, threat 16-28 s), all in one folder (a media root), and
+    ``longer`` (120 s) elsewhere."""
     root = tmp_path_factory.mktemp("serve-videos")
+    other = tmp_path_factory.mktemp("serve-videos-more")
     return {"shop": write_threat_video(root / "shop.mp4", 40.0),
             "quiet": write_threat_video(root / "quiet.mp4", 12.0, (99.0, 99.0)),
             "short": write_threat_video(root / "short.mp4", 12.0, (4.0, 8.0)),
-            "long": write_threat_video(root / "long.mp4", 64.0)}
+            "long": write_threat_video(root / "long.mp4", 64.0),
+            "longer": write_threat_video(other / "longer.mp4", 120.0)}
 
 
 # -- a real `uprm serve` process -----------------------------------------------------------------

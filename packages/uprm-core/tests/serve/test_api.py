@@ -334,3 +334,21 @@ def test_settings_reach_the_worker_without_the_token(make_client):
     assert ServeConfig.from_json((config.root / "serve.json").read_text()).window == 6.0
     assert not any(TOKEN in p.read_text(errors="ignore") for p in config.root.glob("*") if p.is_file()
                    and os.access(p, os.R_OK) and p.suffix == ".json")
+
+
+def test_deleting_a_finished_job_removes_its_files_but_never_a_media_file(client, videos):
+    service = client.app.state.service
+    uploaded = upload(client, videos["quiet"].read_bytes()).json()
+    chosen = client.post("/v1/jobs", json={"path": "quiet.mp4"}).json()
+    for job in (uploaded, chosen):  # as the worker would
+        assert service.store.claim(3).id == job["id"]
+        (service.config.results_dir / job["id"]).mkdir(parents=True)
+        (service.config.results_dir / job["id"] / "quiet.json").write_text("{}")
+        service.store.finish(job["id"], "quiet")
+    assert client.get(f"/v1/jobs/{uploaded['id']}/result").json() == {}
+    for job in (uploaded, chosen):
+        assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
+        assert_problem(client.get(f"/v1/jobs/{job['id']}"), 404, "job_not_found")
+        assert not (service.config.results_dir / job["id"]).exists()
+    assert list(service.config.uploads_dir.iterdir()) == []
+    assert videos["quiet"].is_file()  # the media root is never written to
