@@ -37,13 +37,15 @@ import click
 @click.option("--expert-option", "expert_option", multiple=True, metavar="NAME.KEY=VALUE",
               help="Override a perception option of the checkpoint's experts (repeatable), as uprm detect.")
 @click.option("--device", default="auto", show_default=True, help="torch device of the worker (auto: cuda if any).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads of the worker [default: every core]; fewer leave CPU to the API during jobs.")
 @click.option("--no-evidence", is_flag=True, help="Do not draw the per-segment evidence sheets.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
 def cli(checkpoint: str, data_dir: str, media_root: str | None, host: str, port: int, token: str | None,
         max_upload_mb: float, max_queue: int, max_attempts: int, window: float, stride: float, batch_size: int,
         merge_gap: float | None, max_side: int | None, sidecar_dir: str | None, expert_option: tuple[str, ...],
-        device: str, no_evidence: bool, log_level: str) -> None:
+        device: str, threads: int | None, no_evidence: bool, log_level: str) -> None:
     """Serve threat detection over HTTP: a REST API (OpenAPI docs at /docs) and a web page.
 
     POST /v1/jobs takes a video (multipart field `video`) or {"path": ...} under
@@ -68,7 +70,7 @@ def cli(checkpoint: str, data_dir: str, media_root: str | None, host: str, port:
                              max_attempts=max_attempts, window=window, stride=stride, batch_size=batch_size,
                              merge_gap=merge_gap, max_side=max_side, sidecar_dir=sidecar_dir,
                              expert_options=parse_expert_options(expert_option), device=device,
-                             evidence=not no_evidence)
+                             evidence=not no_evidence, threads=threads)
         run(config, log_level, announce=lambda url: click.echo(f"uprm serve: {url} (page /, API /v1, docs /docs); "
                                                                f"data in {config.data_dir}", err=False))
     except (ServeConfigError, ConfigError) as exc:

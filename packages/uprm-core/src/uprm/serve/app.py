@@ -371,10 +371,15 @@ def _file_routes(api: APIRouter, service: Service) -> None:
     def get_video(job_id: str) -> FileResponse:
         """The job's video, with HTTP range requests (players seek with them)."""
         job = service.job(job_id)
-        path = resolve_media_path(service.config.media_root, job.video) if job.source == "path" else Path(job.video)
+        path = resolve_media_path(service.config.media_root, job.name) if job.source == "path" else Path(job.video)
         if not path.is_file():
             raise ApiError(404, "video_missing", f"the video of job {job.id} is gone")
         return FileResponse(path, media_type=job.media_type, filename=job.name, content_disposition_type="inline")
+
+    for route in list(api.routes):  # HEAD beside GET for the files (players and tools ask for it)
+        path = route.path.removeprefix(api.prefix)
+        if path.startswith("/jobs/{job_id}/"):
+            api.add_api_route(path, route.endpoint, methods=["HEAD"], include_in_schema=False)
 
 
 def _info_routes(api: APIRouter, service: Service) -> None:

@@ -52,6 +52,8 @@ class ServeConfig:
         max_attempts: a job whose worker died this many times while running it fails.
         window, stride, batch_size, merge_gap, max_side, sidecar_dir, expert_options,
         device, evidence: detection settings, as ``uprm detect``.
+        threads: torch threads of the worker (``None``: torch's default, every core); fewer
+            leave CPU to the API while a job runs.
     """
 
     checkpoint: str
@@ -72,6 +74,7 @@ class ServeConfig:
     expert_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: str = "auto"
     evidence: bool = True
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("checkpoint", "data_dir", "media_root", "sidecar_dir"):
@@ -89,6 +92,8 @@ class ServeConfig:
         for name, value in positive.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ServeConfigError(f"{name} must be a positive number, got {value!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ServeConfigError(f"threads must be a positive integer, got {self.threads!r}")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ServeConfigError(f"port must be 0-65535, got {self.port!r}")
 

@@ -155,6 +155,8 @@ class Worker:
         from uprm.detection import load_model
         from uprm.detection.output import checkpoint_fingerprint
 
+        if self.config.threads is not None:
+            torch.set_num_threads(self.config.threads)
         device = self.config.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -162,7 +164,8 @@ class Worker:
         self.fingerprint = checkpoint_fingerprint(self.config.checkpoint)
         cfg = self.model.config
         self.store.set_meta("model", {"experts": list(cfg.expert_names or []), "router": cfg.router,
-                                      "num_frames": cfg.num_frames, "device": device})
+                                      "num_frames": cfg.num_frames, "device": device,
+                                      "threads": torch.get_num_threads()})
 
     def _wait(self, timeout: float = 1.0) -> bool:
         """Wait for a wake-up byte; ``False`` when the server is gone (end of file)."""
