@@ -317,8 +317,8 @@ TOKEN = "load-test-token-0123456789abcdef"
 
 @pytest.fixture(scope="session")
 def guarded(start_server, checkpoint) -> ServerProcess:
-    """``uprm serve`` with a token (checked on loopback too when given) and a short queue
-    (6 waiting jobs), for the login page and the load tests."""
-    server = start_server(checkpoint, "--token", TOKEN, "--max-queue", "6", name="guarded")
+    """``uprm serve`` with a token (checked on loopback too when given), a short queue
+    (6 waiting jobs) and one torch thread, for the login page and the load tests."""
+    server = start_server(checkpoint, "--token", TOKEN, "--max-queue", "6", "--threads", "1", name="guarded")
     server.token = TOKEN
     return server

@@ -352,3 +352,19 @@ def test_deleting_a_finished_job_removes_its_files_but_never_a_media_file(client
         assert not (service.config.results_dir / job["id"]).exists()
     assert list(service.config.uploads_dir.iterdir()) == []
     assert videos["quiet"].is_file()  # the media root is never written to
+
+
+def test_a_large_upload_arrives_whole_and_answers_head(client, tmp_path):
+    import numpy as np
+
+    from uprm.data import write_mp4
+
+    rng = np.random.default_rng(0)  # noise does not compress: a few MiB, several disk writes
+    video = write_mp4(tmp_path / "noise.mp4", (rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+                                               for _ in range(60)), fps=10)
+    data = video.read_bytes()
+    assert len(data) > 2 << 20
+    job = upload(client, data, name="noise.mp4").json()
+    assert (client.app.state.service.config.uploads_dir / job["id"]).read_bytes() == data
+    head = client.head(job["links"]["video"])
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(data)) and head.content == b""

@@ -45,6 +45,7 @@ def submit(url, token, path):
 @pytest.mark.slow
 def test_twenty_concurrent_jobs_and_a_hundred_status_reads(guarded, client, videos, wait_job, server_tools):
     rss = server_tools["rss_mb"]
+    assert client.get("/v1/experts").json()["model"]["threads"] == 1  # --threads reached the worker
     earlier = set(audit(guarded.data_dir)[2])  # jobs of other tests on this server
     warm = submit(guarded.url, guarded.token, videos["short"]).json()  # the first job warms the worker up
     assert wait_job(client, warm["id"])["state"] == "done"
