@@ -4,6 +4,7 @@ checks before it binds anything."""
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from uprm.cli import cli
@@ -94,3 +95,29 @@ def test_the_command_says_which_extra_is_missing(tmp_path, monkeypatch):
 def test_help_does_not_need_the_extra():
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0 and "--media-root" in result.output and "UPRM_TOKEN" in result.output
+
+
+def test_one_server_per_data_folder_and_a_busy_port_is_named(tmp_path):
+    import socket
+
+    from uprm.serve.config import ServeConfigError
+    from uprm.serve.server import bind, data_lock, url_of
+
+    with data_lock(tmp_path), pytest.raises(ServeConfigError, match="another uprm serve"), data_lock(tmp_path):
+        pass
+    with data_lock(tmp_path):  # released: free again
+        pass
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert url_of(sock).startswith("http://127.0.0.1:")
+        with pytest.raises(ServeConfigError, match=r"cannot listen on 127\.0\.0\.1"):
+            bind("127.0.0.1", sock.getsockname()[1])
+    finally:
+        sock.close()
+    if socket.has_ipv6:
+        try:
+            six = bind("::1", 0)
+        except ServeConfigError:
+            return  # no IPv6 loopback on this machine
+        assert url_of(six).startswith("http://[::1]:")
+        six.close()

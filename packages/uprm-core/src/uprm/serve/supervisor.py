@@ -42,6 +42,8 @@ class Supervisor:
         self._thread.start()
 
     def _spawn(self) -> subprocess.Popen:
+        # called from the supervisor's thread, which lives as long as the worker (it waits on
+        # it): the worker's PR_SET_PDEATHSIG fires when the *thread* that started it ends
         from uprm.serve.worker import __name__ as module
 
         cmd = [sys.executable, "-m", module, str(self.config.root / "serve.json"), str(os.getpid())]
