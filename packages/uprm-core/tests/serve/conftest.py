@@ -164,6 +164,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 240.0) -> ServerProcess:
         self.runs += 1
+        self.url = ""
         out = self.data_dir.parent / f"{self.data_dir.name}.stdout.{self.runs}"
         err = self.data_dir.parent / f"{self.data_dir.name}.stderr.{self.runs}"
         self.log = err

@@ -115,3 +115,23 @@ def test_sigkill_mid_job_then_restart_loses_nothing(guarded, client, videos, wai
     assert "requeued" in events[ids[0]]
     for job_id in ids[1:]:
         assert events[job_id] == ["queued", "started", "done"]
+
+
+@pytest.mark.slow
+def test_a_stopped_server_returns_the_running_job_without_using_an_attempt(guarded, videos, wait_job, server_tools):
+    headers = {"Authorization": f"Bearer {guarded.token}"}
+    with httpx.Client(base_url=guarded.url, timeout=60, headers=headers) as c:
+        job_id = submit(guarded.url, guarded.token, videos["longer"]).json()["id"]
+        wait_job(c, job_id, states=("running",))
+    workers = guarded.worker_pids()
+    guarded.proc.terminate()  # SIGTERM, as systemd or Ctrl-C: a graceful stop
+    assert guarded.proc.wait(120) in (0, -15)  # uvicorn re-raises the signal after its graceful shutdown
+    assert not any(server_tools["alive"](pid) for pid in workers)
+    with sqlite3.connect(guarded.data_dir / "jobs.sqlite3") as db:
+        state, attempts = db.execute("SELECT state, attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        last = db.execute("SELECT event, detail FROM events WHERE job = ? ORDER BY n DESC", (job_id,)).fetchone()
+    assert (state, attempts) == ("queued", 0) and last == ("requeued", "the worker was stopped")
+    guarded.start()
+    with httpx.Client(base_url=guarded.url, timeout=60, headers=headers) as c:
+        job = wait_job(c, job_id)
+    assert job["state"] == "done" and job["attempts"] == 1
