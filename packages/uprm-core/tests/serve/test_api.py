@@ -368,3 +368,29 @@ def test_a_large_upload_arrives_whole_and_answers_head(client, tmp_path):
     assert (client.app.state.service.config.uploads_dir / job["id"]).read_bytes() == data
     head = client.head(job["links"]["video"])
     assert head.status_code == 200 and head.headers["content-length"] == str(len(data)) and head.content == b""
+
+
+def test_the_api_process_never_imports_torch(tmp_path, videos):
+    """The API stays light (the worker holds the model): a fresh interpreter that builds
+    the app and queues an upload and a path job has not imported torch or transformers."""
+    import subprocess
+    import sys
+
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "config.json").write_text("{}")
+    script = f"""
+import sys
+from fastapi.testclient import TestClient
+from uprm.serve import ServeConfig, create_app
+import uprm.cli.serve, uprm.serve.server
+config = ServeConfig(checkpoint={str(tmp_path / "ckpt")!r}, data_dir={str(tmp_path / "data")!r},
+                     media_root={str(videos["shop"].parent)!r})
+with TestClient(create_app(config, worker=False)) as client:
+    with open({str(videos["quiet"])!r}, "rb") as fh:
+        assert client.post("/v1/jobs", files={{"video": ("q.mp4", fh, "video/mp4")}}).status_code == 202
+    assert client.post("/v1/jobs", json={{"path": "shop.mp4"}}).status_code == 202
+    assert client.get("/v1/jobs").status_code == 200 and client.get("/").status_code == 200
+print(sorted(m for m in ("torch", "transformers", "peft", "matplotlib") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr[-2000:]
