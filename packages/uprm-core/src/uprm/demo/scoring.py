@@ -1,0 +1,68 @@
+"""The demo's Table 1: each model's detections on the test videos scored with the
+paper's metrics (``uprm.evaluation.score_predictions``: FNR, F2, mAP@tIoU; SB,
+ROUGE-L, BLEU-4 on the explanations)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from uprm.demo.detect import Detections, write_predictions
+
+__all__ = ["ROW_KEYS", "explanations", "score_detections", "tiou"]
+
+#: the keys of a row of ``results.json``
+ROW_KEYS = ("model", "fnr", "f2", "map", "rouge_l", "bleu4", "sbert")
+
+
+def tiou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union > 0 else 0.0
+
+
+def _best_cause(segments: list[dict[str, Any]], truth: tuple[float, float]) -> str:
+    """The cause of the detected segment that overlaps the true one most ('' if none does)."""
+    scored = [(tiou(tuple(s["segment"]), truth), s["score"], s.get("cause") or "") for s in segments]
+    scored = [item for item in scored if item[0] > 0]
+    return max(scored)[2] if scored else ""
+
+
+def explanations(detections: Detections, truth: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One attribute line per threat video of the test split (``answers.jsonl`` layout):
+    the cause ``uprm detect`` gave for the segment that best overlaps the true one,
+    against the video's causes; a threat not found is an empty explanation."""
+    lines = []
+    for vid, t in truth.items():
+        if not t.segments or not t.causes:
+            continue
+        for k, segment in enumerate(t.segments):
+            lines.append({"id": f"{vid}/{k}", "video_id": vid, "task": "attribute",
+                          "cause": _best_cause(detections.get(vid, []), tuple(segment)),
+                          "reference_cause": "; ".join(t.causes)})
+    return lines
+
+
+def score_detections(name: str, detections: Detections | None, ground_truth: Path, out: Path, *,
+                     explain: bool = True, sbert: bool = True) -> dict[str, Any]:
+    """The report of ``uprm eval --predictions`` for one model's detections on the
+    test split (written to ``out``), and its row of the table. ``explain=False``: a
+    model that gives no causes (the always-yes baseline): SB, ROUGE, BLEU are ``None``."""
+    from uprm.evaluation import score_predictions
+    from uprm.evaluation.truth import read_ground_truth
+
+    out.mkdir(parents=True, exist_ok=True)
+    truth = read_ground_truth(ground_truth, "test")
+    detections = {vid: (detections or {}).get(vid, []) for vid in truth}
+    predictions = write_predictions(detections, out / "predictions.json")
+    answers = None
+    if explain:
+        answers = out / "answers.jsonl"
+        answers.write_text("".join(json.dumps(line) + "\n" for line in explanations(detections, truth)),
+                           encoding="utf-8")
+    report = score_predictions(predictions, ground_truth, out, answers=answers, split="test", dataset="ucf",
+                               sbert=sbert and explain, system=name)
+    row = {key: report.get(key) for key in ROW_KEYS[1:]}
+    return {"model": name, **row, "video": report.get("video"), "counts": report.get("counts")}
