@@ -9,6 +9,9 @@
 - ``uprm serve`` as a real process on loopback (:class:`ServerProcess`);
 - a headless Chromium driven by selenium (Debian's chromium + chromium-driver): skipped
   when absent, except under ``CI=true``, where it fails.
+
+The fixtures are package-scoped (this folder has an ``__init__.py``), so the servers and
+the browser stop when these tests end, not at the end of the whole suite.
 """
 
 from __future__ import annotations
@@ -104,14 +107,14 @@ def train_checkpoint(root: Path, out: Path, steps: int = 150) -> Path:
     return model.save_pretrained(out)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def checkpoint(tmp_path_factory) -> Path:
     """The trained tiny checkpoint (module doc)."""
     root = tmp_path_factory.mktemp("serve-model")
     return train_checkpoint(root, root / "checkpoint")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def videos(tmp_path_factory) -> dict[str, Path]:
     """``shop`` (40 s, threat 16-28 s), ``quiet`` (12 s, no threat), ``short`` (12 s,
     threat 4-8 s), ``long`` (64 s, threat 16-28 s), all in one folder (a media root), and
@@ -229,9 +232,9 @@ class ServerProcess:
                 os.kill(pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def start_server(tmp_path_factory):
-    """Start ``uprm serve`` processes (stopped at the end of the session)."""
+    """Start ``uprm serve`` processes (stopped when this package's tests end)."""
     started: list[ServerProcess] = []
 
     def start(checkpoint: Path, *args: str, name: str = "serve") -> ServerProcess:
@@ -257,12 +260,12 @@ def wait_for(client: httpx.Client, job_id: str, states=("done", "failed"), timeo
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def wait_job():
     return wait_for
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server_tools():
     """Helpers for tests (importlib mode: helpers come as fixtures)."""
     return {"rss_mb": rss_mb, "alive": alive, "children": children, "write_threat_video": write_threat_video}
@@ -281,9 +284,9 @@ def _no_browser(reason: str):
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chrome():
-    """A headless Chromium (selenium), one per test session."""
+    """A headless Chromium (selenium), shared by this package's tests."""
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
     if missing:
         _no_browser(f"missing {', '.join(missing)}")
@@ -307,7 +310,7 @@ def chrome():
     shutil.rmtree(profile, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def served(start_server, checkpoint, videos) -> ServerProcess:
     """``uprm serve`` with the trained checkpoint, the videos' folder as its media root."""
     return start_server(checkpoint, "--media-root", str(videos["shop"].parent), name="served")
@@ -316,7 +319,7 @@ def served(start_server, checkpoint, videos) -> ServerProcess:
 TOKEN = "load-test-token-0123456789abcdef"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def guarded(start_server, checkpoint) -> ServerProcess:
     """``uprm serve`` with a token (checked on loopback too when given), a short queue
     (6 waiting jobs) and one torch thread, for the login page and the load tests."""
