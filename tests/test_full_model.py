@@ -64,3 +64,30 @@ def test_every_installed_expert_round_trips_inside_a_model(world_records, tmp_pa
     with torch.no_grad():
         got = loaded(inputs["input_ids"], inputs["attention_mask"], features, inputs["labels"]).logits
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+ADAPTER_ONLY = {  # an option that changes only the adapter, per installed expert
+    "pose": {"residual": True, "temporal_layers": 1, "pose_dim": 32},
+    "relation": {"residual": True, "node_dim": 32},
+    "background": {"adapter_hidden": 16},
+}
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(ADAPTER_ONLY) if n in uprm.available_experts()])
+def test_adapter_only_options_keep_the_feature_cache_key(name):
+    """The residual form, the adapter's widths and batch sizes never change what
+    ``extract`` writes, so they stay out of the cache key (an ablation of the residual
+    form reuses the cached features); an extraction option does change it."""
+    from uprm.data import entry_spec
+    from uprm.plugins import build_experts
+    from uprm.testing import tiny_context
+
+    ctx = tiny_context()
+    base = build_experts([name], ctx)[name]
+    other = build_experts([name], ctx, {name: ADAPTER_ONLY[name]})[name]
+    assert set(ADAPTER_ONLY[name]) <= type(base).adapter_options
+    assert entry_spec(base)["uprm.key"] == entry_spec(other)["uprm.key"]
+    extraction_option = {"pose": {"max_people": 3}, "relation": {"max_objects": 5},
+                         "background": {"cache_dtype": "float32"}}[name]
+    changed = build_experts([name], ctx, {name: extraction_option})[name]
+    assert entry_spec(base)["uprm.key"] != entry_spec(changed)["uprm.key"]

@@ -70,6 +70,7 @@ _LAZY: dict[str, str] = {
     # training and evaluation
     "train": "uprm.training",
     "evaluate": "uprm.evaluation",
+    "ablate": "uprm.ablation",
     "score_predictions": "uprm.evaluation",
 }
 
@@ -98,6 +99,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from uprm.ablation import ablate
     from uprm.detection import detect
     from uprm.errors import (
         AnnotationError,

@@ -13,7 +13,9 @@ from typing import Any
 
 __all__ = [
     "AblationError",
+    "AblationRunError",
     "AnnotationError",
+    "ApiError",
     "BackboneNotFoundError",
     "CacheError",
     "CheckpointError",
@@ -29,6 +31,7 @@ __all__ = [
     "PlotError",
     "PluginError",
     "RecordError",
+    "ServeConfigError",
     "UPRMError",
     "UltralyticsModelError",
     "UnknownExpertError",
@@ -151,6 +154,10 @@ class AblationError(UPRMError, ValueError):
     message names the file and the key."""
 
 
+class AblationRunError(UPRMError):
+    """One run of an ablation cannot go on (its message is the reason); the others do."""
+
+
 _ULTRALYTICS_PROBLEMS = {
     "suffix": "has suffix {detail!r}; ultralytics checkpoints are .pt files",
     "unreadable": "cannot be loaded in safe mode (weights_only): {detail}",
@@ -182,3 +189,21 @@ class UltralyticsModelError(UPRMError, ValueError):
 class WatchError(UPRMError):
     """The watcher cannot go on: a bad source or setting, or an expert that cannot
     perceive live video. The message names the camera or the setting."""
+
+
+class ServeConfigError(ConfigError):
+    """A setting of ``uprm serve`` that cannot work; the message names it."""
+
+
+class ApiError(UPRMError):
+    """An error the REST API of ``uprm serve`` answers with: an HTTP status, a stable
+    code and a sentence for people (sent as RFC 9457 problem details)."""
+
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra

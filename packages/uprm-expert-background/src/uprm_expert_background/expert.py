@@ -31,9 +31,6 @@ __all__ = ["CACHE_DTYPES", "BackgroundExpert", "load_sam_image_encoder"]
 CACHE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 GRID_ALIGNMENTS = ("center_crop", "frame")
 #: options that change how fast extraction runs, not what it writes
-_RUNTIME_OPTIONS = ("batch_size",)
-
-
 def load_sam_image_encoder(
     checkpoint: str | os.PathLike | None = None,
     variant: str | None = None,
@@ -192,6 +189,8 @@ class BackgroundExpert(uprm.Expert):
     name = "background"
     granularity = "fine"
     frame_wise = True  # each frame is perceived on its own
+    #: not in the feature cache's key: the FFN's shape and the encoder's batch size
+    adapter_options = frozenset({"adapter_hidden", "dropout", "batch_size"})
 
     def __init__(
         self,
@@ -255,8 +254,7 @@ class BackgroundExpert(uprm.Expert):
         and the weights by content (``sha256`` of the checkpoint, not its path)."""
         config = super().extraction_config()
         options = config["options"]
-        for key in (*_RUNTIME_OPTIONS, "checkpoint"):
-            options.pop(key, None)
+        options.pop("checkpoint", None)  # the weights count by content, below
         weights = dict(self.encoder_info["weights"])
         if "checkpoint" in weights:
             weights = sam.checkpoint_fingerprint(weights["checkpoint"])

@@ -81,6 +81,11 @@ class PoseExpert(uprm.Expert):
     name = "pose"
     granularity = "fine"
     frame_wise = True  # each frame is perceived on its own
+    #: not in the feature cache's key: the adapter's shape and the YOLO batch size
+    adapter_options = frozenset({
+        "batch_size", "joint_dim", "pose_dim", "graph_layers", "temporal_layers", "model_dim", "num_heads",
+        "ffn_mult", "self_attention", "dropout", "residual",
+    })  # fmt: skip
     feature_version = "1"
 
     def __init__(

@@ -114,6 +114,7 @@ class RelationExpert(uprm.Expert):
     granularity = "fine"
     #: bump when extraction or the vocabularies change
     feature_version = "1"
+    adapter_options = frozenset({"batch_size", "num_layers", "node_dim", "ffn_dim", "grid", "num_heads", "residual"})
 
     def __init__(
         self,

@@ -1,12 +1,5 @@
-"""The ablation's error: a bad grid file (the message names the file and the key)."""
+"""The ablation's error, defined with every other error class in :mod:`uprm.errors`."""
 
-from __future__ import annotations
+from uprm.errors import AblationError, AblationRunError
 
-from uprm.errors import UPRMError
-
-__all__ = ["AblationError"]
-
-
-class AblationError(UPRMError, ValueError):
-    """The ablation grid is not valid (unknown key, wrong type, missing file); the
-    message names the file and the key."""
+__all__ = ["AblationError", "AblationRunError"]

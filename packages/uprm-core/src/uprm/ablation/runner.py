@@ -34,6 +34,7 @@ from typing import Any
 
 from uprm.ablation.config import AblationConfig
 from uprm.ablation.plan import Plan, RunPlan
+from uprm.errors import AblationRunError
 
 __all__ = ["RunResult", "build_start", "eval_settings", "execute", "final_loss", "pretune_settings", "run_all",
            "run_spec", "train_settings"]
@@ -58,10 +59,6 @@ class RunResult:
         return {"variant": self.run.variant, "seed": self.run.seed, "dir": str(self.run.dir), "status": self.status,
                 "seconds": round(self.seconds, 3), "stage": self.stage, "error": self.error,
                 "log": str(self.run.dir / LOG_FILE)}
-
-
-class RunError(Exception):
-    """A run cannot go on (its message is the reason)."""
 
 
 # ---------------------------------------------------------------------- settings
@@ -129,7 +126,7 @@ def _check_spec(run: RunPlan, config: AblationConfig) -> bool:
         saved = json.loads(path.read_text(encoding="utf-8"))
         changed = [k for k in ("variant", "seed", "expert_options", "train", "pretune") if saved.get(k) != spec[k]]
         if changed and _has_work(run):
-            raise RunError(f"{run.dir} was made with other settings ({', '.join(changed)} differ); delete that "
+            raise AblationRunError(f"{run.dir} was made with other settings ({', '.join(changed)} differ); delete that "
                            "folder to run it again with these, or choose another --out")
         if not changed and saved.get("evaluation") == spec["evaluation"]:
             return False
@@ -240,7 +237,7 @@ class _Stages:
         self.stage = "pretune"
         folder = Path(settings["out"])
         if folder in self.failed_stage1:
-            raise RunError(f"its stage-1 run {folder} failed (see the log of the run that owns it)")
+            raise AblationRunError(f"its stage-1 run {folder} failed (see the log of the run that owns it)")
         try:
             self.worked |= _train(settings)
         except Exception:

@@ -156,6 +156,11 @@ class Expert(nn.Module):
     #: frame sampled by several overlapping windows is perceived once (``uprm detect``).
     #: ``False`` (the safe default) for experts that look across frames (motion, tracking).
     frame_wise: ClassVar[bool] = False
+    #: Options that shape only the trainable adapter, or how fast extraction runs (a
+    #: batch size) — never what ``extract`` writes. They stay out of
+    #: :meth:`extraction_config`, the feature cache's key, so changing them (e.g. the
+    #: residual form of an ablation) reuses the cached features.
+    adapter_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -226,13 +231,15 @@ class Expert(nn.Module):
 
     def extraction_config(self) -> dict[str, Any]:
         """What determines ``extract``'s output: cached features made under another
-        config are stale. Subclasses whose extraction depends on more than their
-        options (e.g. a weights file's hash) extend this."""
+        config are stale. The options minus :attr:`adapter_options`. Subclasses whose
+        extraction depends on more than their options (e.g. a weights file's hash)
+        extend this."""
+        options = {k: v for k, v in self.options.items() if k not in self.adapter_options}
         return {
             "expert": self.name,
             "class": f"{type(self).__module__}.{type(self).__qualname__}",
             "feature_version": self.feature_version,
-            "options": jsonable(self.options),
+            "options": jsonable(options),
         }
 
     @property

@@ -13,15 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from uprm.errors import ServeConfigError
+
 __all__ = ["MIN_TOKEN_LENGTH", "ServeConfig", "ServeConfigError", "is_loopback"]
 
 #: a token shorter than this is refused when the server listens beyond loopback
 MIN_TOKEN_LENGTH = 16
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
-
-
-class ServeConfigError(ValueError):
-    """A setting of ``uprm serve`` that cannot work; the message names it."""
 
 
 def is_loopback(host: str) -> bool:

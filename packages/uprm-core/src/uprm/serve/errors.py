@@ -23,6 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from uprm.errors import ApiError
+
 __all__ = ["PROBLEM_TYPE", "ApiError", "install_error_handlers", "problem"]
 
 PROBLEM_TYPE = "application/problem+json"
@@ -33,19 +35,6 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 411: "length_required",
                413: "payload_too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable",
                422: "invalid_request", 429: "too_many_requests", 500: "internal_error", 503: "unavailable"}
-
-
-class ApiError(Exception):
-    """An error the API answers with: status, stable code, a sentence for people."""
-
-    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.headers = headers or {}
-        self.extra = extra
 
 
 def problem(status: int, code: str, detail: str, headers: dict[str, str] | None = None,
