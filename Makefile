@@ -53,7 +53,7 @@ DIST ?= dist
 .PHONY: docs dist
 
 docs: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict --clean --site-dir $(SITE)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --clean --site-dir $(SITE)
 
 dist: $(STAMP)
 	$(PY) scripts/dist.py --out $(DIST) $(PACKAGES)
