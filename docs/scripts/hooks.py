@@ -37,7 +37,7 @@ SECTIONS = [
     ("The UPE block: router and z-loss", ("uprm.moe",)),
     ("The model", ("uprm.modeling",)),
     ("Inference and detection", ("uprm.inference", "uprm.detection")),
-    ("Training and evaluation", ("uprm.training", "uprm.evaluation")),
+    ("Training, evaluation and ablations", ("uprm.training", "uprm.evaluation", "uprm.ablation")),
     ("Live streams", ("uprm.watch",)),
     ("Data types", ("uprm.types",)),
     ("Errors", ("uprm.errors",)),
