@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import uprm
+import uprm_expert_relation
 from uprm.testing import isolated_plugins
 from uprm_expert_relation import RelationExpert
 
@@ -13,7 +14,7 @@ def test_the_entry_point_registers_the_relation_expert():
     with isolated_plugins() as host:
         info = host.experts()["relation"]
     assert info.cls is RelationExpert and info.granularity == "fine"
-    assert info.plugin == "relation" and info.distribution == "uprm-expert-relation" and info.version == "0.1.0"
+    assert info.plugin == "relation" and info.distribution == "uprm-expert-relation" and info.version == uprm_expert_relation.__version__
     assert uprm.available_experts()["relation"] is RelationExpert
 
 
