@@ -71,7 +71,7 @@ def test_options_reach_the_expert_and_bad_ones_are_named(plugins):
         build_experts(["alpha", "alpha"], tiny_context())
     with pytest.raises(ConfigError, match=r"options given for expert\(s\) \['beta'\] that are not being built"):
         build_experts(["alpha"], tiny_context(), {"beta": {"width": 2}})
-    with pytest.raises(ConfigError, match=r"expert 'alpha': .*unexpected keyword argument 'colour'"):
+    with pytest.raises(ConfigError, match=r"expert 'alpha' \(.*\): .*unexpected keyword argument 'colour'"):
         build_experts(["alpha"], tiny_context(), {"alpha": {"colour": 2}})
     with pytest.raises(ConfigError, match="no experts to build"):
         build_experts([], tiny_context())

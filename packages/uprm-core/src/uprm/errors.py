@@ -22,6 +22,7 @@ __all__ = [
     "ConfigError",
     "DuplicateExpertError",
     "EvaluationError",
+    "ExpertError",
     "ExpertOutputError",
     "JudgeError",
     "JudgeReplyError",
@@ -117,9 +118,29 @@ class MissingExpertError(UnknownExpertError):
     """A saved model needs experts whose distributions are not installed."""
 
 
-class ExpertOutputError(UPRMError):
+class ExpertError(PluginError):
+    """An expert failed while it ran: it raised in ``__init__``, ``extract`` or
+    ``forward``, or returned something unusable. The message names the expert, its
+    plugin and its distribution (``expert 'pose' (distribution uprm-expert-pose 0.1.0,
+    plugin 'pose')``); the expert's own exception is chained as ``__cause__``.
+
+    Attributes:
+        expert: the expert's name.
+        origin: the distribution, version and plugin, as in the message.
+        stage: ``"__init__"``, ``"extract"``, ``"forward"`` or ``"output"``.
+    """
+
+    def __init__(self, message: str, expert: str | None = None, origin: str | None = None,
+                 stage: str | None = None) -> None:
+        super().__init__(message)
+        self.expert = expert
+        self.origin = origin
+        self.stage = stage
+
+
+class ExpertOutputError(ExpertError):
     """An expert returned tokens that are not ``[B, T, D]`` on the coarse grid
-    (wrong shape, dtype or device). The message names the expert."""
+    (wrong shape, dtype or device). The message names the expert and its distribution."""
 
 
 # --------------------------------------------------------------------------- the upper half

@@ -29,6 +29,7 @@ import torch
 
 from uprm.detection.frames import FrameBuffer
 from uprm.errors import PerceptionError
+from uprm.moe.faults import expert_origin
 
 __all__ = ["Perception", "PerceptionError", "is_frame_wise"]
 
@@ -108,8 +109,8 @@ class Perception:
         except Exception as exc:
             window = clip.meta.get("window", [0.0, 0.0])
             raise PerceptionError(
-                f"{clip.meta.get('path', clip.video_id)}: expert {name!r} failed on [{window[0]:.1f}, {window[1]:.1f}) s: "
-                f"{type(exc).__name__}: {exc}. {_HINT}"
+                f"{clip.meta.get('path', clip.video_id)}: {expert_origin(expert, name)} failed on "
+                f"[{window[0]:.1f}, {window[1]:.1f}) s: {type(exc).__name__}: {exc}. {_HINT}"
             ) from exc
         finally:
             key = f"extract:{name}"

@@ -20,6 +20,8 @@ _LAZY: dict[str, str] = {
     "UPEBlock": "uprm.moe.block",
     "UPEOutput": "uprm.moe.block",
     "expert_order": "uprm.moe.block",
+    "expert_call": "uprm.moe.faults",
+    "expert_origin": "uprm.moe.faults",
 }
 
 __all__ = sorted(_LAZY)
@@ -36,6 +38,7 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # pragma: no cover
     from uprm.moe.block import UPEBlock, UPEOutput, expert_order
+    from uprm.moe.faults import expert_call, expert_origin
     from uprm.moe.losses import tradeoff_z_loss
     from uprm.moe.names import ROUTER_NAMES
     from uprm.moe.router import ROUTERS, BasicRouter, TradeoffRouter, make_router

@@ -18,6 +18,7 @@ from torch import nn
 
 from uprm.errors import ExpertOutputError
 from uprm.experts.base import Expert
+from uprm.moe.faults import expert_call, expert_origin
 from uprm.moe.losses import tradeoff_z_loss
 from uprm.moe.router import make_router
 from uprm.types import VideoClip
@@ -107,8 +108,14 @@ class UPEBlock(nn.Module):
 
     # ------------------------------------------------------------------ perception
     def extract(self, clip: VideoClip) -> dict[str, dict[str, torch.Tensor]]:
-        """Every expert's frozen perception of one clip."""
-        return {name: self._expert(name).extract(clip) for name in self.expert_names}
+        """Every expert's frozen perception of one clip. An expert that raises is an
+        :class:`~uprm.errors.ExpertError` naming it, its distribution and the clip."""
+        out = {}
+        for name in self.expert_names:
+            expert = self._expert(name)
+            with expert_call(expert, "extract", f"clip {clip.video_id!r}"):
+                out[name] = expert.extract(clip)
+        return out
 
     def collate(self, items: Sequence[Mapping[str, Features]]) -> dict[str, dict[str, torch.Tensor]]:
         """Batch per-clip feature dicts expert by expert."""
@@ -132,13 +139,15 @@ class UPEBlock(nn.Module):
             if name not in features:
                 raise KeyError(f"no features for expert {name!r} (got {sorted(features)})")
         coarse = self._expert(self.coarse_name)
-        h = coarse(_to_device(features[self.coarse_name], coarse.device), None)
+        with expert_call(coarse, "forward"):
+            h = coarse(_to_device(features[self.coarse_name], coarse.device), None)
         self._check_coarse(h)
         fine_outputs = []
         for name in self.fine_names:
             expert = self._expert(name)
-            out = expert(_to_device(features[name], expert.device), h)
-            self._check_fine(name, out, h)
+            with expert_call(expert, "forward"):
+                out = expert(_to_device(features[name], expert.device), h)
+            self._check_fine(expert, out, h)
             fine_outputs.append(out)
         z, logits = self.router(h, fine_outputs, h)
         weights = self.router.mixing_weights(logits)
@@ -156,22 +165,24 @@ class UPEBlock(nn.Module):
         tpf, d = self.ctx.tokens_per_frame, self.ctx.hidden_size
         if not isinstance(h, torch.Tensor) or h.dim() != 3 or h.shape[-1] != d or h.shape[1] % tpf:
             shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
-            raise ExpertOutputError(
-                f"coarse expert {self.coarse_name!r} returned {shape}; expected [B, F x {tpf}, {d}]"
-            )
+            origin = expert_origin(self._expert(self.coarse_name))
+            raise ExpertOutputError(f"coarse {origin} returned {shape}; expected [B, F x {tpf}, {d}]",
+                                    expert=self.coarse_name, origin=origin, stage="output")
 
     @staticmethod
-    def _check_fine(name: str, out: Any, h: torch.Tensor) -> None:
+    def _check_fine(expert: Expert, out: Any, h: torch.Tensor) -> None:
+        problem = None
         if not isinstance(out, torch.Tensor):
-            raise ExpertOutputError(f"expert {name!r} returned {type(out).__name__}, not a tensor [B, T, D]")
-        if out.shape != h.shape:
-            raise ExpertOutputError(
-                f"expert {name!r} returned shape {tuple(out.shape)}; the coarse token grid is {tuple(h.shape)} [B, T, D]"
-            )
-        if out.dtype != h.dtype:
-            raise ExpertOutputError(f"expert {name!r} returned dtype {out.dtype}; the coarse tokens are {h.dtype}")
-        if out.device != h.device:
-            raise ExpertOutputError(f"expert {name!r} returned tokens on {out.device}; the coarse tokens are on {h.device}")
+            problem = f"returned {type(out).__name__}, not a tensor [B, T, D]"
+        elif out.shape != h.shape:
+            problem = f"returned shape {tuple(out.shape)}; the coarse token grid is {tuple(h.shape)} [B, T, D]"
+        elif out.dtype != h.dtype:
+            problem = f"returned dtype {out.dtype}; the coarse tokens are {h.dtype}"
+        elif out.device != h.device:
+            problem = f"returned tokens on {out.device}; the coarse tokens are on {h.device}"
+        if problem is not None:
+            origin = expert_origin(expert)
+            raise ExpertOutputError(f"{origin} {problem}", expert=expert.name, origin=origin, stage="output")
 
     # ------------------------------------------------------------------ state
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:

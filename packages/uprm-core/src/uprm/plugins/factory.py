@@ -15,12 +15,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from uprm.errors import ConfigError
+from uprm.errors import ConfigError, ExpertError, UPRMError
 
 if TYPE_CHECKING:
     import torch
 
     from uprm.experts.base import Expert, ExpertContext
+    from uprm.plugins.manager import ExpertInfo
 
 __all__ = ["build_experts", "expert_seed", "parse_expert_options", "resolve_expert_names"]
 
@@ -70,25 +71,44 @@ def build_experts(
         UnknownExpertError: a name no installed plugin provides (naming what to install).
         ConfigError: duplicate names, options for an expert not built, bad options.
     """
-    import torch
-
-    from uprm.plugins.manager import get_expert_class
+    from uprm.plugins.manager import get_plugin_host
 
     options = dict(options or {})
     _check_names(names, options)
-    classes = {name: get_expert_class(name) for name in names}
+    infos = {name: get_plugin_host().expert_info(name) for name in names}
     out: dict[str, Expert] = {}
     for name in names:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(expert_seed(seed, name))
-            try:
-                expert = classes[name](ctx, **dict(options.get(name, {})))
-            except TypeError as exc:
-                if "argument" not in str(exc):
-                    raise
-                raise ConfigError(f"expert {name!r}: {exc}") from exc
+        expert = _build_one(infos[name], ctx, dict(options.get(name, {})), seed)
         out[name] = expert if device is None else expert.to(device)
     return out
+
+
+def _build_one(info: ExpertInfo, ctx: ExpertContext, options: dict[str, Any], seed: int) -> Expert:
+    """``info.cls(ctx, **options)`` under the expert's own seed, its origin recorded on it;
+    an exception from its ``__init__`` names the expert and its distribution."""
+    import torch
+
+    from uprm.moe.faults import describe_origin, set_origin
+
+    name = info.name
+    origin = describe_origin(name, info.plugin, info.distribution, info.version)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(expert_seed(seed, name))
+        try:
+            expert = info.cls(ctx, **options)
+        except TypeError as exc:
+            if "argument" not in str(exc):
+                raise ExpertError(f"{origin} failed in __init__: TypeError: {exc}", expert=name, origin=origin,
+                                  stage="__init__") from exc
+            raise ConfigError(f"{origin}: {exc}") from exc
+        except UPRMError as exc:  # the plugin's own typed error (a bad weights file...): kept as it is
+            exc.add_note(f"raised by {origin} in __init__")
+            raise
+        except Exception as exc:
+            raise ExpertError(f"{origin} failed in __init__: {type(exc).__name__}: {exc}", expert=name,
+                              origin=origin, stage="__init__") from exc
+    set_origin(expert, info.plugin, info.distribution, info.version)
+    return expert
 
 
 def resolve_expert_names(experts: Iterable[str] | None) -> list[str]:

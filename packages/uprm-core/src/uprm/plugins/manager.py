@@ -282,6 +282,28 @@ class PluginHost:
         self.load()
         return [p for p in self.plugins.values() if not p.ok]
 
+    def expert_info(self, name: str) -> ExpertInfo:
+        """Expert ``name`` with its plugin and distribution. An unknown name is an
+        :class:`~uprm.errors.UnknownExpertError` listing what is there; when a broken
+        plugin probably meant to provide it (same name, or the distribution known to
+        carry it), the error names that plugin, its distribution and why it failed."""
+        infos = self.experts()
+        if name in infos:
+            return infos[name]
+        hint = KNOWN_DISTRIBUTIONS.get(name)
+        suspects = [p for p in self.broken() if p.name == name or (hint is not None and p.distribution == hint)]
+        if suspects:
+            why = "; ".join(f"plugin {p.name!r} from {p.distribution or '?'} {p.version or ''}".rstrip()
+                            + f" failed to load: {p.error}" for p in suspects)
+            raise UnknownExpertError(f"expert {name!r} is not available: {why} (see `uprm experts`)")
+        install = f"; install it with `pip install {hint}`" if hint else ""
+        broken = self.broken()
+        also = ("; broken plugins: " + ", ".join(f"{p.name!r} from {p.distribution or '?'}" for p in broken)
+                if broken else "")
+        raise UnknownExpertError(
+            f"no expert named {name!r} is installed (available: {', '.join(infos) or 'none'}){install}{also}"
+        )
+
 
 _HOST: PluginHost | None = None
 _HOST_LOCK = threading.Lock()
@@ -316,14 +338,7 @@ def available_experts() -> dict[str, type[Expert]]:
 def get_expert_class(name: str) -> type[Expert]:
     """The class of expert ``name``; an unknown name is an error listing what is there
     and, for the known plugins, which distribution to install."""
-    infos = expert_infos()
-    if name in infos:
-        return infos[name].cls
-    hint = KNOWN_DISTRIBUTIONS.get(name)
-    install = f"; install it with `pip install {hint}`" if hint else ""
-    raise UnknownExpertError(
-        f"no expert named {name!r} is installed (available: {', '.join(infos) or 'none'}){install}"
-    )
+    return get_plugin_host().expert_info(name).cls
 
 
 #: where the experts of the paper live, for error messages

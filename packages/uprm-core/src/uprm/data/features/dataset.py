@@ -21,6 +21,7 @@ from uprm.data.features.cache import FeatureCache, entry_spec
 from uprm.data.records import ClipKey, load_records, record_clip_key, split_conversation
 from uprm.errors import CacheError
 from uprm.experts.base import Expert
+from uprm.moe.faults import expert_call
 
 __all__ = ["InstructionDataset", "UPRMCollator"]
 
@@ -117,7 +118,8 @@ class InstructionDataset(Dataset):
                 )
             clip = load_clip_for(key)
             for name in missing:
-                feats = self.modules[name].extract(clip)
+                with expert_call(self.modules[name], "extract", f"clip {key.video_id} [{key.window_tag}]"):
+                    feats = self.modules[name].extract(clip)
                 features[name] = {k: v.detach().cpu() for k, v in feats.items()}
                 source[name] = "online"
                 if self.write_back and self.cache is not None:

@@ -17,7 +17,9 @@ from typing import Any
 from uprm.data.clips import load_clip_for
 from uprm.data.features.cache import FeatureCache, entry_spec
 from uprm.data.records import ClipKey
+from uprm.errors import ExpertError
 from uprm.experts.base import Expert, ExpertContext
+from uprm.moe.faults import expert_call, expert_origin
 
 __all__ = ["DEFAULT_CONTEXT", "ExtractionReport", "default_context", "extract_features"]
 
@@ -135,14 +137,20 @@ def _progress_bar(show: bool, total: int, names: list[str], world: int):
 def _extract_clip(key: ClipKey, need: list[tuple[str, str]], experts: Mapping[str, Expert], cache: FeatureCache,
                   specs: Mapping[str, Mapping[str, str]], report: ExtractionReport, fail_fast: bool) -> None:
     """Decode one clip once and write the entries of every expert that needs it."""
+    name = None
     try:
         clip = load_clip_for(key)
         for name, status in need:
-            feats = experts[name].extract(clip)
+            with expert_call(experts[name], "extract", f"clip {key.video_id} [{key.window_tag}]"):
+                feats = experts[name].extract(clip)
             cache.write(key, name, feats, specs[name], clip, written_by=report.process)
             report.written += 1
             report.stale += status.startswith("stale")
+            name = None
     except Exception as exc:
         if fail_fast:
             raise
-        report.failed.append((key.describe(), f"{type(exc).__name__}: {exc}"))
+        message = f"{type(exc).__name__}: {exc}"
+        if name is not None and not isinstance(exc, ExpertError):  # the expert's own typed error, or a bad output
+            message = f"{expert_origin(experts[name], name)}: {message}"
+        report.failed.append((key.describe(), message))
