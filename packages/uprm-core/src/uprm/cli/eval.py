@@ -78,6 +78,8 @@ def cli(ctx: click.Context, **opts: Any) -> None:
          results), answers.jsonl (question, answer, reference per record), clips.jsonl,
          report.json / report.md / report.csv (Table 1/2 row, Tables 4/5 per-category FNR,
          extras) and expert_weights.png (Fig. 5). A killed run resumes where it stopped.
+         A clip that fails (an unreadable video, an expert error) is reported at the end
+         and left out of the scores while the others go on; the exit status is then 1.
       2. Existing predictions, UPRM's or any system's, without a model:
          uprm eval --predictions predictions.json --ground-truth gt.json [--out DIR]
       3. Human evaluation (3 raters, 1-5):
@@ -99,6 +101,13 @@ def cli(ctx: click.Context, **opts: Any) -> None:
         raise click.UsageError("give --checkpoint and --data, or --predictions and --ground-truth, "
                                "or a command (sheets, ratings); see `uprm eval --help`")
     _print_report(report, opts["fmt"], opts["out_dir"])
+    failed = report.get("failed") or []
+    if failed:
+        for f in failed:
+            click.echo(f"failed: {f['clip']} ({f['video']}): {f['error']}", err=True)
+        click.echo(f"{len(failed)} clip(s) failed and are left out of the scores; fix them and run the same "
+                   "command again (the answered clips are kept)", err=True)
+        raise SystemExit(1)
 
 
 def _common(opts: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from uprm.detection.output import checkpoint_fingerprint, is_complete, write_results, write_video_outputs
+from uprm.detection.output import (
+    RESULTS_NAME,
+    checkpoint_fingerprint,
+    is_complete,
+    remove_leftovers,
+    write_results,
+    write_video_outputs,
+)
 
 __all__ = ["CorpusReport", "detect_files", "resolve_videos"]
 
@@ -107,6 +114,7 @@ class _Job:
         from uprm.detection.runner import detect_video
 
         model, vid, sheets = self.get_model(), path.stem, {}
+        remove_leftovers(self.out, vid)  # what a killed run was writing for this video
 
         def draw(n: int, segment: Any, evidence: Any) -> None:
             render_evidence(self.out / vid / f"{n}.png", segment, evidence, dict(model.block.experts), vid, n)
@@ -168,6 +176,8 @@ def detect_files(
     if state is not None:
         state.wait_for_everyone()
     if rank == 0:
+        for leftover in out.glob(f".{RESULTS_NAME}.*"):  # a killed run's half-written results.json
+            leftover.unlink(missing_ok=True)
         report.results = str(write_results(out, report.videos, requested))
     report.seconds = time.perf_counter() - start
     return report

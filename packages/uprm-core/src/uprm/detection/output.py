@@ -7,7 +7,10 @@
     OUT/<video_id>/<n>.png     the evidence sheet of segment n (1, 2, ...)
     OUT/results.json           every video's segments in the ActivityNet results layout
 
-Every file is written atomically. A video is **complete** when its JSON parses, has
+Every file is written atomically (a temporary ``.<name>.*`` beside it, then one
+rename), so a killed run never leaves a partial file under a final name; the temporary
+files a kill leaves are removed when the video runs again (:func:`remove_leftovers`).
+A video is **complete** when its JSON parses, has
 this format and was made with the same requested settings (window, stride, merge gap,
 max side, sidecar folder) and the same checkpoint (a content fingerprint of its
 weights and config), and its timeline and evidence sheets exist; a rerun skips
@@ -33,6 +36,7 @@ __all__ = [
     "format_table",
     "is_complete",
     "read_video_json",
+    "remove_leftovers",
     "write_results",
     "write_video_outputs",
 ]
@@ -73,6 +77,24 @@ def is_complete(out_dir: str | os.PathLike, video_id: str, requested: Mapping[st
     out = Path(out_dir)
     sheets = [s.get("evidence") for s in data["segments"] if isinstance(s, dict) and s.get("evidence")]
     return (out / f"{video_id}.png").is_file() and all((out / s).is_file() for s in sheets)
+
+
+def remove_leftovers(out_dir: str | os.PathLike, video_id: str) -> list[Path]:
+    """Remove the temporary files a killed run left while writing ``video_id``'s outputs
+    (``.<video_id>.json.*``, ``.<video_id>.png.*``, ``<video_id>/.<n>.png.*``); only the
+    process that owns the video calls it. Returns what was removed."""
+    out = Path(out_dir)
+    found = [*out.glob(f".{video_id}.json.*"), *out.glob(f".{video_id}.png.*")]
+    if (out / video_id).is_dir():
+        found += [p for p in (out / video_id).glob(".*.png.*") if p.name.split(".")[1].isdigit()]
+    removed = []
+    for path in found:
+        try:
+            path.unlink()
+            removed.append(path)
+        except FileNotFoundError:  # pragma: no cover - gone meanwhile
+            pass
+    return removed
 
 
 def write_video_outputs(out_dir: str | os.PathLike, detection: Any, requested: Mapping[str, Any],

@@ -281,8 +281,10 @@ def _fingerprint(checkpoint_or_model: Any, files: Sequence[Any], model: Any, opt
 
 
 def _run_answers(checkpoint_or_model: Any, files: Sequence[Any], cache: Any, out: Path | None,
-                 opts: EvalOptions) -> tuple[Any, list[Any], dict[str, Any], Any]:
-    from uprm.evaluation.run import CLIPS_FILE, ClipStore, answer_clips, clip_jobs, load_model
+                 opts: EvalOptions, failures: list[dict[str, str]]) -> tuple[Any, list[Any], list[Any], dict[str, Any], Any]:
+    """The dataset, its items and clip jobs that were answered, their answers and the
+    clip store; clips that failed go to ``failures`` and are left out of both lists."""
+    from uprm.evaluation.run import CLIPS_FILE, ClipStore, answer_clips, clip_id, clip_jobs, load_model
 
     model = load_model(checkpoint_or_model, opts.device)
     dataset = _dataset(model, files, cache, opts)
@@ -291,8 +293,27 @@ def _run_answers(checkpoint_or_model: Any, files: Sequence[Any], cache: Any, out
     if out is not None:
         store = ClipStore(out / CLIPS_FILE, _fingerprint(checkpoint_or_model, files, model, opts), opts.overwrite)
     results = answer_clips(model, dataset, jobs, batch_size=int(opts.batch_size), max_new_tokens=opts.max_new_tokens,
-                           store=store, progress=opts.progress)
-    return dataset, jobs, results, store
+                           store=store, progress=opts.progress, failures=failures)
+    if failures and not results:
+        raise EvaluationError(f"every clip failed ({len(failures)}); the first: {failures[0]['clip']} "
+                              f"({failures[0]['video']}): {failures[0]['error']}")
+    items = [item for item in dataset.items if clip_id(item[1]) in results]
+    return dataset, items, [j for j in jobs if j.clip in results], results, store
+
+
+def _drop_failed_videos(truth: dict[str, VideoTruth], results: Mapping[str, Any], failures: Sequence[Mapping[str, str]],
+                        notes: list[str]) -> dict[str, VideoTruth]:
+    """Without a single answered clip a video cannot be scored: it leaves the ground truth
+    (with a note) rather than count as a missed threat."""
+    if not failures:
+        return truth
+    answered = {r.video_id for r in results.values()}
+    failed_videos = sorted({f["clip"].rsplit("@", 1)[0] for f in failures} - answered)
+    notes.append(f"{len(failures)} clip(s) failed and are left out of the scores: "
+                 + "; ".join(f"{f['clip']}: {f['error']}" for f in failures))
+    if failed_videos:
+        notes.append(f"video(s) without any answered clip left out of the ground truth: {', '.join(failed_videos)}")
+    return {v: t for v, t in truth.items() if v not in failed_videos}
 
 
 def _default_system(checkpoint_or_model: Any, out: Path | None) -> str:
@@ -338,25 +359,28 @@ def evaluate(checkpoint_or_model: Any, data: str | os.PathLike | Sequence[str | 
     files = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     records = select_records(files, opts.split)  # a clear error before the model loads
     out_dir = Path(out) if out is not None else None
-    dataset, jobs, results, store = _run_answers(checkpoint_or_model, files, cache, out_dir, opts)
+    failures: list[dict[str, str]] = []
+    dataset, items, jobs, results, store = _run_answers(checkpoint_or_model, files, cache, out_dir, opts, failures)
     notes: list[str] = []
     truth = read_ground_truth(opts.ground_truth, opts.split) if opts.ground_truth else truth_from_records(records)
+    truth = _drop_failed_videos(truth, results, failures, notes)
     _fill_durations(truth, results)
     predictions, extra = apply_extra_policy(_predictions(jobs, results), truth, opts.extra_videos,
                                             str(opts.ground_truth or "the records"))
     truth = _with_extra_videos(truth, extra, opts.extra_videos, notes)
-    lines = _answer_lines(dataset.items, results)
+    lines = _answer_lines(items, results)
     identified: dict[str, bool] = {}
     for res in results.values():
         identified[res.video_id] = identified.get(res.video_id, False) or res.answers().threat
     inputs = ScoreInputs(truth, predictions, opts.resolved_thresholds, opts.rate, clips=_clip_scores(jobs, results),
                          identified=identified, texts=[(x["cause"], x["reference_cause"]) for x in lines
                                                        if x["task"] == "attribute"],
-                         grounding=_grounding(dataset.items, results), sbert=opts.sbert, notes=notes)
+                         grounding=_grounding(items, results), sbert=opts.sbert, notes=notes)
     report = _headline(opts.system or _default_system(checkpoint_or_model, out_dir), score(inputs))
     report["expert_weights"], report["expert_weights_per_category"] = _expert_weights(results, truth)
     report["counts"].update(clips=len(jobs), records=len(lines))
     verdicts = _judge(opts, lines, out_dir, report)
+    report["failed"] = failures
     report = _finish(report, opts, notes, _model_settings(checkpoint_or_model, files, cache, dataset, opts))
     if out_dir is not None:
         _write_outputs(out_dir, report, truth, predictions, lines, verdicts, [results[j.clip] for j in jobs], store)

@@ -154,9 +154,46 @@ def _to_device(value: Any, device: Any) -> Any:
 
 
 def _answer_batch(model: Any, dataset: Any, jobs: Sequence[ClipJob], max_new_tokens: int | None) -> list[ClipResult]:
+    return _answer_loaded(model, jobs, [dataset.features_for(job.key) for job in jobs], max_new_tokens)
+
+
+def _failure(job: ClipJob, exc: BaseException) -> dict[str, str]:
+    return {"clip": job.clip, "video": str(job.key.path), "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _answer_or_report(model: Any, dataset: Any, jobs: Sequence[ClipJob], max_new_tokens: int | None,
+                      failures: list[dict[str, str]]) -> list[ClipResult]:
+    """:func:`_answer_batch`, but a clip that fails (its video cannot be read, an expert
+    raises on it) is added to ``failures`` and the batch's other clips are still
+    answered: a batch the model fails on is answered clip by clip to find the bad one."""
+    good, loaded = [], []
+    for job in jobs:
+        try:
+            loaded.append(dataset.features_for(job.key))
+            good.append(job)
+        except Exception as exc:  # a bad clip is reported; the others go on
+            failures.append(_failure(job, exc))
+    if not good:
+        return []
+    try:
+        return _answer_loaded(model, good, loaded, max_new_tokens)
+    except Exception as exc:
+        if len(good) == 1:
+            failures.append(_failure(good[0], exc))
+            return []
+    out: list[ClipResult] = []
+    for job, item in zip(good, loaded):
+        try:
+            out += _answer_loaded(model, [job], [item], max_new_tokens)
+        except Exception as exc:
+            failures.append(_failure(job, exc))
+    return out
+
+
+def _answer_loaded(model: Any, jobs: Sequence[ClipJob], loaded: Sequence[Any],
+                   max_new_tokens: int | None) -> list[ClipResult]:
     import torch
 
-    loaded = [dataset.features_for(job.key) for job in jobs]
     tasks = tuple(t for t in STAGE2_TASKS if any(t in job.tasks for job in jobs))
     features = _to_device(model.collate([f for f, _, _ in loaded]), model.device)
     with torch.inference_mode():
@@ -248,9 +285,13 @@ class ClipStore:
 
 def answer_clips(model: Any, dataset: Any, jobs: Sequence[ClipJob], *, batch_size: int = 4,
                  max_new_tokens: int | None = None, store: ClipStore | None = None,
-                 progress: bool = False) -> dict[str, ClipResult]:
+                 progress: bool = False, failures: list[dict[str, str]] | None = None) -> dict[str, ClipResult]:
     """Every job's :class:`ClipResult`, batch by batch (``batch_size`` clips), skipping
-    the batches ``store`` already holds in full."""
+    the batches ``store`` already holds in full.
+
+    With a ``failures`` list, a clip that fails is appended to it (``{"clip", "video",
+    "error"}``), left out of the result and of ``store`` (a rerun tries it again), and
+    the other clips go on; without, the first failure raises."""
     from tqdm.auto import tqdm
 
     done = store.load() if store is not None else {}
@@ -259,9 +300,12 @@ def answer_clips(model: Any, dataset: Any, jobs: Sequence[ClipJob], *, batch_siz
     finished = len(jobs) - sum(len(b) for b in todo)
     with tqdm(total=len(jobs), initial=finished, desc="clips", unit="clip", disable=not progress) as bar:
         for batch in todo:
-            results = _answer_batch(model, dataset, batch, max_new_tokens)
+            if failures is None:
+                results = _answer_batch(model, dataset, batch, max_new_tokens)
+            else:
+                results = _answer_or_report(model, dataset, batch, max_new_tokens, failures)
             if store is not None:
                 store.append(results)
             done.update((r.clip, r) for r in results)
             bar.update(len(batch))
-    return {job.clip: done[job.clip] for job in jobs}
+    return {job.clip: done[job.clip] for job in jobs if job.clip in done}

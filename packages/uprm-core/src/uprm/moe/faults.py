@@ -23,7 +23,7 @@ from typing import Any
 
 from uprm.errors import ExpertError, UPRMError
 
-__all__ = ["ORIGIN_ATTR", "describe_origin", "expert_call", "expert_origin", "set_origin"]
+__all__ = ["ORIGIN_ATTR", "add_note", "describe_origin", "expert_call", "expert_origin", "set_origin"]
 
 #: the instance attribute the factory fills: ``{"plugin", "distribution", "version"}``
 ORIGIN_ATTR = "_uprm_origin"
@@ -41,6 +41,16 @@ def describe_origin(name: str, plugin: str | None = None, distribution: str | No
 def set_origin(expert: Any, plugin: str | None, distribution: str | None, version: str | None) -> None:
     """Record where ``expert`` comes from (done by the expert factory)."""
     object.__setattr__(expert, ORIGIN_ATTR, {"plugin": plugin, "distribution": distribution, "version": version})
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)`` where Python has it (3.11+; shown under the traceback)."""
+    method = getattr(exc, "add_note", None)
+    if method is not None:
+        method(note)
+
+
+_note = add_note
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,7 +100,7 @@ def expert_call(expert: Any, stage: str, where: str | None = None, name: str | N
     except ExpertError:
         raise
     except UPRMError as exc:  # the plugin's own typed error (a bad sidecar file...): kept, with a note
-        exc.add_note(f"raised by {expert_origin(expert, name)} in {stage}")
+        _note(exc, f"raised by {expert_origin(expert, name)} in {stage}")
         raise
     except Exception as exc:
         origin = expert_origin(expert, name)

@@ -88,6 +88,7 @@ def _build_one(info: ExpertInfo, ctx: ExpertContext, options: dict[str, Any], se
     an exception from its ``__init__`` names the expert and its distribution."""
     import torch
 
+    from uprm.moe.faults import add_note as _note
     from uprm.moe.faults import describe_origin, set_origin
 
     name = info.name
@@ -102,7 +103,7 @@ def _build_one(info: ExpertInfo, ctx: ExpertContext, options: dict[str, Any], se
                                   stage="__init__") from exc
             raise ConfigError(f"{origin}: {exc}") from exc
         except UPRMError as exc:  # the plugin's own typed error (a bad weights file...): kept as it is
-            exc.add_note(f"raised by {origin} in __init__")
+            _note(exc, f"raised by {origin} in __init__")
             raise
         except Exception as exc:
             raise ExpertError(f"{origin} failed in __init__: {type(exc).__name__}: {exc}", expert=name,
