@@ -100,7 +100,11 @@ class RelationAdapter(nn.Module):
         residual: bool = False,
     ) -> None:
         super().__init__()
-        from torch_geometric.nn import DenseGCNConv  # ~2-6 s to import: only when an expert is built
+        import warnings
+
+        with warnings.catch_warnings():  # torch_geometric applies torch.jit.script to its own functions at import
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+            from torch_geometric.nn import DenseGCNConv  # ~2-6 s to import: only when an expert is built
 
         if grid not in GRIDS:
             raise ValueError(f"relation expert: grid must be one of {GRIDS}, got {grid!r}")

@@ -560,7 +560,9 @@ def _with_lora(vlm: nn.Module, config: UPRMConfig) -> nn.Module:
         lora_dropout=config.lora.dropout,
         target_modules=config.lora.targets_regex(),
     )
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        # peft's own PeftModel.__init__ reads transformers' deprecated is_gradient_checkpointing
+        warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
         torch.manual_seed(config.seed + 1)
         return get_peft_model(vlm, lora)
 
