@@ -16,6 +16,7 @@ video; a normal video has ``category == "Normal"`` and no segments.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -309,10 +310,7 @@ _UCAEvents = dict[str, tuple[list[tuple[float, float]], list[str], "float | None
 
 
 def _uca_json(path: Path, text: str) -> _UCAEvents:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(path, f"invalid JSON ({exc.msg})", line=exc.lineno) from None
+    data = _loads(path, text)
     events: _UCAEvents = {}
     for vid, item in data.items():
         if not isinstance(item, Mapping):
@@ -328,6 +326,8 @@ def _uca_json(path: Path, text: str) -> _UCAEvents:
                 raise AnnotationError(path, f"timestamps[{i}] must be [start, end] in seconds, got {pair!r}", where=vid)
             segs.append((float(pair[0]), float(pair[1])))
         duration = item.get("duration")
+        if duration is not None and not _is_number(duration):
+            raise AnnotationError(path, f"'duration' must be a number of seconds, got {duration!r}", where=vid)
         events[vid] = (segs, [str(s).strip() for s in sentences], float(duration) if duration is not None else None)
     return events
 
@@ -589,24 +589,17 @@ def _load_rows(path: Path) -> list[tuple[int | None, dict]]:
     suffix = path.suffix.lower()
     if not path.exists():
         raise AnnotationError(path, "no such file")
-    if suffix == ".csv":
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            return [(reader.line_num, dict(r)) for r in reader]
     text = _read_text(path)
+    if suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            return [(reader.line_num, dict(r)) for r in reader]
+        except csv.Error as exc:  # e.g. a field over csv's size limit, met before the row's line is counted
+            raise AnnotationError(path, f"not a readable CSV row ({exc})", line=reader.line_num + 1) from None
     if suffix == ".jsonl":
-        rows = []
-        for lineno, raw in enumerate(text.splitlines(), start=1):
-            if raw.strip():
-                try:
-                    rows.append((lineno, json.loads(raw)))
-                except json.JSONDecodeError as exc:
-                    raise AnnotationError(path, f"invalid JSON ({exc.msg})", line=lineno) from None
-        return rows
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(path, f"invalid JSON ({exc.msg})", line=exc.lineno) from None
+        return [(lineno, _loads(path, raw, lineno)) for lineno, raw in enumerate(text.splitlines(), start=1)
+                if raw.strip()]
+    data = _loads(path, text)
     if isinstance(data, Mapping):  # {"data": [...]} or {"train": [...]}
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) != 1:
@@ -803,11 +796,19 @@ def _read_text(path: Path) -> str:
     except FileNotFoundError:
         raise AnnotationError(path, "no such file") from None
     except UnicodeDecodeError as exc:
-        raise AnnotationError(path, f"not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+        line = bytes(exc.object[:exc.start]).count(b"\n") + 1
+        raise AnnotationError(path, f"not a UTF-8 text file ({exc.reason} at byte {exc.start})", line=line) from None
+
+
+def _loads(path: Path, text: str, line: int | None = None) -> Any:
+    """``json.loads`` whose errors are :class:`AnnotationError` s naming the line."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(path, f"invalid JSON ({exc.msg})", line=line or exc.lineno) from None
+    except RecursionError:
+        raise AnnotationError(path, "invalid JSON (nested too deeply)", line=line) from None
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(_read_text(path))
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(path, f"invalid JSON ({exc.msg})", line=exc.lineno) from None
+    return _loads(path, _read_text(path))

@@ -57,6 +57,17 @@ def _where(record: Mapping[str, Any]) -> str:
     return record.where if isinstance(record, InstructionRecord) else f"record {record.get('id', '?')!r}"
 
 
+def _is_path(value: Any) -> bool:
+    """A string that can name a file: not blank, no NUL byte, encodable (no lone surrogate)."""
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        return False
+    try:
+        os.fsencode(value)
+    except UnicodeError:
+        return False
+    return True
+
+
 def _check_record(path: Path, i: int, rec: Any) -> None:
     if not isinstance(rec, dict):
         raise RecordError(f"{path}: record {i} is {type(rec).__name__}, not an object")
@@ -64,7 +75,7 @@ def _check_record(path: Path, i: int, rec: Any) -> None:
     if ("video" in rec) == ("image" in rec):
         raise RecordError(f"{name} needs exactly one of 'video' or 'image'")
     media = rec.get("video", rec.get("image"))
-    if not isinstance(media, str) or not media.strip():
+    if not _is_path(media):
         raise RecordError(f"{name}: field {'video' if 'video' in rec else 'image'!r} must be a file path, got {media!r}")
     window = rec.get("window")
     if window is not None and not (
@@ -75,7 +86,7 @@ def _check_record(path: Path, i: int, rec: Any) -> None:
     ):
         raise RecordError(f"{name}: field 'window' must be [start, end] with end > start, got {window!r}")
     for key in SIDECARS:
-        if rec.get(key) is not None and not isinstance(rec[key], str):
+        if rec.get(key) not in (None, "") and not _is_path(rec[key]):  # "": no such file
             raise RecordError(f"{name}: field {key!r} must be a file path, got {rec[key]!r}")
 
 
@@ -89,6 +100,8 @@ def load_records(path: str | os.PathLike) -> list[InstructionRecord]:
         raise RecordError(f"{path}: no such instruction file") from None
     except IsADirectoryError:
         raise RecordError(f"{path}: is a folder; give the instruction JSON file") from None
+    except RecursionError:
+        raise RecordError(f"{path}: not a readable JSON file (nested too deeply)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RecordError(f"{path}: not a readable JSON file ({exc})") from None
     if not isinstance(data, list):

@@ -8,12 +8,14 @@ Times: seconds (``22``, ``22.5s``, ``22 sec``, ``22 seconds``), minutes (``1.5 m
 in brackets (``[0052,0114]`` = 0:52–1:14). Ranges: ``between X and Y``, ``from X to Y``,
 ``X to Y``, ``X–Y``/``X-Y``/``X—Y``/``X~Y``, ``[X, Y]``/``(X, Y)``; several in one answer.
 A unit written once applies to both ends (``between 1 and 2 minutes``). Each segment is
-ordered (start ≤ end), clamped to ``[0, duration]``; empty ones are dropped; special
-tokens such as ``</s>`` are stripped. It never raises, whatever the string.
+ordered (start < end), clamped to ``[0, duration]``; empty ones, repeats and times too
+large for a float are dropped; special tokens such as ``</s>`` are stripped. It never
+raises, whatever the string (``tests/robustness/test_fuzz.py``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -100,6 +102,8 @@ def parse_segments(text: str, duration: float | None = None) -> list[Segment]:
                 if pair is None:
                     continue
                 start, end = pair
+            if not (math.isfinite(start) and math.isfinite(end)):
+                continue  # a number too large for a float ("between 1 and 999…9 seconds")
             start, end = min(start, end), max(start, end)
             start, end = max(0.0, min(start, limit)), max(0.0, min(end, limit))
             if not end > start or (start, end) in seen:

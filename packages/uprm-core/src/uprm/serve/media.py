@@ -135,17 +135,26 @@ def resolve_media_path(root: str | os.PathLike | None, given: str) -> Path:
         raise ApiError(403, "media_root_disabled", "path jobs are disabled: start the server with --media-root DIR")
     if not isinstance(given, str) or not given.strip() or "\x00" in given or len(given) > 4096:
         raise ApiError(400, "bad_path", "path must be a non-empty file path")
+    try:
+        os.fsencode(given)
+    except UnicodeError:  # a lone surrogate ("\ud800" in the JSON): no file can have that name
+        raise ApiError(400, "bad_path", "path is not a valid file name (it cannot be encoded)") from None
     parts = PurePosixPath(given.replace("\\", "/")).parts
     if ".." in parts:
         raise ApiError(400, "path_traversal", "'..' is not allowed in a path; give it relative to the media root")
     base = Path(root).resolve()
     candidate = Path(given) if Path(given).is_absolute() else base / given
-    real = Path(os.path.realpath(candidate))
-    if real != base and base not in real.parents:
-        raise ApiError(403, "outside_media_root", "the path lies outside the media root (symlinks are resolved)")
-    if not real.exists():
-        raise ApiError(404, "media_not_found", f"no file {given!r} under the media root")
-    if not real.is_file():
+    try:
+        real = Path(os.path.realpath(candidate))
+        if real != base and base not in real.parents:
+            raise ApiError(403, "outside_media_root", "the path lies outside the media root (symlinks are resolved)")
+        if not real.exists():
+            raise ApiError(404, "media_not_found", f"no file {given!r} under the media root")
+        is_file = real.is_file()
+    except OSError as exc:  # a name longer than the file system allows, a loop of symlinks...
+        raise ApiError(400, "bad_path", f"{given!r} cannot be a file here ({exc.strerror or type(exc).__name__})") \
+            from None
+    if not is_file:
         raise ApiError(400, "not_a_file", f"{given!r} is not a file")
     return real
 
