@@ -152,3 +152,42 @@ def assert_complete(path: Path) -> None:
 def stamps(paths: list[Path]) -> dict[Path, tuple[int, int]]:
     """(inode, mtime) per file: a file written again gets a new inode (atomic rename)."""
     return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in paths}
+
+
+# --------------------------------------------------------------------------- instruction records
+WINDOWS = ((0.0, 4.0), (4.0, 8.0))
+
+
+def write_bad_videos(folder: Path) -> dict[str, Path]:
+    """Two files that are not videos: ``bad.mp4`` (an mp4 header and zeros) and
+    ``empty.mp4`` (zero bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    bad, empty = folder / "bad.mp4", folder / "empty.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)
+    empty.write_bytes(b"")
+    return {"bad": bad, "empty": empty}
+
+
+def write_records(path: Path, videos: list[Path], split: str = "test") -> Path:
+    """Identify and locate records (attribute too for a threat) of two 4-s windows of
+    each video; even-numbered videos hold a threat at 1-3 s of the first window."""
+    from uprm.data import attribute_answer, identify_answer, locate_answer, make_record
+    from uprm.prompts import QUESTIONS
+
+    records = []
+    for n, video in enumerate(videos):
+        vid = video.stem
+        threat = n % 2 == 0
+        for lo, hi in WINDOWS:
+            segs = [[1.0, 3.0]] if threat and lo == 0.0 else []
+            common = {"video": str(video), "video_id": vid, "duration": 8.0, "split": split,
+                      "category": "Fighting" if threat else "Normal", "segments": segs,
+                      "causes": [CAUSE] if threat else None, "window": [lo, hi]}
+            answers = {"identify": identify_answer(bool(segs)), "locate": locate_answer(segs)}
+            if segs:
+                answers["attribute"] = attribute_answer([CAUSE])
+            for task, answer in answers.items():
+                records.append(make_record(f"{vid}/{lo:g}-{hi:g}/{task}", task, QUESTIONS[task], answer, **common))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, indent=1))
+    return path

@@ -106,7 +106,7 @@ def cli(ctx: click.Context, **opts: Any) -> None:
         for f in failed:
             click.echo(f"failed: {f['clip']} ({f['video']}): {f['error']}", err=True)
         click.echo(f"{len(failed)} clip(s) failed and are left out of the scores; fix them and run the same "
-                   "command again (the answered clips are kept)", err=True)
+                   "command again (only the batches that hold them are answered again)", err=True)
         raise SystemExit(1)
 
 
