@@ -49,27 +49,10 @@ def test_each_library_switch_applies_to_its_library_only(online):
         is_offline("tensorflow")
 
 
-_SCRIPT = textwrap.dedent(
+# the guard (tests/socket_guard.py, shared with tests/robustness), then the main paths
+_SCRIPT = Path(__file__).with_name("socket_guard.py").read_text(encoding="utf-8") + textwrap.dedent(
     """
     import socket, sys
-
-    attempts = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args[:2])
-        raise OSError(f"network access attempted: {args[:2]!r}")
-
-    _connect = socket.socket.connect
-
-    def connect(self, address):
-        if self.family == socket.AF_UNIX:
-            return _connect(self, address)
-        refuse(address)
-
-    socket.socket.connect = connect
-    socket.create_connection = refuse
-    socket.getaddrinfo = refuse
-    socket.gethostbyname = refuse
 
     import torch
     import uprm

@@ -23,6 +23,7 @@ always load weights-only or safetensors.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -71,12 +72,27 @@ def configure_offline() -> None:
         os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
 
 
+class _NoSettingsBanner(logging.Filter):
+    """Drops ultralytics' settings banner: on a first run it logs "Creating new Ultralytics
+    Settings v… file ✅" with three lines on ``yolo settings`` (and after an upgrade
+    "Ultralytics settings updated…"), which says nothing to a user of UPRM, who never
+    runs ``yolo``. Every other ultralytics message passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not message.startswith(("Creating new Ultralytics Settings", "Ultralytics settings updated"))
+
+
 def prepare_ultralytics() -> Path | None:
-    """Call before importing ultralytics. Applies :func:`configure_offline`; offline, it
-    also puts the fonts ultralytics would download for plotting and for every
-    ``train``/``val`` (``Arial.ttf``, ``Arial.Unicode.ttf``: matplotlib's DejaVuSans) in
-    ultralytics' config directory, and returns that directory (``None`` online)."""
+    """Call before importing ultralytics. Applies :func:`configure_offline` and silences
+    ultralytics' settings banner; offline, it also puts the fonts ultralytics would
+    download for plotting and for every ``train``/``val`` (``Arial.ttf``,
+    ``Arial.Unicode.ttf``: matplotlib's DejaVuSans) in ultralytics' config directory, and
+    returns that directory (``None`` online)."""
     configure_offline()
+    logger = logging.getLogger("ultralytics")  # the logger ultralytics configures on import
+    if not any(isinstance(f, _NoSettingsBanner) for f in logger.filters):
+        logger.addFilter(_NoSettingsBanner())
     if not is_offline("ultralytics"):
         return None
     os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
