@@ -177,9 +177,13 @@ def read_ucf_crime(
     Returns:
         one :class:`VideoAnnotation` per line, in file order, ``split="test"``.
 
+    When the video's length is known (the 7-column variant, or ``videos``), a segment
+    that ends after it is cut at the end, and one that starts at or after it is an error.
+
     Raises:
         AnnotationError: a line with the wrong number of columns, a value that is not a
-            number, a half-missing segment, an end before its start, a duplicate name.
+            number, a half-missing segment, an end before its start, a segment starting
+            past the video's end, a duplicate name.
     """
     path = Path(path)
     if fps <= 0:
@@ -198,7 +202,7 @@ def read_ucf_crime(
         seen[video_id] = lineno
         file = files.get(video_id)
         rate, duration, source = _ucf_timing(file, num_frames, fps)
-        segments = _ucf_segments(frames, rate, path, lineno)
+        segments = _ucf_within(_ucf_segments(frames, rate, path, lineno), duration, path, lineno)
         if is_normal(category):
             category = NORMAL
             if segments:
@@ -254,6 +258,25 @@ def _ucf_segments(frames: list[float], rate: float, path: Path, lineno: int) -> 
             raise AnnotationError(path, f"segment {k // 2 + 1} ends ({e:g}) before it starts ({s:g})", line=lineno)
         segments.append((s / rate, e / rate))
     return segments
+
+
+def _ucf_within(segments: list[tuple[float, float]], duration: float | None, path: Path,
+                lineno: int) -> list[tuple[float, float]]:
+    """Segments checked against the video's length when it is known (the 7-column
+    variant's frame count, or the video file): one that starts at or after the end is an
+    error; one that ends after it is cut at the end (the dataset's end frames overrun the
+    last frame by a few)."""
+    if duration is None:
+        return segments
+    out = []
+    for s, e in segments:
+        if s >= duration:
+            raise AnnotationError(
+                path, f"the segment {s:.2f}-{e:.2f} s starts at or after the video's end ({duration:.2f} s)",
+                line=lineno,
+            )
+        out.append((s, min(e, duration)))
+    return out
 
 
 # -- UCA ---------------------------------------------------------------------------------
@@ -651,10 +674,16 @@ def _cuva_classification(ann: VideoAnnotation, output: str, names, path, lineno,
         ann.category = output.strip("[] .")
 
 
+#: moments written in CUVA's own code, ``[MMSS,MMSS]`` (or HHMMSS), one or more
+_MMSS_MOMENTS = re.compile(r"\s*(?:[\[【［]\s*\d{4,6}\s*[,，]\s*\d{4,6}\s*[\]】］]\s*)+")
+
+
 def _cuva_timestamp(ann: VideoAnnotation, output: str, names, path, lineno, where) -> None:
     try:
         ann.segments.extend(parse_mmss_moments(output))
-    except ValueError:
+    except ValueError as exc:
+        if _MMSS_MOMENTS.fullmatch(output):  # CUVA's code with a bad time (e.g. [0075,0110]): never read as seconds
+            raise AnnotationError(path, str(exc), lineno, where) from None
         pairs = _time_pairs(output)
         if not pairs:
             raise AnnotationError(path, f"cannot read a time span from {output!r}", lineno, where) from None

@@ -102,7 +102,13 @@ def load_records(path: str | os.PathLike) -> list[InstructionRecord]:
         raise RecordError(f"{path}: is a folder; give the instruction JSON file") from None
     except RecursionError:
         raise RecordError(f"{path}: not a readable JSON file (nested too deeply)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{path}: not a readable JSON file: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                          "save it as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"{path}: not a readable JSON file (line {exc.lineno}, column {exc.colno}: {exc.msg})") \
+            from None
+    except OSError as exc:
         raise RecordError(f"{path}: not a readable JSON file ({exc})") from None
     if not isinstance(data, list):
         raise RecordError(f"{path}: an instruction file is a JSON list of records, got {type(data).__name__}")

@@ -28,6 +28,7 @@ Bad files raise :class:`uprm.VideoError` naming the file and the problem:
 file                   behaviour
 =====================  ===================================================================
 missing / zero bytes   error ("no such file" / "empty file (0 bytes)")
+unreadable / a folder  error ("cannot be read: permission denied" / "is a directory")
 not a video            error, with FFmpeg's reason
 truncated              error: an MP4/AVI whose index is missing (``moov``, ``idx1``), an
                        index that points past the end of the file, or frames that stop
@@ -274,14 +275,7 @@ class VideoReader:
         self.max_side = max_side
         if max_side is not None and max_side < 1:
             raise ValueError(f"max_side must be positive, got {max_side}")
-        if not self.path.exists():
-            raise VideoError(self.path, "no such file")
-        if self.path.is_dir():
-            raise VideoError(self.path, "is a directory, not a video file")
-        size = self.path.stat().st_size
-        if size == 0:
-            raise VideoError(self.path, "empty file (0 bytes)")
-        self._file_size = size
+        self._file_size = _check_file(self.path)
         try:
             self._container = av.open(str(self.path), mode="r")
         except av.error.FFmpegError as exc:
@@ -681,6 +675,33 @@ class _IndexTimestamps(Sequence):
 
     def __getitem__(self, i: Any) -> int:  # bisect only uses integer indices
         return int(self._index[i].timestamp)
+
+
+def _check_file(path: Path) -> int:
+    """The size of a readable, non-empty regular file; else a :class:`VideoError` saying
+    which of missing, unreachable, a folder, empty or unreadable it is."""
+    import stat
+
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise VideoError(path, "no such file") from None
+    except PermissionError:
+        raise VideoError(path, "cannot be read: permission denied (on the file or a folder above it)") from None
+    except OSError as exc:
+        raise VideoError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise VideoError(path, "is a directory, not a video file")
+    if info.st_size == 0:
+        raise VideoError(path, "empty file (0 bytes)")
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise VideoError(path, "cannot be read: permission denied (check the file's permissions)") from None
+    except OSError as exc:
+        raise VideoError(path, f"cannot be read ({exc.strerror or exc})") from None
+    return info.st_size
 
 
 def _open_problem(path: Path, exc: Exception) -> str:

@@ -286,6 +286,8 @@ class UPRMConfig:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+        except OSError as exc:
+            raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
         if not isinstance(data, dict) or data.get("model_type") != "uprm":
             kind = data.get("model_type") if isinstance(data, dict) else type(data).__name__
             raise CheckpointError(f"{path}: not a UPRM config (model_type={kind!r})")

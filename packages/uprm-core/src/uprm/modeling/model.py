@@ -87,6 +87,42 @@ class GenerationResult:
         return math.exp(sum(lp) / len(lp)) if lp else 1.0
 
 
+def _is_pickle(head: bytes) -> bool:
+    """A ``torch.save`` zip archive or a raw pickle (protocol 2-5)."""
+    return head[:4] == b"PK\x03\x04" or (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5)
+
+
+def _read_weights(path: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint's weights file (safetensors; a pickle only when asked)."""
+    from safetensors.torch import load_file
+
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not _is_pickle(head):
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # safetensors raises its own error types
+            raise CheckpointError(f"{path}: cannot read the weights ({exc})") from None
+    if not allow_pickle:
+        raise CheckpointError(
+            f"{path}: a pickle (torch.save) file, not safetensors; pickles are not loaded unless asked: "
+            "UPRMModel.from_pretrained(..., allow_pickle=True) reads its tensors with torch.load(weights_only=True)"
+        )
+    try:
+        with open(path, "rb") as fh:  # a file object: torch.load may treat a *.safetensors path as safetensors
+            state = torch.load(fh, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        found = [ln for ln in lines if "GLOBAL" in ln or "global" in ln]
+        reason = (found or lines or [type(exc).__name__])[0]
+        raise CheckpointError(f"{path}: refused even with allow_pickle=True: it holds more than tensors ({reason})") \
+            from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise CheckpointError(f"{path}: the pickle does not hold a flat dict of named tensors")
+    return state
+
+
 class UPRMModel(nn.Module):
     """A UPRM model. Build it with :func:`build_model` (or ``UPRMModel.from_pretrained``)."""
 
@@ -418,7 +454,7 @@ class UPRMModel(nn.Module):
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> UPRMModel:
+    def from_pretrained(cls, directory: str | Path, *, allow_pickle: bool = False, **overrides: Any) -> UPRMModel:
         """Load a model saved by :meth:`save_pretrained`.
 
         ``overrides`` replace config fields and are checked as the constructor checks
@@ -427,10 +463,15 @@ class UPRMModel(nn.Module):
         distribution to install; any malformed checkpoint (missing or truncated files,
         weights that do not fit, a router saved for another expert order) with
         :class:`~uprm.errors.CheckpointError` naming the file.
-        """
-        from safetensors.torch import load_file
 
+        ``model.safetensors`` that is really a pickle (``torch.save``) is refused unless
+        ``allow_pickle=True``; even then it is read with ``torch.load(weights_only=True)``
+        (tensors only: a pickle that carries code is still refused).
+        """
         directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise CheckpointError(f"{directory}: is a file; give the checkpoint folder (config.json and "
+                                  f"{WEIGHTS_NAME}, as save_pretrained writes them)")
         config = UPRMConfig.from_pretrained(directory)
         saved_order = list(config.expert_names) if config.expert_names else None
         config = config.replace(**overrides)
@@ -444,11 +485,7 @@ class UPRMModel(nn.Module):
                 f"{directory}: the router was saved with the expert columns {saved_order}, but this model's "
                 f"columns are {list(model.expert_names)}; its router weights would load permuted or misplaced"
             )
-        try:
-            state = load_file(str(weights))
-        except Exception as exc:  # safetensors raises its own error types
-            raise CheckpointError(f"{weights}: cannot read the weights ({exc})") from None
-        model.load_trainable_state_dict(state, source=str(weights))
+        model.load_trainable_state_dict(_read_weights(weights, allow_pickle), source=str(weights))
         return model
 
     def load_trainable_state_dict(self, state: Mapping[str, torch.Tensor], source: str = "state") -> None:

@@ -292,7 +292,7 @@ async def _accept_upload(service: Service, request: Request, job_id: str) -> Job
     final = config.uploads_dir / job_id
     with atomic_path(final) as tmp:
         name, size = await receive_upload(request, tmp, config.max_upload_bytes)
-        info = await run_in_threadpool(probe, tmp)
+        info = await run_in_threadpool(probe, tmp, name)
     try:
         return await run_in_threadpool(service.store.add, job_id, source="upload", name=name, video=str(final),
                                        media_type=info.media_type, size=size, duration=info.duration,
@@ -309,7 +309,7 @@ async def _accept_path(service: Service, body: Any, job_id: str) -> Job:
 
     def check() -> tuple[Path, Any]:
         path = resolve_media_path(config.media_root, body["path"])
-        return path, probe(path)
+        return path, probe(path, body["path"])
 
     path, info = await run_in_threadpool(check)
     name = path.relative_to(Path(config.media_root)).as_posix()

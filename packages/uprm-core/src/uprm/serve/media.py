@@ -64,10 +64,21 @@ def sniff(head: bytes) -> tuple[str, str] | None:
     return None
 
 
-def probe(path: str | os.PathLike) -> MediaInfo:
+def probe(path: str | os.PathLike, name: str | None = None) -> MediaInfo:
     """Check that ``path`` is a video by its content; :class:`ApiError` 415 when it is no
-    video container, 400 when it is one but damaged."""
-    path = Path(path)
+    video container, 400 when it is one but damaged. ``name`` (the client's file name or
+    the path it gave) starts the error's detail, so the answer says which file it was."""
+    if name is None:
+        return _probe(Path(path))
+    try:
+        return _probe(Path(path))
+    except ApiError as exc:
+        exc.detail = f"{name}: {exc.detail}"
+        exc.args = (exc.detail,)
+        raise
+
+
+def _probe(path: Path) -> MediaInfo:
     size = path.stat().st_size
     if size == 0:
         raise ApiError(400, "empty_file", "the file is empty (0 bytes)")

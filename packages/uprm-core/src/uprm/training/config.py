@@ -341,12 +341,14 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
     try:
         data = yaml.safe_load(text) if path.suffix.lower() != ".json" else json.loads(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML/JSON ({exc})") from None
+        raise ConfigError(f"{path}: not valid YAML/JSON ({' '.join(str(exc).split())})") from None
     if data is None:
         return {}
     return check_values(data, str(path))
