@@ -227,6 +227,28 @@ def extract_with(expert: str) -> Callable[[Env, Any], Any]:
     return run
 
 
+def build_expert_with(expert: str, option: str) -> Callable[[Env, Path], Any]:
+    """Build one expert with ``option=<the input file>`` (the weights are read when built or on first use)."""
+
+    def run(env: Env, path: Path) -> Any:
+        from uprm.testing import synthetic_clip, tiny_context
+
+        built = uprm.build_experts([expert], tiny_context(), {expert: {option: str(path)}})[expert]
+        return built.extract(synthetic_clip(4, size=32))
+
+    return run
+
+
+def _code_pickle(env: Env, name: str) -> Path:
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"image_encoder.patch_embed.proj.weight": torch.zeros(1), "x": _Payload()}, buffer)
+    return env.text(name, buffer.getvalue())
+
+
 # ----------------------------------------------------------------------------- entry points
 
 
@@ -432,6 +454,14 @@ def _camera_failed(env: Env, source: Any, report: Any) -> None:
     (cam,) = report.cameras.values()
     assert cam["state"] == "failed" and cam["sessions"] == 0, cam
     assert report.stopped_by == "end of streams"
+
+
+def _missing_sidecar(env: Env, key: str) -> Any:
+    from uprm.testing import synthetic_clip
+
+    clip = synthetic_clip(4, size=32)
+    clip.meta.update({key: str(env.tmp / "gone.json"), "frame_indices": [0, 1, 2, 3], "fps": 2.0})
+    return clip
 
 
 def _clip_repeats(env: Env, record: Any, clip: Any) -> None:
@@ -664,6 +694,8 @@ CASES = [
          Raises(VideoError, FILE, "is a directory")),
     Case("video-missing", "python: uprm.data.load_clip", lambda e: e.path("gone.mp4"), load_clip(),
          Raises(VideoError, FILE, "no such file")),
+    Case("detect-directory", "python: uprm.detect", lambda e: e.path("cams/x").parent, _detect,
+         Raises(VideoError, "cams", "is a directory")),
     Case("video-window-past-end", "python: uprm.data.load_clip", lambda e: e.video(), load_clip(start=60.0),
          Raises(VideoError, FILE, "60.0 s")),
     # -- annotation files ------------------------------------------------------------------
@@ -710,6 +742,9 @@ CASES = [
          lambda e: e.records(window=[8.0, 2.0]), _api(load_records), Raises(RecordError, FILE, "'window'")),
     Case("record-video-missing", "python: uprm.data.clip_from_record", lambda e: e.records(video="gone.mp4"),
          _clip_from_record, Raises(VideoError, "gone.mp4", "no such file")),
+    Case("record-window-past-video-end", "python: uprm.data.clip_from_record",
+         lambda e: e.video() and e.records(window=[30.0, 38.0]), _clip_from_record,
+         Raises(VideoError, "clip.mp4", "30.0 s", "lasts 2.000 s")),
     Case("instructions-video-not-found", "python: uprm.data.build_instructions", _videos_folder, _build_instructions_missing,
          Raises(AnnotationError, "Arson011_x264", "no video file")),
     # -- sidecar files through the experts -------------------------------------------------
@@ -730,6 +765,15 @@ CASES = [
     Case("scene-graph-truncated-json", "python: relation expert extract",
          lambda e: scene_graph_clip(e, '{"video_id": "v", "frames": [{"frame_index": 0,'), extract_with("relation"),
          Raises(UPRMError, "scene_graph.json", "line 1")),
+    Case("keypoints-missing-file", "python: pose expert extract", lambda e: _missing_sidecar(e, "keypoints"),
+         extract_with("pose"), Raises(UPRMError, "gone.json")),
+    Case("pose-weights-text-file", "python: pose expert build", lambda e: e.text("yolo-pose.pt", "not weights\n"),
+         build_expert_with("pose", "weights"), Raises(UPRMError, FILE)),
+    Case("sam-checkpoint-with-code", "python: background expert build", lambda e: _code_pickle(e, "sam_vit_b.pth"),
+         build_expert_with("background", "checkpoint"), Raises(CheckpointError, FILE)),
+    Case("sam-checkpoint-truncated", "python: background expert build",
+         lambda e: e.text("sam_vit_b.pth", _code_pickle(e, "whole.pth").read_bytes()[:300]),
+         build_expert_with("background", "checkpoint"), Raises(CheckpointError, FILE)),
     # -- configuration -----------------------------------------------------------------------
     Case("config-wrong-type", "python: uprm.UPRMConfig", lambda e: None, _config(num_frames="8"),
          Raises(ConfigError, "UPRMConfig.num_frames")),
@@ -788,6 +832,9 @@ CASES = [
          _train_yaml("experts: [motion]\ntiny: true\nmax_steps: 1\nnum_frames: 2\n"),
          cli("train", "--config", "{input}", "--data", "{tmp}/records.json", "--out", "{tmp}/run", "--quiet"),
          CliFails("motion")),
+    Case("cli-eval-predictions-wrong-layout", "cli: uprm eval",
+         lambda e: e.json("preds.json", {"v1": [[1, 2, 0.5]]}),
+         cli("eval", "--predictions", "{input}", "--ground-truth", "{input}"), CliFails(FILE)),
     Case("cli-eval-missing-checkpoint", "cli: uprm eval", lambda e: e.records(),
          cli("eval", "--checkpoint", "{tmp}/nowhere", "--data", "{input}", "--out", "{tmp}/eval"),
          CliFails("nowhere")),
@@ -810,14 +857,17 @@ CASES = [
     Case("rest-upload-lying-content-type", "rest: POST /v1/jobs",
          lambda e: b"just some text, not a video at all\n" * 20, upload("video/mp4", "cam1.mp4"),
          Problem(415, "not_a_video", "cam1.mp4")),
-    Case("rest-upload-video-declared-as-text", "rest: POST /v1/jobs", lambda e: e.video().read_bytes(),
+    Case("rest-upload-video-declared-as-text", "rest: POST /v1/jobs (upload)", lambda e: e.video().read_bytes(),
          upload("text/plain", "notes.txt"), Fallback(_accepted_by_content)),
-    Case("rest-upload-zero-byte", "rest: POST /v1/jobs", lambda e: b"", upload("video/mp4", "empty.mp4"),
+    Case("rest-upload-zero-byte", "rest: POST /v1/jobs (upload)", lambda e: b"", upload("video/mp4", "empty.mp4"),
          Problem(400, "empty_file", "empty.mp4")),
-    Case("rest-upload-truncated", "rest: POST /v1/jobs", lambda e: truncated(e).read_bytes(),
+    Case("rest-upload-truncated", "rest: POST /v1/jobs (upload)", lambda e: truncated(e).read_bytes(),
          upload("video/mp4", "cut.mp4"), Problem(400, "damaged_video", "cut.mp4")),
-    Case("rest-upload-audio-only", "rest: POST /v1/jobs", lambda e: audio_only(e).read_bytes(),
+    Case("rest-upload-audio-only", "rest: POST /v1/jobs (upload)", lambda e: audio_only(e).read_bytes(),
          upload("video/mp4", "tone.mp4"), Problem(415, "no_video_stream", "tone.mp4")),
+    Case("rest-upload-wrong-field", "rest: POST /v1/jobs (upload)", lambda e: e.video().read_bytes(),
+         lambda env, data: env.client.post("/v1/jobs", files={"file": ("clip.mp4", data, "video/mp4")}),
+         Problem(400, "missing_video", "'video'")),
     Case("rest-path-is-a-directory", "rest: POST /v1/jobs (path)",
          lambda e: (e.client.media_root / "cams").mkdir(exist_ok=True) or {"path": "cams"}, post_json,
          Problem(400, "not_a_file", "cams")),
@@ -828,6 +878,8 @@ CASES = [
          Raises(WatchError, "gopher", "camera.local")),
     Case("stream-text-file-as-source", "stream: uprm.watch", lambda e: e.text("cam.mp4", "not a video\n" * 50),
          watch(), Fallback(_camera_failed)),
+    Case("stream-directory-as-source", "stream: uprm.watch", lambda e: e.path("cams/x").parent, watch(),
+         Raises(WatchError, "cams")),
     Case("stream-threshold-out-of-range", "stream: uprm.watch", lambda e: "udp://127.0.0.1:9",
          watch(threshold=1.5), Raises(UPRMError, "threshold")),
     Case("stream-url-that-never-answers", "stream: uprm.watch", lambda e: "udp://127.0.0.1:9", watch(),
