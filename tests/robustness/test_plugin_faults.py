@@ -220,13 +220,38 @@ def test_extract_goes_on_past_an_expert_that_fails_on_one_clip(plugins, fault, t
     assert not list((cache / "v1").rglob("faulty.safetensors"))
 
 
-def test_detect_goes_on_past_an_expert_that_fails_on_one_video(plugins, fault, three_videos, tmp_path):
-    folder, videos = three_videos
-    checkpoint = folder / "checkpoint"
-    if not checkpoint.exists():
+@pytest.fixture(scope="module")
+def faulty_checkpoint(plugins, three_videos):
+    """An untrained tiny model with the coarse and the faulty expert."""
+    checkpoint = three_videos[0] / "checkpoint"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UPRM_TEST_FAULT", "")
         model = uprm.build_model(uprm.UPRMConfig.tiny(num_frames=FRAMES, max_new_tokens=4,
                                                       experts=["coarse", "faulty"]))
-        model.save_pretrained(checkpoint)
+    return model.save_pretrained(checkpoint)
+
+
+def test_eval_goes_on_past_an_expert_that_fails_on_one_video(plugins, fault, three_videos, faulty_checkpoint,
+                                                             tmp_path):
+    _, videos = three_videos
+    records = write_records(tmp_path / "data.json", videos)
+    fault("extract", clip="v1")
+    out = tmp_path / "eval"
+    result = invoke("eval", "--checkpoint", faulty_checkpoint, "--data", records, "--out", out, "--no-sbert",
+                    "--format", "none", "--quiet", "--batch-size", "2")
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.output.splitlines() if line.startswith("failed: ")]
+    assert [line.split()[1] for line in failed] == ["v1@0.000-4.000", "v1@4.000-8.000"], result.output
+    assert all("expert 'faulty'" in line and FAULTY in line and "cannot perceive v1" in line for line in failed)
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"]["clips"] == 4 and [f["clip"] for f in report["failed"]] == [
+        "v1@0.000-4.000", "v1@4.000-8.000"]
+
+
+def test_detect_goes_on_past_an_expert_that_fails_on_one_video(plugins, fault, three_videos, faulty_checkpoint,
+                                                               tmp_path):
+    _, videos = three_videos
+    checkpoint = faulty_checkpoint
     fault("extract", clip="v1")
     out = tmp_path / "out"
     result = invoke("detect", *videos, "--checkpoint", checkpoint, "--out", out, "--quiet", "--window", "4",
