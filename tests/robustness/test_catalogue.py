@@ -498,6 +498,7 @@ read_cuva = _lazy("uprm.data", "read_cuva")
 read_uca = _lazy("uprm.data", "read_uca")
 load_records = _lazy("uprm.data", "load_records")
 load_config_file = _lazy("uprm.training.config", "load_config_file")
+read_activitynet = _lazy("uprm.data", "read_activitynet")
 read_predictions = _lazy("uprm.data", "read_activitynet_predictions")
 
 
@@ -641,6 +642,16 @@ def _build_instructions_missing(env: Env, videos: Path) -> Any:
     return build_instructions([ann], videos=videos, missing="error")
 
 
+def _ucf_with_bad_video(env: Env) -> Path:
+    env.text("videos/Arson/Arson011_x264.mp4", "not a video\n" * 20)
+    return ucf(env, "Arson012_x264.mp4  Arson  150  300  -1  -1")
+
+
+def _records_of_text_video(env: Env) -> Path:
+    env.text("cam.mp4", "not a video\n" * 20)
+    return env.records(video="cam.mp4", video_id="cam", category="Normal", segments=[], duration=2.0)
+
+
 def _ucf_segments_past_end(env: Env, path: Path) -> Any:
     return read_ucf_crime(path, fps=30.0)
 
@@ -715,6 +726,9 @@ CASES = [
          lambda e: e.text("ann.txt", "Arson011_x264.mp4 600 Arson 300 700 -1 -1\n"
                                      "Arson012_x264.mp4 600 Arson 300 650 -1 -1\n"),
          _ucf_segments_past_end, Fallback(_segment_clamped)),
+    Case("ucf-video-in-folder-not-a-video", "python: uprm.data.read_ucf_crime(videos=...)", _ucf_with_bad_video,
+         lambda env, path: read_ucf_crime(path, videos=env.tmp / "videos"),
+         Raises(VideoError, "Arson011_x264.mp4", "not a video file")),
     Case("annotation-not-utf8", "python: uprm.data.read_ucf_crime",
          lambda e: e.text("ann.txt", "Caf\xe9_x264.mp4 Arson 1 2 -1 -1\n".encode("latin-1")), _api(read_ucf_crime),
          Raises(AnnotationError, FILE, "not a UTF-8 text file")),
@@ -728,6 +742,10 @@ CASES = [
          lambda e: e.json("UCFCrime_Train.json", {"Arson011_x264": {"timestamps": [[5.0, 2.0]],
                                                                       "sentences": ["a fire"]}}),
          _api(read_uca), Raises(AnnotationError, FILE, "Arson011_x264", "event 1 ends")),
+    Case("activitynet-segment-end-before-start", "python: uprm.data.read_activitynet",
+         lambda e: e.json("gt.json", {"database": {"v1": {"duration": 10, "subset": "test", "annotations": [
+             {"segment": [6, 2], "label": "Fighting"}]}}}),
+         _api(read_activitynet), Raises(AnnotationError, FILE, "database.v1.annotations[0]", "ends (2) before it starts (6)")),
     Case("predictions-score-not-a-number", "python: uprm.data.read_activitynet_predictions",
          lambda e: e.json("preds.json", {"results": {"v1": [{"segment": [1, 2], "score": "high"}]}}),
          _api(read_predictions), Raises(AnnotationError, FILE, "results.v1", "'score'")),
@@ -767,6 +785,9 @@ CASES = [
          Raises(UPRMError, "scene_graph.json", "line 1")),
     Case("keypoints-missing-file", "python: pose expert extract", lambda e: _missing_sidecar(e, "keypoints"),
          extract_with("pose"), Raises(UPRMError, "gone.json")),
+    Case("scene-graph-missing-file", "python: relation expert extract",
+         lambda e: _missing_sidecar(e, "scene_graph"), extract_with("relation"),
+         Raises(UPRMError, "gone.json", "no such scene-graph file")),
     Case("pose-weights-text-file", "python: pose expert build", lambda e: e.text("yolo-pose.pt", "not weights\n"),
          build_expert_with("pose", "weights"), Raises(UPRMError, FILE)),
     Case("sam-checkpoint-with-code", "python: background expert build", lambda e: _code_pickle(e, "sam_vit_b.pth"),
@@ -782,6 +803,9 @@ CASES = [
     Case("yaml-config-wrong-types", "python: uprm.training.load_config_file",
          lambda e: e.text("run.yaml", "max_steps: ten\nbatch_size: 8\n"), _api(load_config_file),
          Raises(ConfigError, FILE, "'max_steps'", "'ten'")),
+    Case("yaml-config-unknown-key", "python: uprm.training.load_config_file",
+         lambda e: e.text("run.yaml", "max_stpes: 10\n"), _api(load_config_file),
+         Raises(ConfigError, FILE, "max_stpes")),
     Case("yaml-config-not-utf8", "python: uprm.training.load_config_file",
          lambda e: e.text("run.yaml", "out: caf\xe9\n".encode("latin-1")), _api(load_config_file),
          Raises(ConfigError, FILE, "UTF-8")),
@@ -821,6 +845,9 @@ CASES = [
     # -- the uprm commands -------------------------------------------------------------------
     Case("cli-extract-records-not-json", "cli: uprm extract", lambda e: e.text("records.json", "[{"),
          cli("extract", "--data", "{input}", "--out", "{tmp}/cache", "--quiet"), CliFails(FILE)),
+    Case("cli-extract-record-video-missing", "cli: uprm extract", lambda e: e.records(video="gone.mp4"),
+         cli("extract", "--data", "{input}", "--experts", "coarse", "--out", "{tmp}/cache", "--quiet"),
+         CliFails("gone.mp4")),
     Case("cli-extract-unknown-expert", "cli: uprm extract", lambda e: e.video() and e.records(),
          cli("extract", "--data", "{input}", "--experts", "coarse,posse", "--out", "{tmp}/cache", "--quiet"),
          CliFails("posse")),
@@ -835,6 +862,8 @@ CASES = [
     Case("cli-eval-predictions-wrong-layout", "cli: uprm eval",
          lambda e: e.json("preds.json", {"v1": [[1, 2, 0.5]]}),
          cli("eval", "--predictions", "{input}", "--ground-truth", "{input}"), CliFails(FILE)),
+    Case("cli-eval-video-not-a-video", "cli: uprm eval", _records_of_text_video,
+         cli("eval", "--checkpoint", "{ckpt}", "--data", "{input}", "--out", "{tmp}/eval"), CliFails("cam.mp4")),
     Case("cli-eval-missing-checkpoint", "cli: uprm eval", lambda e: e.records(),
          cli("eval", "--checkpoint", "{tmp}/nowhere", "--data", "{input}", "--out", "{tmp}/eval"),
          CliFails("nowhere")),
@@ -880,6 +909,7 @@ CASES = [
          watch(), Fallback(_camera_failed)),
     Case("stream-directory-as-source", "stream: uprm.watch", lambda e: e.path("cams/x").parent, watch(),
          Raises(WatchError, "cams")),
+    Case("stream-truncated-file", "stream: uprm.watch", truncated, watch(), Fallback(_camera_failed)),
     Case("stream-threshold-out-of-range", "stream: uprm.watch", lambda e: "udp://127.0.0.1:9",
          watch(threshold=1.5), Raises(UPRMError, "threshold")),
     Case("stream-url-that-never-answers", "stream: uprm.watch", lambda e: "udp://127.0.0.1:9", watch(),

@@ -59,6 +59,7 @@ from uprm_expert_relation.vocab import normalise
 __all__ = [
     "SceneGraphError",
     "SceneGraphFile",
+    "SceneGraphNotFoundError",
     "SceneGraphWarning",
     "clip_frame_graphs",
     "match_frames",
@@ -79,6 +80,11 @@ class SceneGraphError(UPRMError, ValueError):
         self.problem = problem
         where = f"{self.path}: {field}" if field else self.path
         super().__init__(f"{where}: {problem}")
+
+
+class SceneGraphNotFoundError(SceneGraphError, FileNotFoundError):
+    """A scene-graph file that is not there (a :class:`SceneGraphError` and a
+    :class:`FileNotFoundError`)."""
 
 
 class SceneGraphWarning(UserWarning):
@@ -257,6 +263,8 @@ def _read_cached(path: str, mtime_ns: int, size: int) -> SceneGraphFile:
         raise SceneGraphError(path, None, f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
     except UnicodeDecodeError as e:
         raise SceneGraphError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except OSError as e:
+        raise SceneGraphError(path, None, f"cannot be read ({e.strerror or e})") from None
     return _parse(path, data)
 
 
@@ -264,14 +272,16 @@ def read_scene_graph(path: str | os.PathLike) -> SceneGraphFile:
     """Read and validate a scene-graph file (cached while the file is unchanged).
 
     Raises:
-        FileNotFoundError: naming the path.
-        SceneGraphError: naming the file and the field at fault.
+        SceneGraphNotFoundError: (also a ``FileNotFoundError``) naming the path.
+        SceneGraphError: naming the file and the field at fault, or why it cannot be read.
     """
     p = Path(path)
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise FileNotFoundError(f"scene-graph file {str(p)!r} does not exist") from None
+        raise SceneGraphNotFoundError(p, None, "no such scene-graph file") from None
+    except OSError as e:
+        raise SceneGraphError(p, None, f"cannot be read ({e.strerror or e})") from None
     if not p.is_file():
         raise SceneGraphError(p, None, "is not a file")
     return _read_cached(str(p), st.st_mtime_ns, st.st_size)

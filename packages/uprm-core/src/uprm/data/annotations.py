@@ -722,19 +722,14 @@ def read_activitynet(path: str | os.PathLike) -> list[VideoAnnotation]:
         anns = item.get("annotations", [])
         if not isinstance(anns, list):
             raise AnnotationError(path, "'annotations' must be a list", where=f"database.{vid}")
-        segments, labels = [], []
-        for i, a in enumerate(anns):
-            seg = a.get("segment") if isinstance(a, Mapping) else None
-            if not (isinstance(seg, list) and len(seg) == 2 and all(isinstance(v, (int, float)) for v in seg)):
-                raise AnnotationError(
-                    path, f"'segment' must be [start, end], got {seg!r}", where=f"database.{vid}.annotations[{i}]"
-                )
-            segments.append((float(seg[0]), float(seg[1])))
-            labels.append(str(a.get("label", "Anomaly")))
+        segments = [_anet_segment(path, a, f"database.{vid}.annotations[{i}]") for i, a in enumerate(anns)]
+        labels = [str(a.get("label", "Anomaly")) for a in anns]
         category = max(set(labels), key=labels.count) if labels else NORMAL
         subset = item.get("subset")
         split = {"training": "train", "validation": "val", "testing": "test"}.get(subset, subset)
         duration = item.get("duration")
+        if duration is not None and not (_is_number(duration) and duration >= 0):
+            raise AnnotationError(path, f"'duration' must be seconds >= 0, got {duration!r}", where=f"database.{vid}")
         ann = VideoAnnotation(
             video_id=str(vid),
             category=category,
@@ -747,6 +742,15 @@ def read_activitynet(path: str | os.PathLike) -> list[VideoAnnotation]:
             ann.extra["labels"] = labels
         out.append(ann)
     return out
+
+
+def _anet_segment(path: Path, a: Any, where: str) -> tuple[float, float]:
+    seg = a.get("segment") if isinstance(a, Mapping) else None
+    if not (isinstance(seg, list) and len(seg) == 2 and all(_is_number(v) for v in seg)):
+        raise AnnotationError(path, f"'segment' must be [start, end] (finite seconds), got {seg!r}", where=where)
+    if seg[1] < seg[0]:
+        raise AnnotationError(path, f"'segment' ends ({seg[1]}) before it starts ({seg[0]})", where=where)
+    return float(seg[0]), float(seg[1])
 
 
 def write_activitynet(annotations: Iterable[VideoAnnotation], path: str | os.PathLike, version: str = "UPRM") -> None:
