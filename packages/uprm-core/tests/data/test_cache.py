@@ -322,6 +322,16 @@ def test_killed_with_sigkill_mid_run_then_resumed(world, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in done} == done  # nothing done was redone
     assert len(list(cache_dir.rglob("*.safetensors"))) == 75
     assert not list(cache_dir.rglob("*.tmp"))
+    # every entry, from before or after the kill, equals an uninterrupted extraction's
+    whole = tmp_path / "whole"
+    assert extract_features(keys, experts, FeatureCache(whole), progress=False).written == 75
+    for entry in whole.rglob("*.safetensors"):
+        with safe_open(str(entry), framework="pt") as a, \
+                safe_open(str(cache_dir / entry.relative_to(whole)), framework="pt") as b:
+            names = list(a.keys())
+            assert set(b.keys()) == set(names)
+            for name in names:  # two processes: the last float bits may differ
+                torch.testing.assert_close(b.get_tensor(name), a.get_tensor(name), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
