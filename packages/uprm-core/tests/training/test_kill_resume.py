@@ -49,6 +49,11 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(split_files, cache, tmp
     assert victim.returncode == -signal.SIGKILL, victim.stderr.read()
     assert mark.exists() and not (killed / "model.safetensors").exists()  # killed mid-way
     assert 8 <= len(_losses(killed)) < 16
+    # the checkpoints saved before the kill: step 8 (and any later one) is not written again
+    saved = killed / "checkpoints"
+    kept = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in saved.rglob("*")
+            if p.is_file() and p.relative_to(saved).parts[0] >= "step-00000008"}
+    assert any(p.relative_to(saved).parts[0] == "step-00000008" for p in kept)
 
     resumed = subprocess.run([sys.executable, "-m", "uprm", "train", "--out", str(killed), "--resume", "--quiet"],
                              capture_output=True, text=True, timeout=300, env=ENV)
@@ -60,3 +65,4 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(split_files, cache, tmp
     assert _losses(killed) == _losses(whole)  # the log was cut back to step 8 and continued
     assert sorted(p.name for p in (killed / "checkpoints").iterdir()) == [
         "step-00000008", "step-00000012", "step-00000016"]
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in kept} == kept
