@@ -192,6 +192,35 @@ def test_cuva_reader_parses_or_names_the_file_and_line(folder, suffix, content):
     _read(read_cuva, _write(folder, f"cuva{suffix}", content))
 
 
+_segment = st.one_of(_json, st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(),
+                                                st.booleans()), max_size=3))
+_activitynet = st.one_of(
+    _json,
+    st.fixed_dictionaries({"database": st.dictionaries(st.text(max_size=6), st.one_of(_json, st.fixed_dictionaries(
+        {}, optional={"duration": _json, "subset": _json, "causes": _json,
+                      "annotations": st.one_of(_json, st.lists(st.fixed_dictionaries(
+                          {}, optional={"segment": _segment, "label": _json}), max_size=3))})), max_size=3)}),
+    st.fixed_dictionaries({"results": st.dictionaries(st.text(max_size=6), st.one_of(_json, st.lists(
+        st.fixed_dictionaries({}, optional={"segment": _segment, "score": _json, "label": _json}), max_size=3)),
+        max_size=3)}),
+).map(json.dumps)
+
+
+@FUZZ
+@given(content=st.one_of(_activitynet, st.text(max_size=100), st.binary(max_size=60)))
+@example(content='{"database": {"v": {"duration": "long"}}}')  # not a number
+@example(content='{"database": {"v": {"subset": ["test"]}}}')  # not a string
+@example(content='{"database": {"v": {"causes": 3}}}')  # not a list
+@example(content='{"database": {"v": {"annotations": [{"segment": [true, 2]}]}}}')  # a boolean time
+@example(content='{"results": {"v": [{"segment": [1, 2], "score": true}]}}')
+def test_activitynet_readers_parse_or_name_the_file_and_place(folder, content):
+    from uprm.data import read_activitynet, read_activitynet_predictions
+
+    path = _write(folder, "activitynet.json", content)
+    for reader in (read_activitynet, read_activitynet_predictions):
+        _read(reader, path)
+
+
 _RECORD_KEYS = ["id", "video", "image", "window", "keypoints", "scene_graph", "video_id", "conversations"]
 _record = st.dictionaries(st.sampled_from(_RECORD_KEYS), st.one_of(
     _json, st.sampled_from(["a.mp4", "v/clip.mp4", "x\x00y.mp4", "\ud800.mp4", "", " "]),

@@ -725,8 +725,7 @@ def read_activitynet(path: str | os.PathLike) -> list[VideoAnnotation]:
         segments = [_anet_segment(path, a, f"database.{vid}.annotations[{i}]") for i, a in enumerate(anns)]
         labels = [str(a.get("label", "Anomaly")) for a in anns]
         category = max(set(labels), key=labels.count) if labels else NORMAL
-        subset = item.get("subset")
-        split = {"training": "train", "validation": "val", "testing": "test"}.get(subset, subset)
+        split, causes = _anet_split_causes(path, item, f"database.{vid}")
         duration = item.get("duration")
         if duration is not None and not (_is_number(duration) and duration >= 0):
             raise AnnotationError(path, f"'duration' must be seconds >= 0, got {duration!r}", where=f"database.{vid}")
@@ -736,7 +735,7 @@ def read_activitynet(path: str | os.PathLike) -> list[VideoAnnotation]:
             segments=segments,
             duration=float(duration) if duration is not None else None,
             split=split,
-            causes=[str(c) for c in item.get("causes", [])],
+            causes=causes,
         )
         if len(set(labels)) > 1:
             ann.extra["labels"] = labels
@@ -751,6 +750,17 @@ def _anet_segment(path: Path, a: Any, where: str) -> tuple[float, float]:
     if seg[1] < seg[0]:
         raise AnnotationError(path, f"'segment' ends ({seg[1]}) before it starts ({seg[0]})", where=where)
     return float(seg[0]), float(seg[1])
+
+
+def _anet_split_causes(path: Path, item: Mapping[str, Any], where: str) -> tuple[str | None, list[str]]:
+    """A ground-truth video's split (``"training"`` → ``"train"``...) and causes, checked."""
+    subset, causes = item.get("subset"), item.get("causes", [])
+    if subset is not None and not isinstance(subset, str):
+        raise AnnotationError(path, f"'subset' must be a string, got {subset!r}", where=where)
+    if not isinstance(causes, list):
+        raise AnnotationError(path, f"'causes' must be a list of sentences, got {causes!r}", where=where)
+    split = {"training": "train", "validation": "val", "testing": "test"}.get(subset, subset)
+    return split, [str(c) for c in causes]
 
 
 def write_activitynet(annotations: Iterable[VideoAnnotation], path: str | os.PathLike, version: str = "UPRM") -> None:
