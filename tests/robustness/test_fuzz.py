@@ -331,3 +331,18 @@ def test_job_queries_never_answer_500(api, job_id, limit, state):
     _check_response(api.get("/v1/jobs", params={"limit": limit, "state": state}, headers=AUTH))
     for suffix in ("", "/result", "/video"):
         _check_response(api.get(f"/v1/jobs/{quote(job_id, safe='')}{suffix}", headers=AUTH))
+
+
+_MAGIC = [b"", b"\x00\x00\x00\x18ftypisom", b"\x00\x00\x00\x08moov", b"\x1a\x45\xdf\xa3", b"RIFF\x00\x00\x00\x00AVI ",
+          b"\x00\x00\x01\xba", b"FLV\x01", b"OggS", bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"),
+          (b"\x47" + b"\x00" * 187) * 3]
+
+
+@FEW
+@given(head=st.sampled_from(_MAGIC), body=st.binary(max_size=400), name=st.text(max_size=20))
+@example(head=b"\x1a\x45\xdf\xa3", body=b"\x00" * 64, name="a.mkv")
+def test_uploads_of_arbitrary_bytes_never_answer_500(api, head, body, name):
+    """Bytes that start like a container (what the content sniffing trusts) but are not one."""
+    response = api.post("/v1/jobs", files={"video": (name or "x", head + body, "video/mp4")}, headers=AUTH)
+    _check_response(response)
+    assert response.status_code in (400, 413, 415, 422), response.text
