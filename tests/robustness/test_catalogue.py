@@ -464,6 +464,11 @@ def _missing_sidecar(env: Env, key: str) -> Any:
     return clip
 
 
+def _plotted_two_steps(env: Env, run: Path, result: Any) -> None:
+    assert result.exit_code == 0, result.output
+    assert (env.tmp / "plots" / "loss.png").stat().st_size > 0
+
+
 def _clip_repeats(env: Env, record: Any, clip: Any) -> None:
     assert tuple(clip.frames.shape)[:2] == (8, 3)
 
@@ -876,6 +881,17 @@ CASES = [
          cli("data", "cuva", "{input}", "--out", "{tmp}/out.json"), CliFails(FILE, "row 3")),
     Case("cli-ablate-grid-wrong-type", "cli: uprm ablate", _grid, cli("ablate", "--config", "{input}"),
          CliFails(FILE, "seeds")),
+    Case("cli-plot-run-without-log", "cli: uprm plot", lambda e: e.path("runs/a/x").parent,
+         cli("plot", "{input}", "--out", "{tmp}/plots"), CliFails("runs/a")),
+    Case("cli-plot-log-torn-last-line", "cli: uprm plot",
+         lambda e: e.text("runs/b/log.jsonl", "".join(json.dumps({"step": i, "loss": 2.0 / i, "ce_loss": 2.0 / i})
+                                                     + "\n" for i in (1, 2)) + '{"step": 3, "lo').parent,
+         cli("plot", "{input}", "--out", "{tmp}/plots"), Fallback(_plotted_two_steps)),
+    Case("cli-plot-log-not-utf8", "cli: uprm plot",
+         lambda e: e.text("runs/c/log.jsonl", b'{"step": 1, "loss": "\xe9"}\n').parent,
+         cli("plot", "{input}", "--out", "{tmp}/plots"), CliFails("runs/c", "no training records")),
+    Case("cli-demo-out-is-a-file", "cli: uprm demo", lambda e: e.text("demo", "a file"),
+         cli("demo", "--quick", "--out", "{input}"), CliFails(FILE)),
     Case("cli-watch-not-a-video", "cli: uprm watch", lambda e: e.text("cam.mp4", "not a video\n" * 50),
          cli("watch", "{input}", "--checkpoint", "{ckpt}", "--max-reconnects", "0", "--open-timeout", "0.5"),
          CliFails(FILE)),

@@ -59,7 +59,7 @@ def load_run(path: str | os.PathLike, name: str | None = None) -> Run:
         raise PlotError(f"{path}: no such run directory")
     steps = [r for r in read_jsonl(path / TRAIN_LOG) if isinstance(r.get("step"), int)]
     if not steps:
-        raise PlotError(f"{path}: no training records ({TRAIN_LOG} is missing or empty)")
+        raise PlotError(f"{path}: no training records ({TRAIN_LOG} is missing, empty or holds no readable record)")
     return Run(name or path.name, path, steps, read_jsonl(path / EVAL_LOG))
 
 
@@ -133,7 +133,8 @@ def _expert_figure(runs: Sequence[Run], out: Path, smooth: float) -> PlotFile:
         ax.set_xlabel("optimizer step")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc="upper right")
+        if drawn[run.name]:  # a log without router weights draws an empty panel, without a legend
+            ax.legend(fontsize="small", loc="upper right")
     fig.tight_layout()
     path = out / "expert_weights.png"
     fig.savefig(path, dpi=110)

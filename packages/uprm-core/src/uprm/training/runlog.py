@@ -37,18 +37,20 @@ EVAL_LOG = "eval.jsonl"
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The records of a JSON-lines file; a torn last line (a killed writer) is skipped."""
+    """The records of a JSON-lines file. A line that is not a JSON object — the torn
+    last line of a killed writer, or a damaged line (bad JSON, bytes that are not
+    UTF-8) — is skipped."""
     records = []
     path = Path(path)
     if not path.is_file():
         return records
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line:
-            continue
+    for raw in path.read_bytes().splitlines():
         try:
+            line = raw.decode("utf-8").strip()
+            if not line:
+                continue
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (UnicodeDecodeError, json.JSONDecodeError):
             continue
         if isinstance(record, dict):
             records.append(record)
