@@ -110,11 +110,34 @@ def test_sigkill_mid_job_then_restart_loses_nothing(guarded, client, videos, wai
         assert [j["state"] for j in finished] == ["done"] * 3
         assert again.get(done_before[0]["links"]["result"]).content == old_result
         assert finished[0]["windows"]["done"] == finished[0]["windows"]["total"] == 29  # 120 s, 8 s every 4 s
+        # the requeued job's result equals an uninterrupted job's on the same video
+        whole = wait_job(again, submit(guarded.url, guarded.token, videos["longer"]).json()["id"])
+        results = [_without_clock(again.get(j["links"]["result"]).json()) for j in (finished[0], whole)]
+        assert _close(*results)
     events, _, _ = audit(guarded.data_dir)
     assert events[ids[0]].count("done") == 1 and events[ids[0]].count("started") == 2
     assert "requeued" in events[ids[0]]
     for job_id in ids[1:]:
         assert events[job_id] == ["queued", "started", "done"]
+
+
+def _without_clock(result: dict) -> dict:
+    """A job's result without what the clock decides (seconds, windows/s)."""
+    result = dict(result)
+    result.pop("timings", None)
+    result["stats"] = {k: v for k, v in result.get("stats", {}).items() if k not in ("seconds", "windows_per_s")}
+    return result
+
+
+def _close(a, b) -> bool:
+    """Equal, floats to 1e-6 relative (a restarted worker may sum in another order)."""
+    if isinstance(a, float) and isinstance(b, (int, float)):
+        return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 @pytest.mark.slow
