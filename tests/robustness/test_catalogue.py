@@ -503,6 +503,8 @@ read_cuva = _lazy("uprm.data", "read_cuva")
 read_uca = _lazy("uprm.data", "read_uca")
 load_records = _lazy("uprm.data", "load_records")
 load_config_file = _lazy("uprm.training.config", "load_config_file")
+read_humanml3d = _lazy("uprm.data", "read_humanml3d")
+read_refcoco = _lazy("uprm.data", "read_refcoco")
 read_activitynet = _lazy("uprm.data", "read_activitynet")
 read_predictions = _lazy("uprm.data", "read_activitynet_predictions")
 
@@ -647,6 +649,12 @@ def _build_instructions_missing(env: Env, videos: Path) -> Any:
     return build_instructions([ann], videos=videos, missing="error")
 
 
+def _refs_with_code(env: Env) -> Path:
+    import pickle
+
+    return env.text("refs(unc).p", pickle.dumps([{"ref_id": 1, "payload": _Payload()}]))
+
+
 def _ucf_with_bad_video(env: Env) -> Path:
     env.text("videos/Arson/Arson011_x264.mp4", "not a video\n" * 20)
     return ucf(env, "Arson012_x264.mp4  Arson  150  300  -1  -1")
@@ -754,6 +762,12 @@ CASES = [
     Case("predictions-score-not-a-number", "python: uprm.data.read_activitynet_predictions",
          lambda e: e.json("preds.json", {"results": {"v1": [{"segment": [1, 2], "score": "high"}]}}),
          _api(read_predictions), Raises(AnnotationError, FILE, "results.v1", "'score'")),
+    Case("humanml3d-text-not-utf8", "python: uprm.data.read_humanml3d",
+         lambda e: e.text("HumanML3D/texts/000001.txt", "a person waves#a/DET#0.0#0.0\ncaf\xe9#x#0#0\n"
+                          .encode("latin-1")).parent.parent, _api(read_humanml3d),
+         Raises(AnnotationError, "000001.txt", ":2", "not a UTF-8 text file")),
+    Case("refcoco-pickle-with-code", "python: uprm.data.read_refcoco", _refs_with_code, _api(read_refcoco),
+         Raises(AnnotationError, FILE, "refusing to unpickle the global")),
     # -- instruction records -----------------------------------------------------------------
     Case("records-not-utf8", "python: uprm.data.load_records",
          lambda e: e.text("records.json", '[{"video": "caf\xe9.mp4"}]'.encode("latin-1")), _api(load_records),

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 import os
 import pickle
@@ -35,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uprm.data.annotations import AnnotationError
+from uprm.data.annotations import AnnotationError, _loads, _read_text
 from uprm.data.instructions import InstructionSet, assign_split, make_record, write_instructions
 
 __all__ = [
@@ -366,11 +365,11 @@ def read_humanml3d(root: str | os.PathLike) -> list[MotionText]:
     for split in ("train", "val", "test"):
         f = root / f"{split}.txt"
         if f.is_file():
-            for mid in f.read_text(encoding="utf-8").split():
+            for mid in _read_text(f).split():
                 splits.setdefault(mid, split)
     out = []
     for f in sorted(texts.glob("*.txt")):
-        for lineno, raw in enumerate(f.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        for lineno, raw in enumerate(_read_text(f).splitlines(), start=1):
             if raw.strip():
                 out.append(_motion_line(f, lineno, raw.strip(), splits.get(f.stem)))
     return out
@@ -563,9 +562,5 @@ def _limit(items: list, limit: int | None, seed: int, key: Any) -> list:
 
 
 def _read_json_file(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise AnnotationError(path, "no such file") from None
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(path, f"invalid JSON ({exc.msg})", line=exc.lineno) from None
+    """JSON whose errors (missing, not UTF-8, bad JSON) are AnnotationErrors naming the file and line."""
+    return _loads(path, _read_text(path))
