@@ -655,6 +655,12 @@ def _refs_with_code(env: Env) -> Path:
     return env.text("refs(unc).p", pickle.dumps([{"ref_id": 1, "payload": _Payload()}]))
 
 
+def _latin1_sheet(env: Env) -> Path:
+    """A rater's sheet saved by a spreadsheet in Latin-1 (an accent in a comment), beside its key."""
+    env.json("key.json", {"items": {}})
+    return env.text("alice.csv", "item,score,comment\nab12,4,tr\xe8s bien\n".encode("latin-1"))
+
+
 def _ucf_with_bad_video(env: Env) -> Path:
     env.text("videos/Arson/Arson011_x264.mp4", "not a video\n" * 20)
     return ucf(env, "Arson012_x264.mp4  Arson  150  300  -1  -1")
@@ -883,6 +889,11 @@ CASES = [
          cli("eval", "--predictions", "{input}", "--ground-truth", "{input}"), CliFails(FILE)),
     Case("cli-eval-video-not-a-video", "cli: uprm eval", _records_of_text_video,
          cli("eval", "--checkpoint", "{ckpt}", "--data", "{input}", "--out", "{tmp}/eval"), CliFails("cam.mp4")),
+    Case("cli-eval-ratings-sheet-not-utf8", "cli: uprm eval ratings", _latin1_sheet,
+         cli("eval", "ratings", "{input}"), CliFails("alice.csv", "row 2", "UTF-8")),
+    Case("cli-eval-sheets-answers-not-utf8", "cli: uprm eval sheets",
+         lambda e: e.text("answers.jsonl", '{"record": "caf\xe9"}\n'.encode("latin-1")),
+         cli("eval", "sheets", "--answers", "{input}", "--out", "{tmp}/sheets"), CliFails(FILE, "UTF-8")),
     Case("cli-eval-missing-checkpoint", "cli: uprm eval", lambda e: e.records(),
          cli("eval", "--checkpoint", "{tmp}/nowhere", "--data", "{input}", "--out", "{tmp}/eval"),
          CliFails("nowhere")),

@@ -91,6 +91,8 @@ def _read_answers(path: Path) -> list[dict[str, Any]]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise EvaluationError(f"{path}: cannot read the answers file ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise EvaluationError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     out = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -247,6 +249,11 @@ def _read_sheet(path: Path, known: Mapping[str, Any], problems: list[str]) -> di
     except OSError as exc:
         problems.append(f"{path}: cannot read ({exc})")
         return {}
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        problems.append(f"{path}: row {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                        "save the sheet as CSV UTF-8")
+        return {}
     reader = csv.DictReader(io.StringIO(text))
     if not {"item", "score"} <= set(reader.fieldnames or []):
         problems.append(f"{path}: a rating sheet needs the columns 'item' and 'score', got {reader.fieldnames}")
@@ -267,7 +274,7 @@ def _load_key(sheets: Sequence[Path], key: str | os.PathLike | None) -> dict[str
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise EvaluationError(f"{path}: no key file (written by `uprm eval sheets`); pass --key") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EvaluationError(f"{path}: not a readable key file ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("items"), dict):
         raise EvaluationError(f"{path}: not a key file of `uprm eval sheets` (no 'items' object)")
