@@ -26,10 +26,14 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from uprm import parse_segments
 from uprm.errors import AnnotationError, RecordError
 
+# hypothesis' own caches (constants, unicode data) go with the tests' other caches, not
+# into the working directory; no example database is kept (database=None)
+set_hypothesis_home_dir(Path(__file__).resolve().parents[2] / ".cache" / "test" / "hypothesis")
 FUZZ = settings(derandomize=True, deadline=None, database=None, max_examples=150,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 FEW = settings(FUZZ, max_examples=60)
