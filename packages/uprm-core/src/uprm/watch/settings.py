@@ -102,6 +102,8 @@ class WatchSettings:
             raise WatchError(f"max_side must be at least 16 pixels, got {self.max_side}")
         if self.reconnect_max < self.reconnect_min:
             raise WatchError(f"reconnect_max ({self.reconnect_max}) is below reconnect_min ({self.reconnect_min})")
+        if self.webhook:
+            _check_webhook(str(self.webhook))
         self.av_options = {str(k): str(v) for k, v in (self.av_options or {}).items()}
 
     @classmethod
@@ -115,3 +117,16 @@ class WatchSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _check_webhook(url: str) -> None:
+    """An http(s) URL with a host, else a :class:`WatchError` naming it."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise WatchError(f"webhook must be an http:// or https:// URL with a host, got {url!r}")

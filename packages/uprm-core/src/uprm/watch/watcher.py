@@ -138,6 +138,23 @@ def _load(model_or_checkpoint: Any, settings: WatchSettings) -> Any:
     return load_model(model_or_checkpoint, device, settings.expert_options)
 
 
+def _check_outputs(settings: WatchSettings) -> None:
+    """The alerts file and the clips folder can be written (their folders are made);
+    else a :class:`WatchError` naming the setting and the path."""
+    targets = [("alerts", settings.alerts, False), ("clips", settings.clips, True)]
+    for name, value, is_folder in targets:
+        if not value:
+            continue
+        path = Path(value)
+        if not is_folder and path.is_dir():
+            raise WatchError(f"{name} {path}: is a folder; give a file to append the alert records to")
+        try:
+            (path if is_folder else path.parent).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            what = "a folder for the event clips" if is_folder else "the folder of the alerts file"
+            raise WatchError(f"{name} {path}: cannot make {what} ({exc.strerror or exc}: {exc.filename})") from None
+
+
 class Watcher:
     """Watches cameras with a UPRM model (see the module doc and docs/watch.md).
 
@@ -157,6 +174,7 @@ class Watcher:
 
         self.settings = settings
         self.sources = parse_sources(sources)
+        _check_outputs(settings)  # before the model loads: a bad path fails at once
         self.model = _load(model_or_checkpoint, settings)
         self.num_frames = int(self.model.config.num_frames)
         self.stop_event = threading.Event()
@@ -166,7 +184,11 @@ class Watcher:
         self.timings: dict[str, float] = {}
         self.perception = Perception(self.model.block.experts, share=True, timings=self.timings)
         self.on_alert, self.on_status, self.status_every = on_alert, on_status, float(status_every)
-        self.alert_log = AlertLog(settings.alerts) if settings.alerts else None
+        try:
+            self.alert_log = AlertLog(settings.alerts) if settings.alerts else None
+        except OSError as exc:
+            raise WatchError(f"alerts {settings.alerts}: cannot be opened for appending ({exc.strerror or exc})") \
+                from None
         self.webhook = None
         if settings.webhook:
             self.webhook = WebhookSender(settings.webhook, settings.webhook_queue, settings.webhook_retries,
