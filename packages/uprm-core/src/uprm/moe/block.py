@@ -109,7 +109,7 @@ class UPEBlock(nn.Module):
     # ------------------------------------------------------------------ perception
     def extract(self, clip: VideoClip) -> dict[str, dict[str, torch.Tensor]]:
         """Every expert's frozen perception of one clip. An expert that raises is an
-        :class:`~uprm.errors.ExpertError` naming it, its distribution and the clip."""
+        ``uprm.errors.ExpertError`` naming it, its distribution and the clip."""
         out = {}
         for name in self.expert_names:
             expert = self._expert(name)
