@@ -16,6 +16,7 @@ the new configuration with it and refuses any difference except in the settings 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import types
@@ -71,6 +72,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _POSITIVE = ("batch_size", "grad_accum", "save_every", "keep_last", "num_frames", "lora_r", "lora_alpha")
 _NON_NEGATIVE = ("eval_every", "num_workers", "weight_decay", "max_grad_norm", "lora_dropout", "z_loss_alpha")
 _PATHS = ("cache", "backbone", "init", "out")
+_FINITE = ("lr", "epochs", "warmup_ratio", "weight_decay", "max_grad_norm", "lora_dropout", "z_loss_alpha")
 
 
 @dataclass
@@ -193,6 +195,9 @@ class TrainConfig:
             if getattr(self, name) not in choices:
                 named = ", ".join(c for c in choices if c is not None)
                 raise ConfigError(f"{name} must be one of {named}; got {getattr(self, name)!r}")
+        odd = [n for n in _FINITE if getattr(self, n) is not None and not math.isfinite(getattr(self, n))]
+        if odd:  # a YAML .nan or .inf passes every comparison below
+            raise ConfigError(f"{odd[0]} must be a finite number; got {getattr(self, odd[0])!r}")
         low = [n for n in _POSITIVE if getattr(self, n) < 1] + [n for n in _NON_NEGATIVE if getattr(self, n) < 0]
         if low:
             bound = "be at least 1" if low[0] in _POSITIVE else "not be negative"
