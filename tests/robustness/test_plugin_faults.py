@@ -260,5 +260,6 @@ def test_detect_goes_on_past_an_expert_that_fails_on_one_video(plugins, fault, t
     failed = [line for line in result.output.splitlines() if line.startswith("failed: ")]
     assert len(failed) == 1 and "v1.mp4" in failed[0], result.output
     assert "expert 'faulty'" in failed[0] and FAULTY in failed[0] and "cannot perceive v1" in failed[0]
+    assert "--sidecar-dir" not in failed[0] and "inside the plugin" in failed[0]  # no hint about missing inputs
     assert (out / "v0.json").is_file() and (out / "v2.json").is_file() and not (out / "v1.json").exists()
     assert sorted(json.loads((out / "results.json").read_text())["results"]) == ["v0", "v2"]

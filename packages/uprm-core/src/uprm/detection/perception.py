@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from uprm.detection.frames import FrameBuffer
-from uprm.errors import PerceptionError
+from uprm.errors import PerceptionError, UPRMError
 from uprm.moe.faults import expert_origin
 
 __all__ = ["Perception", "PerceptionError", "is_frame_wise"]
@@ -108,9 +108,12 @@ class Perception:
             feats = expert.extract(clip)
         except Exception as exc:
             window = clip.meta.get("window", [0.0, 0.0])
+            # the plugin's own errors (a missing sidecar, no weights) get the hint; a crash is a fault of the plugin
+            hint = _HINT if isinstance(exc, (UPRMError, OSError)) else \
+                "An error inside the plugin, not a problem of the video: report it to the distribution's authors"
             raise PerceptionError(
                 f"{clip.meta.get('path', clip.video_id)}: {expert_origin(expert, name)} failed on "
-                f"[{window[0]:.1f}, {window[1]:.1f}) s: {type(exc).__name__}: {exc}. {_HINT}"
+                f"[{window[0]:.1f}, {window[1]:.1f}) s: {type(exc).__name__}: {exc}. {hint}"
             ) from exc
         finally:
             key = f"extract:{name}"
