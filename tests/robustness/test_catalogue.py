@@ -469,8 +469,9 @@ def _plotted_two_steps(env: Env, run: Path, result: Any) -> None:
     assert (env.tmp / "plots" / "loss.png").stat().st_size > 0
 
 
-def _clip_repeats(env: Env, record: Any, clip: Any) -> None:
-    assert tuple(clip.frames.shape)[:2] == (8, 3)
+def _window_cut_at_end(env: Env, path: Path, clip: Any) -> None:
+    assert clip.meta["window"] == [1.5, 2.0] and clip.frames.shape[0] == 8
+    assert all(1.5 <= t < 2.0 for t in clip.timestamps.tolist())
 
 
 # ----------------------------------------------------------------------------- the table
@@ -783,6 +784,15 @@ CASES = [
          _api(load_records), Raises(RecordError, FILE, "'video' or 'image'")),
     Case("records-window-end-before-start", "python: uprm.data.load_records",
          lambda e: e.records(window=[8.0, 2.0]), _api(load_records), Raises(RecordError, FILE, "'window'")),
+    Case("records-window-negative-start", "python: uprm.data.load_records",
+         lambda e: e.records(window=[-3.0, 1.0]), _api(load_records),
+         Raises(RecordError, FILE, "record 0 ('clip/identify')", "'window'")),
+    Case("record-window-end-past-video-end", "python: uprm.data.clip_from_record",
+         lambda e: e.video() and e.records(window=[1.5, 50.0]), _clip_from_record, Fallback(_window_cut_at_end)),
+    Case("record-image-text-named-png", "python: uprm.data.clip_from_record",
+         lambda e: e.text("photo.png", "not an image\n") and e.json("records.json", [
+             {"id": "p/identify", "image": "photo.png", "task": "identify", "conversations": []}]),
+         _clip_from_record, Raises(VideoError, "photo.png", "not a video or image FFmpeg can decode")),
     Case("record-video-missing", "python: uprm.data.clip_from_record", lambda e: e.records(video="gone.mp4"),
          _clip_from_record, Raises(VideoError, "gone.mp4", "no such file")),
     Case("record-window-past-video-end", "python: uprm.data.clip_from_record",

@@ -82,9 +82,9 @@ def _check_record(path: Path, i: int, rec: Any) -> None:
         isinstance(window, (list, tuple))
         and len(window) == 2
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in window)
-        and window[1] > window[0]
+        and window[1] > window[0] >= 0
     ):
-        raise RecordError(f"{name}: field 'window' must be [start, end] with end > start, got {window!r}")
+        raise RecordError(f"{name}: field 'window' must be [start, end] seconds with 0 <= start < end, got {window!r}")
     for key in SIDECARS:
         if rec.get(key) not in (None, "") and not _is_path(rec[key]):  # "": no such file
             raise RecordError(f"{name}: field {key!r} must be a file path, got {rec[key]!r}")

@@ -319,7 +319,7 @@ class VideoReader:
         cc = stream.codec_context
         width, height = int(cc.width or 0), int(cc.height or 0)
         if width <= 0 or height <= 0:
-            raise VideoError(self.path, "the video stream has no frame size (damaged header)")
+            raise VideoError(self.path, "no frame size: not a video or image FFmpeg can decode, or a damaged header")
         if max_pixels is not None and width * height > max_pixels:
             raise VideoError(
                 self.path,
