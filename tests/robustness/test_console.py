@@ -1,8 +1,10 @@
 """A quiet console (issue 16, item 6).
 
 Each main command runs as a real ``uprm`` process, offline, on tiny real inputs (a
-3-video synthetic world, tiny checkpoints): its stderr holds progress bars and its own
-messages only — no warning of any kind, no ultralytics settings banner, no traceback.
+3-video synthetic world, tiny checkpoints; ``extract`` also with a random YOLO-pose
+model, so ultralytics runs for the first time in a fresh config folder): its stderr holds
+progress bars and its own messages only — no warning of any kind (deprecations are
+shown wherever raised), no ultralytics settings banner, no traceback.
 The same runs load ``tests/socket_guard.py`` as ``sitecustomize`` and must open no
 network socket (issue 16, item 4: one run of each command checks both).
 
@@ -96,6 +98,9 @@ def ws(tmp_path_factory) -> Workspace:
     space = Workspace(tmp_path_factory.mktemp("console"))
     space.checkpoint = _checkpoint(space.root / "ckpt-all", None)
     space.coarse = _checkpoint(space.root / "ckpt-coarse", ["coarse"])
+    from uprm_expert_pose.testing import random_pose_checkpoint  # a YOLO-pose model: ultralytics really runs
+
+    space.pose_weights = random_pose_checkpoint(space.root / "yolo-pose.pt", calibration_size=64)
     return space
 
 
@@ -107,6 +112,9 @@ def _commands(ws: Workspace) -> dict[str, list[str]]:
         "data": ["data", "synthetic", "--videos", "3", "--out", str(ws.world), "--size", "64", "--duration", "6,6",
                  "--seed", "1"],
         "extract": ["extract", "--data", str(ws.train), "--model", "tiny", "--num-frames", "2", "--out", str(ws.cache)],
+        # ultralytics imported for the first time with a fresh config dir (its settings banner)
+        "extract-yolo": ["extract", "--data", str(ws.train), "--experts", "pose", "--expert-option",
+                         f"pose.weights={ws.pose_weights}", "--num-frames", "2", "--out", str(ws.root / "cache-yolo")],
         "train": ["train", "--tiny", "--data", str(ws.train), "--cache", str(ws.cache), "--out", str(ws.root / "run"),
                   "--max-steps", "2", "--num-frames", "2"],
         "eval": ["eval", "--checkpoint", str(ws.checkpoint), "--data", str(ws.val), "--out", str(ws.root / "eval")],
@@ -118,7 +126,7 @@ def _commands(ws: Workspace) -> dict[str, list[str]]:
     }
 
 
-ORDER = ["data", "extract", "demo", "train", "eval", "detect", "watch", "experts"]  # the longest first
+ORDER = ["data", "extract", "demo", "train", "eval", "detect", "watch", "extract-yolo", "experts"]
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +168,7 @@ def test_the_commands_did_their_work(ws, runs):
     assert (ws.root / "eval" / "report.json").is_file() and (ws.root / "detections" / "results.json").is_file()
     assert (ws.root / "demo" / "results.json").is_file()
     assert "done: 2 steps" in runs["train"].stdout
+    assert (ws.root / "yolo" / "Ultralytics" / "settings.json").is_file()  # ultralytics' first run, unannounced
 
 
 @pytest.mark.slow
