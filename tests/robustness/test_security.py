@@ -1,6 +1,7 @@
 """Security (issue 16, item 4).
 
-- An AST scan of every ``.py`` under ``packages/*/src`` and ``examples/`` for code that
+- An AST scan of every ``.py`` under ``packages/*/src`` and ``examples/`` (and the
+  scripts in ``benchmarks/``, ``scripts/``, ``docs/scripts/``) for code that
   can run what a file or a user supplies: ``pickle``/``dill``/``joblib``/``marshal``
   loads, a ``pickle.Unpickler`` subclass, ``shelve``, ``torch.load`` without
   ``weights_only=True``, the ``eval``/``exec`` builtins, ``subprocess`` with
@@ -159,7 +160,9 @@ def scan_source(source: str, path: str = "<snippet>") -> list[Finding]:
 
 
 def source_files() -> list[Path]:
-    files = [p for p in ROOT.glob("packages/*/src/**/*.py")] + list(ROOT.glob("examples/**/*.py"))
+    """The shipped code (packages, examples) and the scripts people and CI run."""
+    files = [p for pattern in ("packages/*/src/**/*.py", "examples/**/*.py", "benchmarks/**/*.py", "scripts/**/*.py",
+                               "docs/scripts/**/*.py") for p in ROOT.glob(pattern)]
     return sorted(p for p in files if ".venv" not in p.parts and "build" not in p.parts)
 
 
