@@ -469,6 +469,13 @@ def _plotted_two_steps(env: Env, run: Path, result: Any) -> None:
     assert (env.tmp / "plots" / "loss.png").stat().st_size > 0
 
 
+def _watched_until_the_damage(env: Env, source: Any, report: Any) -> None:
+    (cam,) = report.cameras.values()
+    assert cam["frames_decoded"] > 0 and cam["windows"] >= 1, cam  # the frames before the damage were watched
+    assert cam["state"] == "failed" and "Invalid data" in cam["last_error"], cam
+    assert report.stopped_by == "end of streams"
+
+
 def _window_cut_at_end(env: Env, path: Path, clip: Any) -> None:
     assert clip.meta["window"] == [1.5, 2.0] and clip.frames.shape[0] == 8
     assert all(1.5 <= t < 2.0 for t in clip.timestamps.tolist())
@@ -970,6 +977,7 @@ CASES = [
     Case("stream-directory-as-source", "stream: uprm.watch", lambda e: e.path("cams/x").parent, watch(),
          Raises(WatchError, "cams")),
     Case("stream-truncated-file", "stream: uprm.watch", truncated, watch(), Fallback(_camera_failed)),
+    Case("stream-corrupt-mid-file", "stream: uprm.watch", corrupt_middle, watch(), Fallback(_watched_until_the_damage)),
     Case("stream-threshold-out-of-range", "stream: uprm.watch", lambda e: "udp://127.0.0.1:9",
          watch(threshold=1.5), Raises(UPRMError, "threshold")),
     Case("stream-webhook-not-http", "stream: uprm.watch", lambda e: e.video(), watch(webhook="ftp://alerts.local/in"),
