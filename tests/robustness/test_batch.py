@@ -118,19 +118,22 @@ class _ColourOnly:
         return [ColourExpert]
 
 
+def _grid(tmp_path, train, test, experts, variants):
+    grid = {"train": str(train), "test": str(test), "out": str(tmp_path / "ablation"), "experts": experts,
+            "training": {"tiny": True, "num_frames": FRAMES, "max_steps": 2, "batch_size": 4, "save_every": 1,
+                         "lr": 1e-3},
+            "evaluation": {"sbert": False, "batch_size": 8}, "seeds": [0], "variants": variants, "threads": 1}
+    config = tmp_path / "grid.json"
+    config.write_text(json.dumps(grid))
+    return config, tmp_path / "ablation"
+
+
 def test_ablate_finishes_the_good_variants_and_lists_every_failed_one(data, tmp_path):
     """Two variants of three need the pose expert, which is not installed here: they
     fail at training, the third runs to its evaluation."""
     train = write_records(tmp_path / "train.json", data["good"], split="train")
     test = write_records(tmp_path / "test.json", data["good"])
-    out = tmp_path / "ablation"
-    grid = {"train": str(train), "test": str(test), "out": str(out), "experts": ["coarse", "colour", "pose"],
-            "training": {"tiny": True, "num_frames": FRAMES, "max_steps": 2, "batch_size": 4, "save_every": 1,
-                         "lr": 1e-3},
-            "evaluation": {"sbert": False, "batch_size": 8}, "seeds": [0], "variants": ["full", "wo_pose", "wo_ptr"],
-            "threads": 1}
-    config = tmp_path / "grid.json"
-    config.write_text(json.dumps(grid))
+    config, out = _grid(tmp_path, train, test, ["coarse", "colour", "pose"], ["full", "wo_pose", "wo_ptr"])
     with isolated_plugins(plugins={"colour": _ColourOnly}, load_entry_points=False):
         result = invoke("ablate", "--config", config)
     assert result.exit_code == 1, result.output
@@ -140,3 +143,27 @@ def test_ablate_finishes_the_good_variants_and_lists_every_failed_one(data, tmp_
     assert any(line.strip().startswith("full/seed0 at train:") and "pose" in line for line in listed), result.output
     assert any(line.strip().startswith("wo_ptr/seed0 at train:") for line in listed), result.output
     assert (out / "wo_pose" / "seed0" / "eval" / "report.json").is_file()  # the good variant finished
+
+
+def test_ablate_fails_a_run_whose_evaluation_left_clips_out(data, tmp_path):
+    """A bad test video: scores over part of the test data would not compare with other
+    runs', so each run fails at its evaluation, naming the clip; with the video fixed, the
+    same command evaluates again (training is kept) and succeeds."""
+    videos = shutil.copytree(data["root"] / "videos", tmp_path / "videos")
+    train = write_records(tmp_path / "train.json", data["good"], split="train")
+    test = write_records(tmp_path / "test.json", [videos / "v0.mp4", videos / "bad.mp4", videos / "v1.mp4"])
+    config, out = _grid(tmp_path, train, test, ["coarse", "colour"], ["full", "wo_ptr"])
+    with isolated_plugins(plugins={"colour": _ColourOnly}, load_entry_points=False):
+        result = invoke("ablate", "--config", config)
+        assert result.exit_code == 1, result.output
+        listed = result.output.splitlines()
+        listed = listed[next(i for i, line in enumerate(listed) if "2 run(s) failed:" in line) + 1:]
+        for variant in ("full", "wo_ptr"):
+            assert any(line.strip().startswith(f"{variant}/seed0 at eval: AblationRunError: 2 clip(s) of the test "
+                                               "data failed, the first bad@0.000-4.000") for line in listed), listed
+        shutil.copy(data["good"][1], videos / "bad.mp4")
+        again = invoke("ablate", "--config", config)
+    assert again.exit_code == 0, again.output
+    for variant in ("full", "wo_ptr"):
+        report = json.loads((out / variant / "seed0" / "eval" / "report.json").read_text())
+        assert report["failed"] == [] and report["counts"]["clips"] == 6

@@ -170,9 +170,16 @@ def _evaluate(run: RunPlan, config: AblationConfig, overwrite: bool) -> tuple[di
 
     report_path = run.eval_dir / "report.json"
     if report_path.is_file() and not overwrite:
-        return json.loads(report_path.read_text(encoding="utf-8")), False
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        if not report.get("failed"):
+            return report, False
+        # an evaluation that left clips out is not finished: their clips are tried again
     report = evaluate(str(run.train_dir), list(config.test), cache=run.cache, out=str(run.eval_dir),
                       overwrite=overwrite, **eval_settings(run, config))
+    failed = report.get("failed") or []
+    if failed:  # scores over part of the test data would not compare with the other runs'
+        raise AblationRunError(f"{len(failed)} clip(s) of the test data failed, the first {failed[0]['clip']} "
+                               f"({failed[0]['video']}): {failed[0]['error']}")
     return report, True
 
 
