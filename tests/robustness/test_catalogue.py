@@ -129,13 +129,18 @@ def audio_only(env: Env) -> Path:
     return path
 
 
+_HUGE: dict[str, bytes] = {}
+
+
 def huge_video(env: Env) -> Path:
-    """Two 8K (7680×4320) frames."""
+    """Two 8K (7680×4320) frames (encoded once per session: about a second each time)."""
     from uprm.data import write_mp4
 
-    frame = np.zeros((4320, 7680, 3), np.uint8)
-    frame[:, 3840:] = 200
-    return write_mp4(env.path("8k.mp4"), [frame, frame], fps=1, crf=40)
+    if "8k" not in _HUGE:
+        frame = np.zeros((4320, 7680, 3), np.uint8)
+        frame[:, 3840:] = 200
+        _HUGE["8k"] = write_mp4(env.path("8k-first.mp4"), [frame, frame], fps=1, crf=40).read_bytes()
+    return env.text("8k.mp4", _HUGE["8k"])
 
 
 def truncated(env: Env, name: str = "cut.mp4") -> Path:
@@ -418,7 +423,7 @@ def _eight_k_downscaled(env: Env, path: Path, _: Any) -> None:
 
     tracemalloc.start()
     try:
-        clip = load_clip(path, 2, max_side=512, max_pixels=None)
+        clip = load_clip(path, 2, max_side=512)  # with max_side the limit is 8192x8192
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -474,6 +479,12 @@ def _watched_until_the_damage(env: Env, source: Any, report: Any) -> None:
     assert cam["frames_decoded"] > 0 and cam["windows"] >= 1, cam  # the frames before the damage were watched
     assert cam["state"] == "failed" and "Invalid data" in cam["last_error"], cam
     assert report.stopped_by == "end of streams"
+
+
+def _detected_8k(env: Env, path: Path, result: Any) -> None:
+    assert result.exit_code == 0, result.output
+    out = json.loads((env.tmp / "out" / "8k.json").read_text())
+    assert out["settings"]["max_side"] == 256, out["settings"]
 
 
 def _window_cut_at_end(env: Env, path: Path, clip: Any) -> None:
@@ -721,7 +732,7 @@ CASES = [
          Fallback(_true_pts)),
     Case("video-8k-frames-refused", "python: uprm.data.load_clip", huge_video, load_clip(),
          Raises(VideoError, FILE, "7680x4320", "max_pixels")),
-    Case("video-8k-frames-downscaled", "python: uprm.data.load_clip", huge_video, lambda env, p: None,
+    Case("video-8k-frames-downscaled", "python: uprm.data.load_clip(max_side=512)", huge_video, lambda env, p: None,
          Fallback(_eight_k_downscaled)),
     Case("video-corrupt-mid-stream", "python: uprm.data.load_clip", corrupt_middle, load_clip(),
          Raises(VideoError, FILE, "damaged")),
@@ -919,6 +930,12 @@ CASES = [
          CliFails("nowhere")),
     Case("cli-detect-text-named-mp4", "cli: uprm detect", lambda e: e.text("cam.mp4", "not a video\n" * 50),
          cli("detect", "{input}", "--checkpoint", "{ckpt}", "--out", "{tmp}/out", "--quiet"), CliFails(FILE)),
+    Case("cli-detect-8k-refused", "cli: uprm detect", huge_video,
+         cli("detect", "{input}", "--checkpoint", "{ckpt}", "--out", "{tmp}/out", "--window", "2", "--quiet"),
+         CliFails(FILE, "7680x4320", "--max-side")),
+    Case("cli-detect-8k-downscaled", "cli: uprm detect --max-side", huge_video,
+         cli("detect", "{input}", "--checkpoint", "{ckpt}", "--out", "{tmp}/out", "--window", "2", "--max-side", "256",
+             "--no-evidence", "--quiet"), Fallback(_detected_8k)),
     Case("cli-data-ucf-crime-bad-line", "cli: uprm data ucf-crime",
          lambda e: ucf(e, "Arson012_x264.mp4 Arson 150 x -1 -1"),
          cli("data", "ucf-crime", "{input}", "--out", "{tmp}/out.json"), CliFails(FILE, ":2")),

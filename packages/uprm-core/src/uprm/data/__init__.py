@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 _LAZY: dict[str, str] = {
     # uprm.data.video
     "DEFAULT_MAX_PIXELS": "uprm.data.video",
+    "DOWNSCALED_MAX_PIXELS": "uprm.data.video",
     "VideoInfo": "uprm.data.video",
     "VideoReader": "uprm.data.video",
     "iter_windows": "uprm.data.video",
@@ -219,6 +220,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from uprm.data.video import (
         DEFAULT_MAX_PIXELS,
+        DOWNSCALED_MAX_PIXELS,
         VideoInfo,
         VideoReader,
         iter_windows,

@@ -40,7 +40,9 @@ rotated                valid: the display-matrix rotation is applied, frames com
                        ``meta["rotation"]`` holds the angle; ``source_size`` is the upright
                        size
 huge resolution        error above ``max_pixels`` (default 4096×4096) unless
-                       ``max_pixels=None``; ``max_side=`` downscales frames while decoding
+                       ``max_pixels=None``; ``max_side=`` downscales frames while decoding,
+                       and with it the default limit is 8192×8192 (8K footage reads; only
+                       FFmpeg's decode buffer is full size)
 =====================  ===================================================================
 
 One decode of a window is shared by every expert simply by loading the clip once and
@@ -69,6 +71,7 @@ from uprm.types import VideoClip
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DOWNSCALED_MAX_PIXELS",
     "VideoInfo",
     "VideoReader",
     "iter_windows",
@@ -80,6 +83,9 @@ __all__ = [
 
 #: frames larger than this many pixels are refused unless asked for (4096 × 4096)
 DEFAULT_MAX_PIXELS = 4096 * 4096
+#: the default limit when ``max_side`` downscales while decoding (8K UHD and DCI 8K fit):
+#: no full-size RGB array is made, only FFmpeg's decode buffer is full size
+DOWNSCALED_MAX_PIXELS = 8192 * 8192
 
 # Without a full index (MKV cues, MPEG-TS, AVI), decode forward instead of seeking when
 # the next target is at most this many seconds ahead of the decoder.
@@ -200,7 +206,7 @@ def load_clip(
         max_side: downscale frames (keeping the aspect) so the longer side is at most
             this many pixels; done by FFmpeg while converting, cheaper than after.
         max_pixels: refuse files whose frames have more pixels than this (``None``: no
-            limit).
+            limit). With ``max_side`` the default becomes :data:`DOWNSCALED_MAX_PIXELS`.
 
     Shapes:
         ``frames``: uint8 ``[F, 3, H, W]`` (``H × W`` the upright frame size, or smaller
@@ -258,7 +264,8 @@ class VideoReader:
     Args:
         path: the video file.
         max_side: downscale decoded frames so their longer side is at most this.
-        max_pixels: refuse frames larger than this many pixels (``None``: no limit).
+        max_pixels: refuse frames larger than this many pixels (``None``: no limit);
+            with ``max_side``, the default is :data:`DOWNSCALED_MAX_PIXELS`.
     """
 
     def __init__(
@@ -276,6 +283,8 @@ class VideoReader:
         if max_side is not None and max_side < 1:
             raise ValueError(f"max_side must be positive, got {max_side}")
         self._file_size = _check_file(self.path)
+        if max_side is not None and max_pixels == DEFAULT_MAX_PIXELS:
+            max_pixels = DOWNSCALED_MAX_PIXELS
         try:
             self._container = av.open(str(self.path), mode="r")
         except av.error.FFmpegError as exc:
@@ -324,7 +333,8 @@ class VideoReader:
             raise VideoError(
                 self.path,
                 f"frame size {width}x{height} ({width * height / 1e6:.1f} Mpx) exceeds max_pixels={max_pixels}; "
-                "pass max_pixels=None to allow it (and max_side=... to downscale the frames)",
+                "downscale while decoding with max_side=N (uprm detect / serve: --max-side N), or pass "
+                "max_pixels=None to allow it",
             )
         self.time_base: Fraction = stream.time_base or Fraction(1, 90000)
         # where the stream starts (for seeking); the first frame's own pts is read later
