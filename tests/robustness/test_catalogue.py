@@ -5,7 +5,8 @@ error (its type, and that its message names the file, field or line) or the docu
 safe fallback. docs/robustness.md is the same table for readers; the last test keeps
 the two in step.
 
-Run: ``python -m pytest tests/robustness -q``.
+Run: ``python -m pytest tests/robustness/test_catalogue.py -q`` (``UPRM_CATALOGUE_SHOW=1 ... -s``
+prints every message).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from uprm.errors import (
     VideoError,
     WatchError,
 )
+from uprm_expert_pose.errors import KeypointFileError, PoseWeightsError
+from uprm_expert_relation.scene_graph import SceneGraphError, SceneGraphNotFoundError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "robustness.md"
 FILE = "<file>"  # in an expectation: the input file's name must appear in the message
@@ -822,27 +825,27 @@ CASES = [
     Case("keypoints-nan", "python: pose expert extract",
          lambda e: keypoints_clip(e, '[{"image_id": 0, "category_id": 1, "score": 0.9, "keypoints": ['
                                   + ", ".join(["NaN"] + [str(v) for v in _PERSON[1:]]) + "]}]"),
-         extract_with("pose"), Raises(UPRMError, "keypoints.json", "[0].keypoints[0]", "is nan")),
+         extract_with("pose"), Raises(KeypointFileError, "keypoints.json", "[0].keypoints[0]", "is nan")),
     Case("keypoints-not-utf8", "python: pose expert extract",
          lambda e: keypoints_clip(e, b'[{"image_id": 0, "note": "caf\xe9"}]'), extract_with("pose"),
-         Raises(UPRMError, "keypoints.json", "UTF-8")),
+         Raises(KeypointFileError, "keypoints.json", "UTF-8")),
     Case("triplet-missing-predicate", "python: relation expert extract",
          lambda e: scene_graph_clip(e, {"video_id": "v", "width": 32, "height": 32, "frames": [
              {"frame_index": 0, "objects": [], "triplets": [
                  {"subject": {"label": "person", "box": [1, 1, 9, 9]},
                   "object": {"label": "bag", "box": [10, 10, 20, 20]}}]}]}),
-         extract_with("relation"), Raises(UPRMError, "scene_graph.json", "frames[0].triplets[0].predicate",
+         extract_with("relation"), Raises(SceneGraphError, "scene_graph.json", "frames[0].triplets[0].predicate",
                                           "missing")),
     Case("scene-graph-truncated-json", "python: relation expert extract",
          lambda e: scene_graph_clip(e, '{"video_id": "v", "frames": [{"frame_index": 0,'), extract_with("relation"),
-         Raises(UPRMError, "scene_graph.json", "line 1")),
+         Raises(SceneGraphError, "scene_graph.json", "line 1")),
     Case("keypoints-missing-file", "python: pose expert extract", lambda e: _missing_sidecar(e, "keypoints"),
-         extract_with("pose"), Raises(UPRMError, "gone.json")),
+         extract_with("pose"), Raises(KeypointFileError, "gone.json")),
     Case("scene-graph-missing-file", "python: relation expert extract",
          lambda e: _missing_sidecar(e, "scene_graph"), extract_with("relation"),
-         Raises(UPRMError, "gone.json", "no such scene-graph file")),
+         Raises(SceneGraphNotFoundError, "gone.json", "no such scene-graph file")),
     Case("pose-weights-text-file", "python: pose expert build", lambda e: e.text("yolo-pose.pt", "not weights\n"),
-         build_expert_with("pose", "weights"), Raises(UPRMError, FILE)),
+         build_expert_with("pose", "weights"), Raises(PoseWeightsError, FILE)),
     Case("sam-checkpoint-with-code", "python: background expert build", lambda e: _code_pickle(e, "sam_vit_b.pth"),
          build_expert_with("background", "checkpoint"), Raises(CheckpointError, FILE)),
     Case("sam-checkpoint-truncated", "python: background expert build",
@@ -996,7 +999,7 @@ CASES = [
     Case("stream-truncated-file", "stream: uprm.watch", truncated, watch(), Fallback(_camera_failed)),
     Case("stream-corrupt-mid-file", "stream: uprm.watch", corrupt_middle, watch(), Fallback(_watched_until_the_damage)),
     Case("stream-threshold-out-of-range", "stream: uprm.watch", lambda e: "udp://127.0.0.1:9",
-         watch(threshold=1.5), Raises(UPRMError, "threshold")),
+         watch(threshold=1.5), Raises(WatchError, "threshold")),
     Case("stream-webhook-not-http", "stream: uprm.watch", lambda e: e.video(), watch(webhook="ftp://alerts.local/in"),
          Raises(WatchError, "webhook", "ftp://alerts.local/in")),
     Case("stream-alerts-under-a-file", "stream: uprm.watch", lambda e: e.video(),
