@@ -490,6 +490,15 @@ def _detected_8k(env: Env, path: Path, result: Any) -> None:
     assert out["settings"]["max_side"] == 256, out["settings"]
 
 
+def _one_window(env: Env, path: Path, result: Any) -> None:
+    assert len(result.windows) == 1 and result.duration == 0.125, (result.windows, result.duration)
+
+
+def _ended_without_windows(env: Env, path: Path, report: Any) -> None:
+    (cam,) = report.cameras.values()
+    assert cam["state"] == "ended" and cam["frames_decoded"] == 1 and cam["windows"] == 0, cam
+
+
 def _window_cut_at_end(env: Env, path: Path, clip: Any) -> None:
     assert clip.meta["window"] == [1.5, 2.0] and clip.frames.shape[0] == 8
     assert all(1.5 <= t < 2.0 for t in clip.timestamps.tolist())
@@ -703,6 +712,12 @@ def _detect(env: Env, path: Path) -> Any:
     return uprm.detect(path, env.checkpoint, window=2.0, stride=2.0)
 
 
+def _detect_video(env: Env, path: Path) -> Any:
+    from uprm.detection import detect_video
+
+    return detect_video(path, env.checkpoint, window=2.0, stride=2.0)
+
+
 def _grid(env: Env) -> Path:
     env.video()
     train, test = env.records("train.json"), env.records("test.json")
@@ -746,6 +761,8 @@ CASES = [
          Raises(VideoError, FILE, "is a directory")),
     Case("video-missing", "python: uprm.data.load_clip", lambda e: e.path("gone.mp4"), load_clip(),
          Raises(VideoError, FILE, "no such file")),
+    Case("detect-one-frame", "python: uprm.detection.detect_video", lambda e: e.video("still.mp4", n=1),
+         _detect_video, Fallback(_one_window)),
     Case("detect-directory", "python: uprm.detect", lambda e: e.path("cams/x").parent, _detect,
          Raises(VideoError, "cams", "is a directory")),
     Case("video-window-past-end", "python: uprm.data.load_clip", lambda e: e.video(), load_clip(start=60.0),
@@ -994,6 +1011,8 @@ CASES = [
          Raises(WatchError, "gopher", "camera.local")),
     Case("stream-text-file-as-source", "stream: uprm.watch", lambda e: e.text("cam.mp4", "not a video\n" * 50),
          watch(), Fallback(_camera_failed)),
+    Case("stream-one-frame-file", "stream: uprm.watch", lambda e: e.video("still.mp4", n=1), watch(),
+         Fallback(_ended_without_windows)),
     Case("stream-directory-as-source", "stream: uprm.watch", lambda e: e.path("cams/x").parent, watch(),
          Raises(WatchError, "cams")),
     Case("stream-truncated-file", "stream: uprm.watch", truncated, watch(), Fallback(_camera_failed)),
