@@ -1031,13 +1031,28 @@ CASES = [
 ]
 
 
+#: no case may take longer (a bad input must never hang an entry point: e.g. `uprm serve`
+#: starting to serve instead of refusing its settings)
+CASE_SECONDS = 120
+
+
+def _hung(signum: int, frame: Any) -> None:
+    raise TimeoutError(f"the case ran for more than {CASE_SECONDS} s: a bad input must not hang")
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input(case: Case, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    import signal
+
     env = Env(tmp_path, request)
+    previous = signal.signal(signal.SIGALRM, _hung)
+    signal.alarm(CASE_SECONDS)
     try:
         given = case.make_input(env)
         case.expect.check(env, given, lambda: case.run(env, given))
     finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
         folder = env.notes.get("cleanup")
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
