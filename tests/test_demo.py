@@ -125,3 +125,31 @@ def test_the_table_prints_every_row_with_dashes_for_missing_numbers():
         "always yes", "0.00", "55.56", "50.00", "50.00", "25.00", "41.67", "–", "–", "–"]
     assert [c.strip() for c in lines[4].split("|")[1:-1]] == [
         "UPRM (all experts)", "–", "80.00", "–", "–", "–", "–", "0.70", "0.50", "12.35"]
+
+
+def _window_records(video_id, window, threat):
+    answer = "Yes, there exists a threat." if threat else "No, there is no threat."
+    base = {"video_id": video_id, "window": list(window), "video": f"{video_id}.mp4"}
+    records = [{**base, "id": f"{video_id}@{window[0]}/identify", "task": "identify",
+                "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": answer}]}]
+    if threat:
+        records.append({**base, "id": f"{video_id}@{window[0]}/locate", "task": "locate",
+                        "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "1-2"}]})
+    return records
+
+
+def test_balance_repeats_every_task_of_the_threat_windows_until_yes_and_no_are_even(tmp_path):
+    from uprm.demo.world import balance_threats
+
+    records = _window_records("t", (0, 4), True) + [r for i in range(7)
+                                                    for r in _window_records(f"n{i}", (0, 4), False)]
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(records))
+    assert balance_threats(path) == 12  # 1 threat window (2 records) x 6 more copies: 7 yes vs 7 no
+    out = json.loads(path.read_text())
+    identify = [r["conversations"][1]["value"][:3] for r in out if r["task"] == "identify"]
+    assert identify.count("Yes") == identify.count("No,") == 7
+    assert len({r["id"] for r in out}) == len(out)  # repeats get their own ids
+    assert sum(r["task"] == "locate" for r in out) == 7
+    assert balance_threats(path) == 0  # already even: nothing added, file unchanged
+    assert json.loads(path.read_text()) == out

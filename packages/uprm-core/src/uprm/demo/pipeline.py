@@ -64,6 +64,7 @@ def run_demo(out: str | os.PathLike = "demo", *, seed: int = 0, settings: DemoSe
     machine = _machine()
     rep.line(f"uprm demo: seed {seed}, out {root}/ ({machine['cpus']} CPUs, {machine['torch_threads']} torch threads, "
              f"load average {machine['load_average'][0]:.2f})")
+    _experts_line(rep)
     state = _Demo(root, seed, settings, rep)
     state.data()
     state.train()
@@ -85,6 +86,16 @@ def run_demo(out: str | os.PathLike = "demo", *, seed: int = 0, settings: DemoSe
              f"threat); mAP at tIoU 0.1/0.2/0.3 (UCF-Crime's); timelines in {root / 'detections'}/<model>/")
     rep.line(f"wrote {root / 'results.json'} in {document['seconds']:.0f} s (CPU {document['cpu_seconds']:.0f} s)")
     return document
+
+
+def _experts_line(rep: Reporter) -> None:
+    from uprm.plugins.manager import get_plugin_host
+
+    host = get_plugin_host()
+    infos = host.experts()
+    rep.line(f"Installed experts: {', '.join(f'{n} ({i.distribution} {i.version})' for n, i in infos.items())}")
+    for plugin in host.broken():
+        rep.line(f"Skipped broken plugin {plugin.name}: {plugin.error}")
 
 
 class _Demo:

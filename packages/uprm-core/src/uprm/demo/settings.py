@@ -34,24 +34,27 @@ class DemoSettings:
         num_frames: frames sampled per window.
         steps, lr, batch_size, warmup_ratio: the training run of both trained models.
         expert_options: options of the fine experts' adapters (their widths).
+        balance: repeat the training file's threat windows (all their tasks) until the
+            identify answers are about half "Yes": most windows show no threat, and a
+            tiny model trained on that prior learns to say "No" to everything.
         sbert: compute the Sentence-BERT similarity (loads all-MiniLM-L6-v2 once).
         threads: torch threads (``None``: torch's default). One: the tiny model's matrices are
             too small for two threads to pay, and on a busy machine a second thread made
             feature extraction 40× and training 5× slower in CPU time (spinning).
     """
 
-    videos: int = 80
+    videos: int = 60
     size: int = 64
     fps: float = 8.0
-    min_duration: float = 8.0
-    max_duration: float = 12.0
+    min_duration: float = 16.0
+    max_duration: float = 24.0
     normal_fraction: float = 0.4
     splits: tuple[float, float, float] = (0.75, 0.0, 0.25)
     window: float = 4.0
     stride: float = 2.0
     min_overlap: float = 1.0
     num_frames: int = 4
-    steps: int = 600
+    steps: int = 1500
     lr: float = 1e-3
     batch_size: int = 8
     warmup_ratio: float = 0.03
@@ -60,6 +63,7 @@ class DemoSettings:
         "relation": {"node_dim": 64, "num_heads": 4},
         "background": {"adapter_hidden": 128},
     })
+    balance: bool = True
     sbert: bool = True
     threads: int | None = 1
 

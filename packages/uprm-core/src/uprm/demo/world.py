@@ -37,4 +37,34 @@ def window_instructions(world: Path, out: Path, settings: DemoSettings, seed: in
         annotations, out, name="demo", videos=world / "videos", keypoints=world / "keypoints",
         scene_graphs=world / "scene_graphs", seed=seed, window_s=settings.window, stride_s=settings.stride,
         min_overlap_s=settings.min_overlap, missing="error")
-    return dict(records.files)
+    files = dict(records.files)
+    if settings.balance and "train" in files:
+        balance_threats(files["train"])
+    return files
+
+
+def balance_threats(path: Path) -> int:
+    """Repeat the threat windows' records of the instruction file ``path`` (every task
+    of a window whose identify answer is "Yes") until about as many identify answers
+    are "Yes" as "No"; repeats get ids ``<id>#<n>``. Rewrites the file atomically and
+    returns how many records were added."""
+    import json
+
+    from uprm.utils import atomic_write_text
+
+    records = json.loads(path.read_text(encoding="utf-8"))
+    identify = [r for r in records if r.get("task") == "identify"]
+    said_yes = [r for r in identify if r["conversations"][-1]["value"].lower().startswith("yes")]
+    yes = {_window_key(r) for r in said_yes}
+    no = len(identify) - len(said_yes)
+    copies = round(no / len(said_yes)) - 1 if said_yes else 0
+    if copies < 1:
+        return 0
+    threat_records = [r for r in records if _window_key(r) in yes]
+    extra = [{**r, "id": f"{r['id']}#{n + 2}"} for n in range(copies) for r in threat_records]
+    atomic_write_text(path, json.dumps(records + extra, indent=1, ensure_ascii=False))
+    return len(extra)
+
+
+def _window_key(record: dict[str, Any]) -> tuple[str, tuple[float, ...]]:
+    return record["video_id"], tuple(record.get("window") or ())
