@@ -813,6 +813,9 @@ CASES = [
          Raises(AnnotationError, "000001.txt", ":2", "not a UTF-8 text file")),
     Case("refcoco-pickle-with-code", "python: uprm.data.read_refcoco", _refs_with_code, _api(read_refcoco),
          Raises(AnnotationError, FILE, "refusing to unpickle the global")),
+    Case("predictions-nan-score", "python: uprm.data.read_activitynet_predictions",
+         lambda e: e.text("preds.json", '{"results": {"v1": [{"segment": [1, 2], "score": NaN}]}}'),
+         _api(read_predictions), Raises(AnnotationError, FILE, "results.v1[0]", "'score' must be a number, got nan")),
     # -- instruction records -----------------------------------------------------------------
     Case("records-not-utf8", "python: uprm.data.load_records",
          lambda e: e.text("records.json", '[{"video": "caf\xe9.mp4"}]'.encode("latin-1")), _api(load_records),

@@ -743,11 +743,11 @@ def read_activitynet(path: str | os.PathLike) -> list[VideoAnnotation]:
     return out
 
 
-def _anet_segment(path: Path, a: Any, where: str) -> tuple[float, float]:
+def _anet_segment(path: Path, a: Any, where: str, ordered: bool = True) -> tuple[float, float]:
     seg = a.get("segment") if isinstance(a, Mapping) else None
     if not (isinstance(seg, list) and len(seg) == 2 and all(_is_number(v) for v in seg)):
         raise AnnotationError(path, f"'segment' must be [start, end] (finite seconds), got {seg!r}", where=where)
-    if seg[1] < seg[0]:
+    if ordered and seg[1] < seg[0]:
         raise AnnotationError(path, f"'segment' ends ({seg[1]}) before it starts ({seg[0]})", where=where)
     return float(seg[0]), float(seg[1])
 
@@ -796,13 +796,11 @@ def read_activitynet_predictions(path: str | os.PathLike, labels: bool = False) 
             raise AnnotationError(path, "expected a list of detections", where=f"results.{vid}")
         for i, d in enumerate(items):
             where = f"results.{vid}[{i}]"
-            seg = d.get("segment") if isinstance(d, Mapping) else None
-            if not (isinstance(seg, list) and len(seg) == 2 and all(isinstance(v, (int, float)) for v in seg)):
-                raise AnnotationError(path, f"'segment' must be [start, end], got {seg!r}", where=where)
+            start, end = _anet_segment(path, d, where, ordered=False)  # scoring names an end before its start
             score = d.get("score", 1.0)
-            if not isinstance(score, (int, float)):
+            if not _is_number(score):
                 raise AnnotationError(path, f"'score' must be a number, got {score!r}", where=where)
-            row = (str(vid), float(seg[0]), float(seg[1]), float(score))
+            row = (str(vid), start, end, float(score))
             out.append((*row, d.get("label")) if labels else row)
     return out
 
