@@ -1007,6 +1007,9 @@ CASES = [
     Case("rest-path-is-a-directory", "rest: POST /v1/jobs (path)",
          lambda e: (e.client.media_root / "cams").mkdir(exist_ok=True) or {"path": "cams"}, post_json,
          Problem(400, "not_a_file", "cams")),
+    Case("rest-path-text-named-mp4", "rest: POST /v1/jobs (path)",
+         lambda e: (e.client.media_root / "notes.mp4").write_text("not a video\n" * 20) and {"path": "notes.mp4"},
+         post_json, Problem(415, "not_a_video", "notes.mp4")),
     Case("rest-path-wrong-type", "rest: POST /v1/jobs (path)", lambda e: {"path": 5}, post_json,
          Problem(422, "invalid_request", "path")),
     # -- a stream ----------------------------------------------------------------------------
