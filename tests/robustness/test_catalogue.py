@@ -865,7 +865,7 @@ CASES = [
          lambda e: _missing_sidecar(e, "scene_graph"), extract_with("relation"),
          Raises(SceneGraphNotFoundError, "gone.json", "no such scene-graph file")),
     Case("pose-weights-text-file", "python: pose expert build", lambda e: e.text("yolo-pose.pt", "not weights\n"),
-         build_expert_with("pose", "weights"), Raises(PoseWeightsError, FILE)),
+         build_expert_with("pose", "weights"), Raises(PoseWeightsError, FILE, "not a PyTorch checkpoint")),
     Case("sam-checkpoint-with-code", "python: background expert build", lambda e: _code_pickle(e, "sam_vit_b.pth"),
          build_expert_with("background", "checkpoint"), Raises(CheckpointError, FILE)),
     Case("sam-checkpoint-truncated", "python: background expert build",

@@ -108,6 +108,7 @@ def load_checkpoint(path: str | os.PathLike) -> nn.Module:
         raise UltralyticsModelError(path, "suffix", path.suffix)
     if not hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):  # ultralytics' own test for it
         raise UltralyticsModelError(path, "unreadable", f"torch {torch.__version__} has no restricted loading")
+    _check_torch_file(path)
     prepare_ultralytics()
     from ultralytics.nn.tasks import torch_safe_load
 
@@ -120,6 +121,20 @@ def load_checkpoint(path: str | os.PathLike) -> nn.Module:
             return ckpt[key]
     held = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
     raise UltralyticsModelError(path, "no_model", held)
+
+
+def _check_torch_file(path: Path) -> None:
+    """A ``torch.save`` file starts as a zip archive (or, from old versions, a pickle);
+    anything else (a text file, an HTML error page saved as ``.pt``, zero bytes) is named
+    as such instead of by ultralytics' message about unsupported types."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return  # missing or unreadable: ultralytics' own message names it
+    if head[:4] != b"PK\x03\x04" and not (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5):
+        raise UltralyticsModelError(path, "unreadable", "not a PyTorch checkpoint (neither a torch.save zip archive "
+                                                        "nor a pickle): an empty, cut or different file")
 
 
 def build_model(model_config: str | os.PathLike, seed: int | None = None) -> nn.Module:
