@@ -461,6 +461,7 @@ def _accepted_by_content(env: Env, data: bytes, response: Any) -> None:
 def _camera_failed(env: Env, source: Any, report: Any) -> None:
     (cam,) = report.cameras.values()
     assert cam["state"] == "failed" and cam["sessions"] == 0, cam
+    assert cam["source"] == str(source) and cam["last_error"], cam  # the report says which source and why
     assert report.stopped_by == "end of streams"
 
 
