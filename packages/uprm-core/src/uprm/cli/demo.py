@@ -27,7 +27,7 @@ def cli(out: str, seed: int, quick: bool, steps: int | None, no_sbert: bool) -> 
     Table 1 columns (FNR, F2, mAP@tIoU, SB, ROUGE-L, BLEU-4) for the untrained UPRM, an
     always-yes detector, coarse-only and UPRM. Writes OUT/results.json, the timelines
     (OUT/detections/<model>/) and the reports (OUT/eval/<model>/). Nothing is
-    downloaded. About 10 minutes on 2 CPU cores; --quick takes seconds.
+    downloaded. About 8½ minutes on 2 CPU cores (it uses one); --quick takes seconds.
     """
     from uprm.demo import DEFAULT, QUICK, run_demo
 

@@ -54,7 +54,7 @@ class DemoSettings:
     stride: float = 2.0
     min_overlap: float = 1.0
     num_frames: int = 4
-    steps: int = 1500
+    steps: int = 2500
     lr: float = 1e-3
     batch_size: int = 8
     warmup_ratio: float = 0.03
