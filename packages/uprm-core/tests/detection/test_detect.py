@@ -104,6 +104,17 @@ def test_a_bad_file_is_reported_and_the_others_go_on(detector, threat_data, tmp_
     assert "2 video(s) failed" in result.output
     assert (tmp_path / "out" / "quiet.json").is_file()
     assert list(json.loads((tmp_path / "out" / "results.json").read_text())["results"]) == ["quiet"]
+    assert "Traceback" not in result.output
+
+
+def test_debug_shows_the_traceback_of_each_failed_video(detector, threat_data, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)
+    result = CliRunner().invoke(cli, ["--debug", "detect", str(bad), str(tmp_path / "missing.mp4"), "--checkpoint",
+                                      str(detector), "--out", str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 1
+    assert result.output.count("Traceback (most recent call last)") >= 2  # one per video (and chained causes)
+    assert "VideoError" in result.output and "failed: " in result.output
 
 
 def test_an_expert_without_its_sidecar_says_what_to_pass(detector, threat_data, tmp_path):

@@ -70,11 +70,24 @@ def cli(videos: tuple[str, ...], checkpoint: str, out_dir: str, window: float, s
     except (UPRMError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     _print(report, out_dir, fmt)
-    for video, error in report.failed:
-        click.echo(f"failed: {video}: {error}", err=True)
+    _print_failures(report)
     if report.failed:
         click.echo(f"[process {report.process}] {len(report.failed)} video(s) failed", err=True)
         raise SystemExit(1)
+
+
+def _print_failures(report) -> None:
+    """A ``failed:`` line per bad video; under ``uprm --debug`` each with its traceback."""
+    import traceback
+
+    from uprm.cli._errors import debug_enabled
+
+    debug = debug_enabled()
+    for n, (video, error) in enumerate(report.failed):
+        if debug and n < len(report.errors):
+            exc = report.errors[n]
+            click.echo("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip(), err=True)
+        click.echo(f"failed: {video}: {error}", err=True)
 
 
 def _print(report, out_dir: str, fmt: str) -> None:

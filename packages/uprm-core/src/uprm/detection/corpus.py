@@ -39,6 +39,8 @@ class CorpusReport:
     done: list[str] = field(default_factory=list)  # detected by this process now
     skipped: list[str] = field(default_factory=list)  # complete from an earlier run
     failed: list[tuple[str, str]] = field(default_factory=list)  # (video, error)
+    #: the exception behind each entry of ``failed`` (same order), for ``uprm --debug``
+    errors: list[BaseException] = field(default_factory=list, repr=False, compare=False)
     seconds: float = 0.0
     results: str | None = None  # results.json, when this process wrote it
 
@@ -173,6 +175,7 @@ def detect_files(
             report.done.append(path.stem)
         except Exception as exc:  # a bad file is reported; the others go on
             report.failed.append((str(path), f"{type(exc).__name__}: {exc}"))
+            report.errors.append(exc)
     if state is not None:
         state.wait_for_everyone()
     if rank == 0:
