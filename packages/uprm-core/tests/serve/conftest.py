@@ -37,10 +37,6 @@ ANSWERS = {"yes": "Yes, there exists a threat.", "no": "No, there is no threat."
 THREAT = (16.0, 28.0)
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
 def _frames(duration: float, threat: tuple[float, float]):
     dark = np.full((SIZE, SIZE, 3), 20, np.uint8)
     bright = np.full((SIZE, SIZE, 3), 230, np.uint8)
@@ -277,24 +273,18 @@ CHROMIUM = os.environ.get("UPRM_CHROMIUM") or shutil.which("chromium") or "/usr/
 CHROMEDRIVER = os.environ.get("UPRM_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
-def _no_browser(reason: str):
-    message = f"{reason} (install Debian's chromium and chromium-driver; .ci/run does it)"
-    if in_ci():
-        pytest.fail(f"CI=true: the browser tests must run: {message}")
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="package")
-def chrome():
-    """A headless Chromium (selenium), shared by this package's tests."""
+def chrome(missing_system_tool):
+    """A headless Chromium (selenium), shared by this package's tests (a missing browser
+    fails them: ``missing_system_tool``)."""
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
     if missing:
-        _no_browser(f"missing {', '.join(missing)}")
+        missing_system_tool(f"missing {', '.join(missing)}")
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        _no_browser("selenium is not installed")
+        missing_system_tool("selenium is not installed (pip install 'uprm-core[test]')")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -128,13 +127,11 @@ def make_video():
 
 # ---------------------------------------------------------------------------- ffmpeg
 @pytest.fixture(scope="session")
-def ffmpeg() -> str:
-    """The ffmpeg executable; skip without it, fail under CI=true."""
+def ffmpeg(missing_system_tool) -> str:
+    """The ffmpeg executable (its absence fails the stream tests: ``missing_system_tool``)."""
     path = shutil.which("ffmpeg")
     if path is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("ffmpeg is not installed; .ci/run installs Debian's ffmpeg (apt-get install ffmpeg)")
-        pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)")
+        missing_system_tool("ffmpeg is not installed")
     return path
 
 
