@@ -45,6 +45,7 @@ import torch
 
 import uprm
 from uprm.data import write_mp4
+from uprm.testing import overfit
 from uprm.watch import Watcher, WatchSettings
 
 ANSWERS = {"identify": ("Yes, there exists a threat.", "No, there is no threat."),
@@ -70,18 +71,7 @@ def train(out: Path) -> Path:
         f = model.extract(clip(lv))
         items += [(f, "identify", ANSWERS["identify"][0]), (f, "locate", ANSWERS["locate"]),
                   (f, "attribute", ANSWERS["attribute"])]
-    features = model.collate([f for f, _, _ in items])
-    batch = model.tokenize([q for _, q, _ in items], [a for _, _, a in items])
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    model.train()
-    for _ in range(200):
-        loss = model(batch["input_ids"], batch["attention_mask"], features, batch["labels"]).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        if float(loss.detach()) < 0.05:
-            break
-    return model.eval().save_pretrained(out)
+    return overfit(model, items, lr=3e-3, max_steps=200).save_pretrained(out)
 
 
 def video(path: Path, seconds: float, threats: list[tuple[float, float]], fps: int, width: int, height: int) -> Path:

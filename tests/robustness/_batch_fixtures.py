@@ -53,7 +53,7 @@ def yes_checkpoint(out: Path, experts: tuple[str, ...] = ("coarse",), steps: int
     import torch
 
     import uprm
-    from uprm.testing import synthetic_clip
+    from uprm.testing import overfit, synthetic_clip
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -62,18 +62,7 @@ def yes_checkpoint(out: Path, experts: tuple[str, ...] = ("coarse",), steps: int
         for seed in range(3):
             feats = model.extract(synthetic_clip(FRAMES, SIZE, seed=seed))
             items += [(feats, q, a) for q, a in YES_ANSWERS.items()]
-        features = model.collate([f for f, _, _ in items])
-        batch = model.tokenize([q for _, q, _ in items], [a for _, _, a in items])
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=6e-3)
-        model.train()
-        for _ in range(steps):
-            loss = model(batch["input_ids"], batch["attention_mask"], features, batch["labels"]).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-            if float(loss.detach()) < 0.05:
-                break
-    model.eval()
+        overfit(model, items, lr=6e-3, max_steps=steps)
     model.save_pretrained(out)
     return out
 

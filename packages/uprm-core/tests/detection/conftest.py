@@ -82,6 +82,7 @@ def train_detector(root: Path, out: Path, steps: int = 150) -> Path:
     """A tiny model with every installed expert, trained on the windows of a 40-s threat
     video until it answers them right; saved to ``out``."""
     import uprm
+    from uprm.testing import overfit
 
     torch.manual_seed(0)
     threat = (16.0, 28.0)
@@ -89,19 +90,7 @@ def train_detector(root: Path, out: Path, steps: int = 150) -> Path:
     small = {"pose": {"joint_dim": 16, "pose_dim": 32, "num_heads": 2}, "relation": {"node_dim": 32, "num_layers": 1}}
     model = uprm.build_model(uprm.UPRMConfig.tiny(num_frames=2, max_new_tokens=12, expert_options=small))
     items = _training_items(model, root, video, threat)
-    features = model.collate([f for f, _, _ in items])
-    batch = model.tokenize([q for _, q, _ in items], [a for _, _, a in items])
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=6e-3)
-    model.train()
-    for _ in range(steps):
-        loss = model(batch["input_ids"], batch["attention_mask"], features, batch["labels"]).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        if float(loss.detach()) < 0.05:
-            break
-    model.eval()
-    return model.save_pretrained(out)
+    return overfit(model, items, lr=6e-3, max_steps=steps).save_pretrained(out)
 
 
 @pytest.fixture(scope="module", autouse=True)

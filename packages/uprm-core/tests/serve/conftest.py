@@ -83,24 +83,13 @@ def train_checkpoint(root: Path, out: Path, steps: int = 150) -> Path:
     import torch
 
     import uprm
+    from uprm.testing import overfit
 
     torch.manual_seed(0)
     video = write_threat_video(root / "train.mp4", 40.0)
     model = uprm.build_model(uprm.UPRMConfig.tiny(num_frames=2, max_new_tokens=12, experts=_serve_experts()))
     items = _training_items(model, video)
-    features = model.collate([f for f, _, _ in items])
-    batch = model.tokenize([q for _, q, _ in items], [a for _, _, a in items])
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    model.train()
-    for _ in range(steps):
-        loss = model(batch["input_ids"], batch["attention_mask"], features, batch["labels"]).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        if float(loss.detach()) < 0.05:
-            break
-    model.eval()
-    return model.save_pretrained(out)
+    return overfit(model, items, lr=3e-3, max_steps=steps).save_pretrained(out)
 
 
 @pytest.fixture(scope="package")

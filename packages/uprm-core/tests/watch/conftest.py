@@ -73,6 +73,7 @@ def train_watch_detector(out: Path, steps: int = 200) -> Path:
     """A tiny background+coarse model trained until it answers bright (threat) and dark
     (normal) two-frame windows right; saved to ``out``."""
     import uprm
+    from uprm.testing import overfit
 
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
@@ -85,19 +86,7 @@ def train_watch_detector(out: Path, steps: int = 200) -> Path:
         feats = model.extract(_clip(lv, gen))
         items += [(feats, "identify", ANSWERS["identify"][0]), (feats, "locate", ANSWERS["locate"]),
                   (feats, "attribute", ANSWERS["attribute"])]
-    features = model.collate([f for f, _, _ in items])
-    batch = model.tokenize([q for _, q, _ in items], [a for _, _, a in items])
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    model.train()
-    for _ in range(steps):
-        loss = model(batch["input_ids"], batch["attention_mask"], features, batch["labels"]).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        if float(loss.detach()) < 0.05:
-            break
-    model.eval()
-    return model.save_pretrained(out)
+    return overfit(model, items, lr=3e-3, max_steps=steps).save_pretrained(out)
 
 
 @pytest.fixture(scope="session")

@@ -1,19 +1,22 @@
 """Small, offline building blocks for tests: a tiny expert context, synthetic clips,
-and an isolated plugin host."""
+an isolated plugin host, and a way to overfit a tiny model to a few answers."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from uprm.experts.base import ExpertContext
 from uprm.types import VideoClip
 
-__all__ = ["isolated_plugins", "random_video_tokens", "synthetic_clip", "tiny_context"]
+if TYPE_CHECKING:
+    from uprm.modeling.model import UPRMModel
+
+__all__ = ["isolated_plugins", "overfit", "random_video_tokens", "synthetic_clip", "tiny_context"]
 
 
 def tiny_context(**overrides: Any) -> ExpertContext:
@@ -106,3 +109,29 @@ def isolated_plugins(
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def overfit(
+    model: UPRMModel,
+    items: Sequence[tuple[Mapping[str, Any], str, str]],
+    *,
+    lr: float = 3e-3,
+    max_steps: int = 200,
+    target_loss: float = 0.05,
+) -> UPRMModel:
+    """Train ``model`` on ``items`` — ``(features, task, answer)`` with features from
+    ``model.extract(clip)`` — as one batch with AdamW until the loss falls below
+    ``target_loss`` or after ``max_steps`` steps; returns the model in eval mode. The
+    quick way to a tiny checkpoint that answers a test's clips on purpose."""
+    features = model.collate([f for f, _, _ in items])
+    batch = model.tokenize([q for _, q, _ in items], [a for _, _, a in items])
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    model.train()
+    for _ in range(max_steps):
+        loss = model(batch["input_ids"], batch["attention_mask"], features, batch["labels"]).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if float(loss.detach()) < target_loss:
+            break
+    return model.eval()
