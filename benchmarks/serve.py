@@ -39,21 +39,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("UPRM_OFFLINE", "1")
 
 import httpx
-import numpy as np
-
-
-def frames(seconds: float, fps: int, width: int, height: int):
-    """A moving gradient with a bouncing square (not static, cheap to make)."""
-    yy, xx = np.mgrid[0:height, 0:width]
-    for i in range(round(seconds * fps)):
-        img = np.empty((height, width, 3), np.uint8)
-        img[..., 0] = (xx + i) % 256
-        img[..., 1] = (yy + 2 * i) % 256
-        img[..., 2] = 96
-        s = height // 4
-        x0, y0 = (i * 3) % (width - s), (i * 2) % (height - s)
-        img[y0 : y0 + s, x0 : x0 + s] = 255
-        yield img
+from detect import frames  # the same synthetic footage as benchmarks/detect.py
 
 
 def make_checkpoint(root: Path) -> Path:
