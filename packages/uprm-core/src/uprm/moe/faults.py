@@ -50,9 +50,6 @@ def add_note(exc: BaseException, note: str) -> None:
         method(note)
 
 
-_note = add_note
-
-
 @functools.lru_cache(maxsize=1)
 def _module_distributions() -> dict[str, list[str]]:
     try:
@@ -89,21 +86,23 @@ def expert_origin(expert: Any, name: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def expert_call(expert: Any, stage: str, where: str | None = None, name: str | None = None) -> Iterator[None]:
+def expert_call(expert: Any, stage: str, where: str | None = None, name: str | None = None,
+                origin: str | None = None) -> Iterator[None]:
     """Run an expert's code; an exception from it becomes an :class:`ExpertError`
-    naming the expert, its distribution, the stage (``extract``/``forward``) and
-    ``where`` (a clip), with the original chained. An :class:`ExpertError` passes as it
-    is; another :class:`~uprm.errors.UPRMError` (a plugin's own typed error, e.g. a bad
-    sidecar file, which names its file) keeps its type and gets a note naming the expert."""
+    naming the expert, its distribution, the stage (``__init__``/``extract``/``forward``)
+    and ``where`` (a clip), with the original chained. An :class:`ExpertError` passes as
+    it is; another :class:`~uprm.errors.UPRMError` (a plugin's own typed error, e.g. a bad
+    sidecar file, which names its file) keeps its type and gets a note naming the expert.
+    ``origin`` (:func:`describe_origin`) stands in for an expert not built yet."""
     try:
         yield
     except ExpertError:
         raise
     except UPRMError as exc:  # the plugin's own typed error (a bad sidecar file...): kept, with a note
-        _note(exc, f"raised by {expert_origin(expert, name)} in {stage}")
+        add_note(exc, f"raised by {origin or expert_origin(expert, name)} in {stage}")
         raise
     except Exception as exc:
-        origin = expert_origin(expert, name)
+        origin = origin or expert_origin(expert, name)
         place = f" on {where}" if where else ""
         raise ExpertError(f"{origin} failed in {stage}{place}: {type(exc).__name__}: {exc}",
                           expert=name or getattr(expert, "name", None), origin=origin, stage=stage) from exc

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from uprm.errors import ConfigError, ExpertError, UPRMError
+from uprm.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -88,26 +88,18 @@ def _build_one(info: ExpertInfo, ctx: ExpertContext, options: dict[str, Any], se
     an exception from its ``__init__`` names the expert and its distribution."""
     import torch
 
-    from uprm.moe.faults import add_note as _note
-    from uprm.moe.faults import describe_origin, set_origin
+    from uprm.moe.faults import describe_origin, expert_call, set_origin
 
     name = info.name
     origin = describe_origin(name, info.plugin, info.distribution, info.version)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), expert_call(None, "__init__", name=name, origin=origin):
         torch.manual_seed(expert_seed(seed, name))
         try:
             expert = info.cls(ctx, **options)
         except TypeError as exc:
             if "argument" not in str(exc):
-                raise ExpertError(f"{origin} failed in __init__: TypeError: {exc}", expert=name, origin=origin,
-                                  stage="__init__") from exc
+                raise
             raise ConfigError(f"{origin}: {exc}") from exc
-        except UPRMError as exc:  # the plugin's own typed error (a bad weights file...): kept as it is
-            _note(exc, f"raised by {origin} in __init__")
-            raise
-        except Exception as exc:
-            raise ExpertError(f"{origin} failed in __init__: {type(exc).__name__}: {exc}", expert=name,
-                              origin=origin, stage="__init__") from exc
     set_origin(expert, info.plugin, info.distribution, info.version)
     return expert
 
