@@ -1,4 +1,5 @@
-"""Small shared utilities: JSON-safe values and atomic file writes."""
+"""Small shared utilities: JSON-safe values, atomic file writes, and telling a
+``torch.save`` file by its first bytes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_json", "atomic_write_text", "jsonable"]
+__all__ = ["atomic_path", "atomic_write_json", "atomic_write_text", "is_torch_save", "jsonable"]
 
 
 def jsonable(value: Any) -> Any:
@@ -82,3 +83,9 @@ def file_sha256(path: str | os.PathLike) -> str:
                 h.update(chunk)
         digest = _DIGESTS[key] = h.hexdigest()
     return digest
+
+
+def is_torch_save(head: bytes) -> bool:
+    """Whether a file starting with ``head`` (its first 4 bytes) is a ``torch.save``
+    file: a zip archive, or from old versions a raw pickle (protocol 2-5)."""
+    return head[:4] == b"PK\x03\x04" or (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5)

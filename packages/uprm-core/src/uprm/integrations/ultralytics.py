@@ -38,6 +38,7 @@ from torch import nn
 
 from uprm.errors import UltralyticsModelError
 from uprm.offline import is_offline, prepare_ultralytics
+from uprm.utils import is_torch_save
 
 __all__ = [
     "UltralyticsModelError",
@@ -132,7 +133,7 @@ def _check_torch_file(path: Path) -> None:
             head = fh.read(4)
     except OSError:
         return  # missing or unreadable: ultralytics' own message names it
-    if head[:4] != b"PK\x03\x04" and not (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5):
+    if not is_torch_save(head):
         raise UltralyticsModelError(path, "unreadable", "not a PyTorch checkpoint (neither a torch.save zip archive "
                                                         "nor a pickle): an empty, cut or different file")
 

@@ -39,7 +39,7 @@ from uprm.modeling.config import UPRMConfig
 from uprm.moe.block import UPEBlock
 from uprm.prompts import STAGE2_TASKS, VIDEO_PLACEHOLDER, YES_ANSWER, format_prompt, question_for
 from uprm.types import VideoClip
-from uprm.utils import atomic_path
+from uprm.utils import atomic_path, is_torch_save
 
 __all__ = ["WEIGHTS_NAME", "GenerationResult", "UPRMModel", "UPRMOutput", "build_model"]
 
@@ -87,18 +87,13 @@ class GenerationResult:
         return math.exp(sum(lp) / len(lp)) if lp else 1.0
 
 
-def _is_pickle(head: bytes) -> bool:
-    """A ``torch.save`` zip archive or a raw pickle (protocol 2-5)."""
-    return head[:4] == b"PK\x03\x04" or (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5)
-
-
 def _read_weights(path: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint's weights file (safetensors; a pickle only when asked)."""
     from safetensors.torch import load_file
 
     with open(path, "rb") as fh:
         head = fh.read(4)
-    if not _is_pickle(head):
+    if not is_torch_save(head):
         try:
             return load_file(str(path))
         except Exception as exc:  # safetensors raises its own error types
