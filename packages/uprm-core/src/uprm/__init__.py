@@ -62,6 +62,8 @@ _LAZY: dict[str, str] = {
     "UPRMModel": "uprm.modeling.model",
     "UPRMOutput": "uprm.modeling.model",
     "build_model": "uprm.modeling.model",
+    "load_model": "uprm.modeling.loading",
+    "LoadedModel": "uprm.modeling.loading",
     # inference
     "Segment": "uprm.inference.segments",
     "parse_segments": "uprm.inference.segments",

@@ -41,7 +41,7 @@ from uprm.prompts import STAGE2_TASKS, VIDEO_PLACEHOLDER, YES_ANSWER, format_pro
 from uprm.types import VideoClip
 from uprm.utils import atomic_path, is_torch_save
 
-__all__ = ["WEIGHTS_NAME", "GenerationResult", "UPRMModel", "UPRMOutput", "build_model"]
+__all__ = ["WEIGHTS_NAME", "GenerationResult", "UPRMModel", "UPRMOutput", "build_model", "merge_expert_options"]
 
 WEIGHTS_NAME = "model.safetensors"
 IGNORE_INDEX = -100
@@ -453,7 +453,9 @@ class UPRMModel(nn.Module):
         """Load a model saved by :meth:`save_pretrained`.
 
         ``overrides`` replace config fields and are checked as the constructor checks
-        them (e.g. ``backbone="/path/on/this/machine"``). A checkpoint whose experts are
+        them (e.g. ``backbone="/path/on/this/machine"``); ``expert_options`` is merged
+        over the saved options (``{"pose": {"weights": "/models/yolo.pt"}}`` keeps the
+        pose expert's other saved options and the other experts' options). A checkpoint whose experts are
         not installed fails with :class:`~uprm.errors.MissingExpertError`, naming the
         distribution to install; any malformed checkpoint (missing or truncated files,
         weights that do not fit, a router saved for another expert order) with
@@ -469,6 +471,8 @@ class UPRMModel(nn.Module):
                                   f"{WEIGHTS_NAME}, as save_pretrained writes them)")
         config = UPRMConfig.from_pretrained(directory)
         saved_order = list(config.expert_names) if config.expert_names else None
+        if overrides.get("expert_options"):
+            overrides["expert_options"] = merge_expert_options(config.expert_options, overrides["expert_options"])
         config = config.replace(**overrides)
         _check_installed(config, directory)
         weights = directory / WEIGHTS_NAME
@@ -525,6 +529,15 @@ class UPRMModel(nn.Module):
         if wrong:
             raise CheckpointError(f"{source}: LoRA weights of another shape (another rank?): {wrong[:4]}")
         set_peft_model_state_dict(self.backbone, {k: v.to(self.device) for k, v in lora.items()})
+
+
+def merge_expert_options(saved: Mapping[str, Mapping[str, Any]] | None,
+                         given: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """``given`` over ``saved``, expert by expert and option by option."""
+    merged = {str(n): dict(o) for n, o in (saved or {}).items()}
+    for name, options in (given or {}).items():
+        merged.setdefault(str(name), {}).update(options)
+    return merged
 
 
 def _split_state(state: Mapping[str, torch.Tensor], source: str) -> dict[str, dict[str, torch.Tensor]]:
