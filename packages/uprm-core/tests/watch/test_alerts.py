@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -87,41 +86,114 @@ def test_webhook_delivers_json(receiver):
 
 def test_webhook_retries_server_errors_with_backoff(receiver):
     r = receiver(fail_first=2, fail_status=503)
-    sender = WebhookSender(r.url, retries=3, backoff=0.2)
-    start = time.monotonic()
+    waits: list[float] = []
+    sender = WebhookSender(r.url, retries=3, backoff=0.2, sleep=waits.append)
     sender.submit({"id": "a"})
     sender.close(drain=10)
     assert [b["json"]["id"] for b in r.bodies] == ["a"] and r.requests == 3
     assert sender.stats["retries"] == 2 and sender.stats["sent"] == 1
-    assert time.monotonic() - start >= 0.2 + 0.4                          # back-off 0.2 s, then 0.4 s
+    assert waits == [0.2, 0.4]                                            # back-off 0.2 s, then 0.4 s
+
+
+def test_webhook_backoff_doubles_up_to_its_cap_then_gives_up(caplog):
+    calls, waits = [], []
+
+    def post(url, record, timeout):
+        calls.append((url, record["id"], timeout))
+        return 503
+
+    sender = WebhookSender("http://hooks.invalid/x", retries=6, backoff=0.5, max_backoff=3.0, timeout=2.5,
+                           post=post, sleep=waits.append)
+    with caplog.at_level("INFO", logger="uprm.watch"):
+        sender.submit({"id": "a"})
+        sender.close(drain=10)
+    assert waits == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]                        # webhook_backoff doubling, capped
+    assert calls == [("http://hooks.invalid/x", "a", 2.5)] * 7              # the first try + webhook_retries
+    assert sender.stats == {"sent": 0, "failed": 1, "dropped": 0, "retries": 6, "unsent": 0}
+    gave_up = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.getMessage() for r in gave_up] == ["webhook http://hooks.invalid/x: alert a not delivered (HTTP 503)"]
+    assert "retrying in 0.5 s" in caplog.records[0].getMessage()
+
+
+def test_webhook_gives_up_after_its_retries_on_a_real_receiver(receiver):
+    r = receiver(fail_first=100, fail_status=500)
+    waits: list[float] = []
+    sender = WebhookSender(r.url, retries=2, backoff=0.05, sleep=waits.append)
+    sender.submit({"id": "a"})
+    sender.submit({"id": "b"})
+    sender.close(drain=10)
+    assert r.requests == 6 and waits == [0.05, 0.1] * 2                   # each record: 1 + 2 tries
+    assert sender.stats == {"sent": 0, "failed": 2, "dropped": 0, "retries": 4, "unsent": 0}
 
 
 def test_webhook_gives_up_and_does_not_retry_client_errors(receiver):
     r = receiver(fail_first=100, fail_status=400)
-    sender = WebhookSender(r.url, retries=3, backoff=0.05)
+    waits: list[float] = []
+    sender = WebhookSender(r.url, retries=3, backoff=0.05, sleep=waits.append)
     sender.submit({"id": "a"})
     sender.close(drain=10)
-    assert r.requests == 1 and sender.stats["failed"] == 1 and sender.stats["retries"] == 0
+    assert r.requests == 1 and sender.stats["failed"] == 1 and sender.stats["retries"] == 0 and waits == []
+
+
+@pytest.mark.parametrize("status", [408, 429])
+def test_webhook_retries_timeouts_and_rate_limits(receiver, status):
+    r = receiver(fail_first=1, fail_status=status)
+    waits: list[float] = []
+    sender = WebhookSender(r.url, retries=3, backoff=0.05, sleep=waits.append)
+    sender.submit({"id": "a"})
+    sender.close(drain=10)
+    assert r.requests == 2 and sender.stats["sent"] == 1 and waits == [0.05]
 
 
 def test_webhook_retries_refused_connections(port):
     url = f"http://127.0.0.1:{port(0x1)}/hook"                            # nothing listens there
-    sender = WebhookSender(url, retries=2, backoff=0.05, timeout=2)
+    waits: list[float] = []
+    sender = WebhookSender(url, retries=2, backoff=0.05, timeout=2, sleep=waits.append)
     sender.submit({"id": "a"})
     sender.close(drain=10)
-    assert sender.stats["failed"] == 1 and sender.stats["retries"] == 2
+    assert sender.stats["failed"] == 1 and sender.stats["retries"] == 2 and waits == [0.05, 0.1]
 
 
-def test_a_slow_receiver_never_blocks_submit_and_the_queue_is_bounded(receiver):
+def test_closing_cuts_the_back_off_short_and_counts_the_record_unsent():
+    tried = threading.Event()
+
+    def post(url, record, timeout):
+        tried.set()
+        return 503
+
+    sender = WebhookSender("http://hooks.invalid/x", retries=3, backoff=3600.0, post=post)  # waits an hour
+    sender.submit({"id": "a"})
+    assert tried.wait(30)
+    sender.close(drain=0.2)                                                # the wait is cut short
+    assert not sender._thread.is_alive()
+    assert sender.stats == {"sent": 0, "failed": 0, "dropped": 0, "retries": 1, "unsent": 1}
+
+
+def test_a_slow_receiver_never_blocks_submit_and_the_queue_is_bounded():
+    release, started = threading.Event(), threading.Event()
+
+    def post(url, record, timeout):                                       # a receiver that hangs until released
+        started.set()
+        release.wait(60)
+        return 200
+
+    sender = WebhookSender("http://hooks.invalid/x", queue_size=5, retries=0, post=post)
+    assert sender.submit({"id": 0}) and started.wait(30)                  # the thread is stuck in the first POST
+    accepted = [sender.submit({"id": i}) for i in range(1, 200)]          # returns while the POST hangs
+    assert sum(accepted) == 5 and sender.stats["dropped"] == 194            # queue of 5, the rest dropped
+    release.set()
+    sender.close(drain=30)
+    assert sender.stats == {"sent": 6, "failed": 0, "dropped": 194, "retries": 0, "unsent": 0}
+
+
+def test_records_left_at_close_are_counted_unsent(receiver):
     r = receiver(delay=1.0)
     sender = WebhookSender(r.url, queue_size=5, retries=0, timeout=5)
-    start = time.monotonic()
-    accepted = [sender.submit({"id": i}) for i in range(200)]
-    assert time.monotonic() - start < 0.5                                 # 200 submits, none waits for HTTP
-    assert sum(accepted) <= 6 and sender.stats["dropped"] >= 194           # queue of 5 (+1 being sent)
+    for i in range(6):
+        sender.submit({"id": i})
     sender.close(drain=0.5)                                                # the rest cannot be sent in time
-    assert sender.stats["unsent"] + sender.stats["sent"] + sender.stats["dropped"] <= 200
     assert sender.stats["unsent"] >= 1
+    assert sender.stats["unsent"] + sender.stats["sent"] + sender.stats["dropped"] <= 6
 
 
 # ---------------------------------------------------------------------------- clips

@@ -1,6 +1,6 @@
 """Where alerts go: an append-only JSONL file (each record flushed and fsynced as it is
-written), a webhook (POSTed from a background thread with a bounded queue and retries,
-so a slow or dead receiver never holds up the video), and the records themselves.
+written), a webhook (POSTed from a background thread with a bounded queue and retries with
+back-off by tenacity, so a slow or dead receiver never holds up the video), and the records themselves.
 
 A record (one JSON object per line of ``--alerts``, and the body of each POST)::
 
@@ -32,6 +32,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from uprm._version import __version__
 from uprm.watch.events import Event
@@ -117,6 +119,18 @@ def read_alerts(path: str | os.PathLike) -> list[dict[str, Any]]:
 _STOP = object()
 
 
+class _Retryable(Exception):
+    """A POST worth another try: a connection error, a timeout, a 5xx, 408 or 429."""
+
+
+class _Refused(Exception):
+    """A POST the receiver refused for good (another 4xx): not retried."""
+
+
+class _Closed(Exception):
+    """``close`` gave up waiting while a record was waiting for its next try."""
+
+
 def _post_json(url: str, record: dict[str, Any], timeout: float) -> int:
     body = json.dumps(record).encode("utf-8")
     request = urllib.request.Request(url, data=body, method="POST", headers={
@@ -134,8 +148,15 @@ class WebhookSender:
     ``submit`` never blocks: a record that finds the queue full (``queue_size``) is
     dropped and counted. A failed POST (a connection error, a timeout, a 5xx, 408 or
     429) is retried ``retries`` times after ``backoff``, ``2·backoff``, ... seconds (at
-    most ``max_backoff``); other 4xx answers are not retried. ``close(drain)`` gives the
-    queue ``drain`` seconds to empty; what is left is counted as ``unsent``.
+    most ``max_backoff``; tenacity's ``wait_exponential``); other 4xx answers are not
+    retried. A record that is not delivered is counted as ``failed`` and logged.
+    ``close(drain)`` gives the queue ``drain`` seconds to empty; what is left is counted
+    as ``unsent``.
+
+    Args:
+        post: ``post(url, record, timeout) -> HTTP status`` (tests pass their own).
+        sleep: how the thread waits between tries (tests pass one that records the
+            waits); by default a wait that ``close`` cuts short.
 
     Attributes:
         stats: ``sent``, ``failed`` (gave up), ``dropped`` (queue full), ``retries``,
@@ -144,7 +165,8 @@ class WebhookSender:
 
     def __init__(self, url: str, queue_size: int = 256, retries: int = 5, backoff: float = 0.5,
                  timeout: float = 5.0, max_backoff: float = 30.0,
-                 post: Callable[[str, dict[str, Any], float], int] | None = None) -> None:
+                 post: Callable[[str, dict[str, Any], float], int] | None = None,
+                 sleep: Callable[[float], None] | None = None) -> None:
         self.url = url
         self.retries = int(retries)
         self.backoff = float(backoff)
@@ -155,6 +177,11 @@ class WebhookSender:
         self._abort = threading.Event()
         self._closed = False
         self.stats = {"sent": 0, "failed": 0, "dropped": 0, "retries": 0, "unsent": 0}
+        self._retrying = Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential(multiplier=self.backoff, max=self.max_backoff),
+            retry=retry_if_exception_type(_Retryable), sleep=sleep or self._wait, before_sleep=self._before_retry,
+            reraise=True)
         self._thread = threading.Thread(target=self._run, name="uprm-watch-webhook", daemon=True)
         self._thread.start()
 
@@ -188,26 +215,38 @@ class WebhookSender:
             self._deliver(item)
 
     def _deliver(self, record: dict[str, Any]) -> None:
-        problem = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self.stats["retries"] += 1
-                if self._abort.wait(min(self.backoff * 2 ** (attempt - 1), self.max_backoff)):
-                    self.stats["unsent"] += 1
-                    return
-            try:
-                status = self._post(self.url, record, self.timeout)
-            except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections
-                problem = f"{type(exc).__name__}: {exc}"
-                continue
-            if 200 <= status < 300:
-                self.stats["sent"] += 1
-                return
-            problem = f"HTTP {status}"
-            if 400 <= status < 500 and status not in (408, 429):
-                break
-        self.stats["failed"] += 1
-        log.warning("webhook %s: alert %s not delivered (%s)", self.url, record.get("id"), problem)
+        try:
+            self._retrying(self._send, record)
+        except _Closed:
+            self.stats["unsent"] += 1
+        except (_Retryable, _Refused) as exc:
+            self.stats["failed"] += 1
+            log.warning("webhook %s: alert %s not delivered (%s)", self.url, record.get("id"), exc)
+        else:
+            self.stats["sent"] += 1
+
+    def _send(self, record: dict[str, Any]) -> None:
+        """One POST; raises :class:`_Retryable` or :class:`_Refused` unless it was accepted (2xx)."""
+        try:
+            status = self._post(self.url, record, self.timeout)
+        except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+        if 200 <= status < 300:
+            return
+        if 400 <= status < 500 and status not in (408, 429):
+            raise _Refused(f"HTTP {status}")
+        raise _Retryable(f"HTTP {status}")
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        self.stats["retries"] += 1
+        record = state.args[0] if state.args else {}
+        log.info("webhook %s: alert %s not delivered (%s); retrying in %.1f s", self.url, record.get("id"),
+                 state.outcome.exception() if state.outcome else "?", state.upcoming_sleep)
+
+    def _wait(self, seconds: float) -> None:
+        """Wait between tries; :class:`_Closed` when ``close`` stops waiting for the queue."""
+        if self._abort.wait(seconds):
+            raise _Closed
 
     def close(self, drain: float = 10.0) -> None:
         """Stop after the queue is sent or ``drain`` seconds have passed."""
