@@ -12,17 +12,23 @@ reference's facts and clues); the GPT score of a record is their mean, the repor
   and ``UPRM_JUDGE_API_KEY`` (else ``OPENAI_API_KEY``; optional for a local server).
   With ``UPRM_OFFLINE=1`` only a server on this machine (localhost, 127.0.0.1, ::1) may
   be used.
-- **Request**: ``POST {base_url}/chat/completions`` with a fixed system and user prompt
+- **Request**: a chat completion with a fixed system and user prompt
   (:data:`SYSTEM_PROMPT`, :data:`USER_PROMPT`), temperature 0, asking for JSON
-  ``{"relevance": n, "consistency": n}`` (stdlib ``urllib``: no extra dependency).
+  ``{"relevance": n, "consistency": n}``, sent by the ``openai`` client
+  (``openai.OpenAI(base_url=..., api_key=..., max_retries=..., timeout=...)``; the
+  optional extra ``uprm-core[judge]``, imported only when a judge is made).
 - **Parsing**: the first JSON object in the reply (code fences and prose around it are
   ignored), keys case-insensitive, numbers or numeric strings; a missing key or a value
   outside 1-10 is refused (not clamped: it means the judge did not follow the scale).
-- **Retries** with exponential backoff (``backoff × 2^attempt``, at most
-  ``max_backoff`` s, or the server's ``Retry-After``) on HTTP 429 and 5xx, timeouts,
-  connection errors and replies out of format; other HTTP errors (401, 404, ...) stop at
-  once with :class:`~uprm.evaluation.errors.JudgeError`. A record whose attempts all
-  fail is reported as failed and the others go on.
+- **Retries**: the ``openai`` client retries HTTP 408, 409, 429 and 5xx, timeouts and
+  connection errors ``max_retries`` times, waiting the server's ``Retry-After`` (up to
+  60 s) or its own back-off (0.5 s doubling to 8 s, less up to 25 % jitter); when they
+  are spent the record fails (:class:`~uprm.evaluation.errors.JudgeReplyError`) and the
+  others go on. Other HTTP errors (401, 404, ...) stop at once with
+  :class:`~uprm.evaluation.errors.JudgeError`. A reply out of format (not JSON, no
+  verdict, a score outside 1-10) is asked again ``max_retries`` times after
+  ``backoff``, ``2·backoff``, ... s (at most ``max_backoff``; tenacity), then the record
+  fails.
 - **Cache** of verdicts: a JSON-lines file keyed by the SHA-256 of the model name and
   the request's messages, so a rerun (or another run with the same answers) asks
   nothing twice.
@@ -32,17 +38,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from uprm.evaluation.errors import JudgeError, JudgeReplyError
 
@@ -69,6 +76,11 @@ Reply with JSON only, exactly: {{"relevance": <1-10>, "consistency": <1-10>}}"""
 _ENV = {"base_url": ("UPRM_JUDGE_BASE_URL", "OPENAI_BASE_URL"), "model": ("UPRM_JUDGE_MODEL", "OPENAI_MODEL"),
         "api_key": ("UPRM_JUDGE_API_KEY", "OPENAI_API_KEY")}
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+_NO_KEY = "no-key"  # the openai client insists on a key; a local server without one ignores it
+_RETRIED_STATUS = (408, 409, 429)  # and 5xx: what the openai client retries itself
+INSTALL = 'pip install "uprm-core[judge]"'
+
+log = logging.getLogger("uprm.evaluation")
 
 
 @dataclass(frozen=True)
@@ -115,12 +127,8 @@ class Verdict:
         return (self.relevance + self.consistency) / 2
 
 
-class _Retry(Exception):
-    """A failure worth another attempt (429, 5xx, timeout, reply out of format)."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+class _OutOfFormat(Exception):
+    """A reply without a usable verdict: worth asking again."""
 
 
 _OBJECT = re.compile(r"\{[^{}]*\}", re.S)
@@ -154,11 +162,13 @@ def parse_verdict(text: str) -> Verdict:
     return Verdict(values["relevance"], values["consistency"])
 
 
-def _retry_after(headers: Any) -> float | None:
+def _openai() -> Any:
+    """The ``openai`` package, or a :class:`JudgeError` with the line that installs it."""
     try:
-        return float(headers.get("Retry-After")) if headers is not None and headers.get("Retry-After") else None
-    except (TypeError, ValueError):
-        return None
+        import openai
+    except ImportError as exc:
+        raise JudgeError(f"the LLM judge needs the openai package: {INSTALL} ({exc})") from None
+    return openai
 
 
 class LLMJudge:
@@ -167,17 +177,30 @@ class LLMJudge:
     Args:
         config: the endpoint, model and key (:meth:`JudgeConfig.from_env`).
         cache: a JSON-lines file of verdicts (created), or ``None`` for none.
-        sleep: how to wait between attempts (tests pass a no-op).
+        sleep: how to wait before asking again after a reply out of format (tests pass
+            one that records the waits); the ``openai`` client waits between its own
+            HTTP retries.
+
+    Raises:
+        JudgeError: ``openai`` is not installed (the message has the install line), or
+            ``UPRM_OFFLINE=1`` and the endpoint is not on this machine.
     """
 
     def __init__(self, config: JudgeConfig, cache: str | os.PathLike | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
+        self._openai = _openai()
+        _check_offline(config.base_url)
         self.config = config
         self.cache_path = Path(cache) if cache is not None else None
         self.sleep = sleep
-        self.requests = 0  # HTTP requests sent (for reports and tests)
+        self.requests = 0  # chat completions asked for (each may be retried by the openai client)
         self._cache = self._load_cache()
-        _check_offline(config.base_url)
+        self._client = self._openai.OpenAI(base_url=config.base_url, api_key=config.api_key or _NO_KEY,
+                                           max_retries=config.max_retries, timeout=config.timeout)
+        self._retrying = Retrying(
+            stop=stop_after_attempt(config.max_retries + 1),
+            wait=wait_exponential(multiplier=config.backoff, max=config.max_backoff),
+            retry=retry_if_exception_type(_OutOfFormat), sleep=sleep, before_sleep=self._asking_again, reraise=True)
 
     def _load_cache(self) -> dict[str, Verdict]:
         out: dict[str, Verdict] = {}
@@ -215,57 +238,60 @@ class LLMJudge:
             return
         self.cache_path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"key": key, "model": self.config.model, "relevance": verdict.relevance,
-                           "consistency": verdict.consistency})
-        with self.cache_path.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+                           "consistency": verdict.consistency}) + "\n"
+        with self.cache_path.open("a+b") as fh:
+            end = fh.seek(0, os.SEEK_END)
+            if end and (fh.seek(end - 1), fh.read(1))[1] != b"\n":  # a line cut short by a kill: end it first
+                line = "\n" + line
+            fh.write(line.encode("utf-8"))
             fh.flush()
 
     def _ask(self, messages: list[dict[str, str]]) -> Verdict:
-        attempts = self.config.max_retries + 1
-        for attempt in range(attempts):
-            try:
-                return self._attempt(messages)
-            except _Retry as exc:
-                if attempt + 1 == attempts:
-                    raise JudgeReplyError(f"{self.config.url}: no usable verdict after {attempts} attempts; "
-                                     f"last: {exc}") from None
-                delay = exc.retry_after if exc.retry_after is not None else self.config.backoff * 2**attempt
-                self.sleep(min(delay, self.config.max_backoff))
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return self._retrying(self._attempt, messages)
+        except _OutOfFormat as exc:
+            raise JudgeReplyError(f"{self.config.url}: no usable verdict after {self.config.max_retries + 1} "
+                                  f"attempts; last: {exc}") from None
+
+    def _asking_again(self, state: RetryCallState) -> None:
+        log.warning("LLM judge %s: %s; asking again in %.1f s", self.config.url,
+                    state.outcome.exception() if state.outcome else "?", state.upcoming_sleep)
 
     def _attempt(self, messages: list[dict[str, str]]) -> Verdict:
-        reply = self._post({"model": self.config.model, "messages": messages,
-                            "temperature": self.config.temperature})
-        try:
-            content = reply["choices"][0]["message"]["content"]
-            return parse_verdict(content)
-        except (KeyError, IndexError, TypeError) as exc:
-            raise _Retry(f"a reply without choices[0].message.content ({type(exc).__name__}: {exc})") from None
-        except ValueError as exc:
-            raise _Retry(str(exc)) from None
-
-    def _post(self, payload: Mapping[str, Any]) -> Any:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.config.api_key:
-            headers["Authorization"] = f"Bearer {self.config.api_key}"
-        request = urllib.request.Request(self.config.url, data=json.dumps(payload).encode("utf-8"), headers=headers,
-                                         method="POST")
+        """One chat completion (HTTP retries inside the client) and its verdict;
+        :class:`_OutOfFormat` when the reply has none."""
+        openai = self._openai
         self.requests += 1
         try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
-                body = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read()[:300].decode("utf-8", "replace")
-            if exc.code == 429 or exc.code >= 500:
-                raise _Retry(f"HTTP {exc.code}: {detail}", _retry_after(exc.headers)) from None
-            raise JudgeError(f"{self.config.url}: HTTP {exc.code} ({detail}); check the base URL, model and "
-                             "API key") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            raise _Retry(f"{type(exc).__name__}: {exc}") from None
+            completion = self._client.chat.completions.create(model=self.config.model, messages=messages,
+                                                              temperature=self.config.temperature)
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from None
+        except openai.APIConnectionError as exc:  # timeouts too, once the client's retries are spent
+            raise JudgeReplyError(f"{self.config.url}: {type(exc).__name__} after {self.config.max_retries} "
+                                  f"retries: {exc}") from None
+        except (openai.APIResponseValidationError, ValueError) as exc:  # a body that is not JSON
+            raise _OutOfFormat(f"a reply that is not JSON ({type(exc).__name__}: {exc})") from None
+        except openai.OpenAIError as exc:
+            raise JudgeError(f"{self.config.url}: {type(exc).__name__}: {exc}") from None
         try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _Retry(f"a reply that is not JSON: {body[:200]!r}") from None
+            content = completion.choices[0].message.content
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise _OutOfFormat(f"a reply without choices[0].message.content ({type(exc).__name__}: {exc})") from None
+        try:
+            return parse_verdict(content if isinstance(content, str) else "")
+        except ValueError as exc:
+            raise _OutOfFormat(str(exc)) from None
+
+    def _status_error(self, exc: Any) -> JudgeError:
+        """A 429 or 5xx left after the client's retries fails this record; other HTTP
+        errors (a wrong key, URL or model) stop the run."""
+        status = int(exc.status_code)
+        detail = exc.response.text[:300] if exc.response is not None else str(exc)
+        if status in _RETRIED_STATUS or status >= 500:
+            return JudgeReplyError(f"{self.config.url}: HTTP {status} after {self.config.max_retries} retries "
+                                   f"({detail})")
+        return JudgeError(f"{self.config.url}: HTTP {status} ({detail}); check the base URL, model and API key")
 
 
 def _check_offline(base_url: str) -> None:
