@@ -109,7 +109,9 @@ def real_dims(args, clip) -> None:
     adapters = 0
     for name in fine:
         torch.manual_seed(0)
-        expert = uprm.get_expert_class(name)(ctx).eval()
+        # adapters are measured; the background expert's SAM is a random stand-in, asked for explicitly
+        options = {"random_encoder": True} if name == "background" else {}
+        expert = uprm.get_expert_class(name)(ctx, **options).eval()
         features = expert.collate([expert.extract(clip)])
         t0 = time.perf_counter()
         with torch.no_grad():

@@ -22,14 +22,24 @@ from einops import rearrange
 from torch import nn
 
 import uprm
+from uprm.errors import ConfigError
 from uprm.experts.grid import add_frame_positions, pool_to_grid
 from uprm_expert_background import sam
 
-__all__ = ["CACHE_DTYPES", "BackgroundExpert", "load_sam_image_encoder"]
+__all__ = ["CACHE_DTYPES", "MISSING_CHECKPOINT", "BackgroundExpert", "load_sam_image_encoder"]
 
 #: dtypes a cached embedding may be stored in
 CACHE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 GRID_ALIGNMENTS = ("center_crop", "frame")
+#: the error of a real (non-tiny) model built without SAM weights
+MISSING_CHECKPOINT = (
+    "background expert: no SAM checkpoint (background.checkpoint). Outside the tiny/test configuration the "
+    "encoder's weights must come from a file, or the model would learn from the features of a random encoder: "
+    "pass --expert-option background.checkpoint=/path/sam_vit_b.pth (UPRMConfig.expert_options="
+    '{"background": {"checkpoint": "/path/sam_vit_b.pth"}}); Meta publishes sam_vit_b_01ec64.pth, '
+    "sam_vit_l_0b3195.pth and sam_vit_h_4b8939.pth. For a random encoder (benchmarks, tests; its features mean "
+    "nothing) pass --expert-option background.random_encoder=true"
+)
 #: options that change how fast extraction runs, not what it writes
 def load_sam_image_encoder(
     checkpoint: str | os.PathLike | None = None,
@@ -122,6 +132,20 @@ def _init_positions(encoder: nn.Module) -> None:
             nn.init.trunc_normal_(p, std=0.02)
 
 
+def _check_weights_source(ctx: uprm.ExpertContext, checkpoint: Any, random_encoder: Any) -> None:
+    """A SAM checkpoint is required outside the tiny/test configuration; a random
+    encoder there only when asked for (``random_encoder=True``)."""
+    if not isinstance(random_encoder, bool):
+        raise ConfigError(f"background expert: random_encoder must be true or false, got {random_encoder!r}")
+    if checkpoint is not None and random_encoder:
+        raise ConfigError(
+            f"background expert: random_encoder=true and checkpoint={str(checkpoint)!r} ask for two encoders; "
+            "give the checkpoint (SAM's weights) or random_encoder, not both"
+        )
+    if checkpoint is None and not random_encoder and not ctx.tiny:
+        raise ConfigError(MISSING_CHECKPOINT)
+
+
 class BackgroundAdapter(nn.Module):
     """The paper's lightweight FFN, ``y' = FFN(y)``: LayerNorm → + frame position → Linear
     → GELU → Linear.
@@ -152,7 +176,12 @@ class BackgroundExpert(uprm.Expert):
 
     Options:
         checkpoint: path of a SAM checkpoint (full SAM or encoder only; ``.pth`` read
-            with ``weights_only=True``, or ``.safetensors``). The real use.
+            with ``weights_only=True``, or ``.safetensors``). The real use; required
+            outside the tiny/test configuration (``ctx.tiny``) unless ``random_encoder``.
+        random_encoder: ``True`` builds a random encoder (seeded by ``init_seed``) with no
+            checkpoint, whatever the context: benchmarks and tests of real dims. Its
+            features mean nothing. In the tiny/test configuration a random encoder is the
+            default without it.
         variant: ``"vit_b" | "vit_l" | "vit_h"``; detected from the checkpoint when
             omitted, checked when given. Without a checkpoint: random weights of that
             size, with a warning (benchmarks only).
@@ -171,10 +200,15 @@ class BackgroundExpert(uprm.Expert):
             ``"frame"``: pool the whole (un-padded) frame.
         init_seed: seed of random encoder weights when no checkpoint is given.
 
-    With no options at all the encoder is a small random SAM-shaped ``ImageEncoderViT``
-    (2 blocks, width 64, 256-channel neck, input ``16 × max(grid, 4)`` pixels) seeded by
+    In the tiny/test configuration (``ctx.tiny``: ``UPRMConfig.tiny()``,
+    :func:`uprm.testing.tiny_context`, ``uprm extract`` without a model) and with no
+    options, the encoder is a small random SAM-shaped ``ImageEncoderViT`` (2 blocks,
+    width 64, 256-channel neck, input ``16 × max(grid, 4)`` pixels) seeded by
     ``init_seed``: what the demo and ``uprm.testing`` use. It runs in milliseconds and
-    gives the real feature layout, but its features mean nothing.
+    gives the real feature layout, but its features mean nothing. In any other context
+    (a real backbone) a missing ``checkpoint`` is a :class:`~uprm.errors.ConfigError`
+    naming ``background.checkpoint`` (:data:`MISSING_CHECKPOINT`), unless
+    ``random_encoder=True`` asks for a random encoder explicitly.
 
     Shapes:
         extract: ``clip.frames [F, 3, H, W] uint8`` →
@@ -205,8 +239,10 @@ class BackgroundExpert(uprm.Expert):
         cache_dtype: str = "float16",
         grid_alignment: str = "center_crop",
         init_seed: int = 0,
+        random_encoder: bool = False,
     ) -> None:
         super().__init__(ctx)
+        _check_weights_source(ctx, checkpoint, random_encoder)
         if cache_dtype not in CACHE_DTYPES:
             raise ValueError(f"background expert: cache_dtype must be one of {sorted(CACHE_DTYPES)}, got {cache_dtype!r}")
         if grid_alignment not in GRID_ALIGNMENTS:
@@ -255,6 +291,7 @@ class BackgroundExpert(uprm.Expert):
         config = super().extraction_config()
         options = config["options"]
         options.pop("checkpoint", None)  # the weights count by content, below
+        options.pop("random_encoder", None)  # a random encoder's weights are its init_seed, below
         weights = dict(self.encoder_info["weights"])
         if "checkpoint" in weights:
             weights = sam.checkpoint_fingerprint(weights["checkpoint"])

@@ -50,6 +50,13 @@ class ExpertContext:
         image_size: the side, in pixels, of the square frames the coarse tower sees.
         resources: shared objects the builder offers to experts (for example the
             frozen vision tower under ``"vision_tower"``); never saved.
+        tiny: ``True`` for the tiny/test configuration — the random tiny backbone of
+            ``UPRMConfig.tiny()``, :func:`uprm.testing.tiny_context`, ``uprm extract``
+            without a model — where an expert given no weights may build random frozen
+            perception in their place without a word. ``False`` (a real backbone): an
+            expert whose perception needs weights must be given them, or refuse with an
+            error naming the option (a random stand-in only by an explicit option of its
+            own). Not part of :meth:`to_dict`: it changes no feature an expert writes.
     """
 
     hidden_size: int
@@ -58,8 +65,11 @@ class ExpertContext:
     num_prefix_tokens: int = 1
     image_size: int = 224
     resources: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    tiny: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.tiny, bool):
+            raise ValueError(f"ExpertContext.tiny must be True or False, got {self.tiny!r}")
         for name in ("hidden_size", "num_frames", "tokens_per_frame", "image_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
@@ -86,8 +96,8 @@ class ExpertContext:
         return side
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-safe part (without ``resources``)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "resources"}
+        """The JSON-safe dims (without ``resources`` and ``tiny``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("resources", "tiny")}
 
 
 def _no_grad_extract(fn: Callable[..., dict[str, torch.Tensor]]) -> Callable[..., dict[str, torch.Tensor]]:

@@ -575,9 +575,10 @@ def _check_installed(config: UPRMConfig, source: Path) -> None:
             )
 
 
-def _expert_context(vlm: nn.Module, num_frames: int) -> ExpertContext:
+def _expert_context(vlm: nn.Module, num_frames: int, tiny: bool = False) -> ExpertContext:
     """The experts' view of the backbone: its dims and, as shared resources, its frozen
-    video tower, its projector and the tower layer Video-LLaVA reads."""
+    video tower, its projector and the tower layer Video-LLaVA reads. ``tiny``: the
+    random tiny backbone (experts given no weights may build random perception)."""
     vision = vlm.config.vision_config
     grid = vision.image_size // vision.patch_size
     return ExpertContext(
@@ -586,6 +587,7 @@ def _expert_context(vlm: nn.Module, num_frames: int) -> ExpertContext:
         tokens_per_frame=grid * grid + 1,
         num_prefix_tokens=1,
         image_size=int(vision.image_size),
+        tiny=tiny,
         resources={
             "vision_tower": vlm.model.video_tower,
             "projector": vlm.model.multi_modal_projector,
@@ -634,7 +636,8 @@ def build_model(config: UPRMConfig) -> UPRMModel:
         vlm, tokenizer = load_backbone(config.backbone, dtype=dtype)
     vlm.requires_grad_(False)
     backbone = _with_lora(vlm, config)
-    experts = build_experts(names, _expert_context(vlm, config.num_frames), config.expert_options, config.seed)
+    ctx = _expert_context(vlm, config.num_frames, config.is_tiny)
+    experts = build_experts(names, ctx, config.expert_options, config.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(expert_seed(config.seed, "<router>"))
         block = UPEBlock(list(experts.values()), router=config.router, router_options=config.router_options)

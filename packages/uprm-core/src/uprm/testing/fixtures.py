@@ -20,9 +20,10 @@ __all__ = ["isolated_plugins", "overfit", "random_video_tokens", "synthetic_clip
 
 
 def tiny_context(**overrides: Any) -> ExpertContext:
-    """A small context: ``D = 32``, 4 frames of ``1 + 4 × 4`` tokens, 32-pixel frames."""
+    """A small context: ``D = 32``, 4 frames of ``1 + 4 × 4`` tokens, 32-pixel frames;
+    ``tiny=True`` (experts given no weights may build random perception)."""
     values: dict[str, Any] = dict(
-        hidden_size=32, num_frames=4, tokens_per_frame=17, num_prefix_tokens=1, image_size=32
+        hidden_size=32, num_frames=4, tokens_per_frame=17, num_prefix_tokens=1, image_size=32, tiny=True
     )
     values.update(overrides)
     return ExpertContext(**values)

@@ -30,8 +30,9 @@ DEFAULT_CONTEXT: dict[str, int] = {"hidden_size": 32, "tokens_per_frame": 17, "n
 
 def default_context(num_frames: int = 8, **overrides: Any) -> ExpertContext:
     """The context ``uprm extract`` uses without a model: :data:`DEFAULT_CONTEXT`
-    (tiny dims, as :func:`uprm.testing.tiny_context`) with ``num_frames``."""
-    return ExpertContext(**{**DEFAULT_CONTEXT, "num_frames": int(num_frames), **overrides})
+    (tiny dims, as :func:`uprm.testing.tiny_context`, and ``tiny=True``: experts given
+    no weights build random perception) with ``num_frames``."""
+    return ExpertContext(**{**DEFAULT_CONTEXT, "num_frames": int(num_frames), "tiny": True, **overrides})
 
 
 # --------------------------------------------------------------------------- extraction
