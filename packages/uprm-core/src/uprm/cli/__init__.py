@@ -70,8 +70,11 @@ def cli(debug: bool) -> None:
     visual tokens come from a mixture of physical-world experts (pose, object
     relations, background, coarse video), mixed by a gated trade-off router.
 
-    Nothing is downloaded: every model is loaded from a local path. Run
-    `uprm COMMAND --help` for the options of a command. An error in your input (a
+    Models load from local paths everywhere; with a network, a hub id (e.g.
+    LanguageBind/Video-LLaVA-7B-hf) is resolved by transformers and an ultralytics
+    model name (yolo11n-pose.pt) by ultralytics, as each library does. UPRM_OFFLINE=1
+    makes everything local-only (an error naming what is missing instead of a
+    download). Run `uprm COMMAND --help` for the options of a command. An error in your input (a
     missing file, a bad checkpoint, an unknown expert) is one line and exit status 1;
     `uprm --debug COMMAND ...` shows its traceback.
     """

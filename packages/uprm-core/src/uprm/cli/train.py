@@ -39,7 +39,9 @@ _OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
                                        "[default: tradeoff, or --init's]"}),
     (("--backbone",), "backbone", {"metavar": "PATH|HUB_ID",
                                    "help": "Video-LLaVA in the transformers layout: a local directory, or a hub id "
-                                           "already in the local Hugging Face cache (nothing is downloaded)."}),
+                                           "(LanguageBind/Video-LLaVA-7B-hf) that transformers resolves: from its "
+                                           "cache, or downloaded when online; with UPRM_OFFLINE=1 the cache "
+                                           "only."}),
     (("--tiny",), "tiny", {"is_flag": True,
                            "help": "The tiny random backbone with the tiny settings: its whole language model is "
                                    f"trained (LoRA off) at lr {TINY_LR:g} (measured; docs/training.md)."}),

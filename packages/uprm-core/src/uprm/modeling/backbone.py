@@ -1,11 +1,12 @@
 """Loading the Video-LLaVA backbone: a real checkpoint from a local directory, or the
 tiny randomly initialised one.
 
-Nothing is downloaded. A local directory in the transformers layout of
-``LanguageBind/Video-LLaVA-7B-hf`` is loaded with ``local_files_only=True``; a hub id
-works only if its files are already in the local Hugging Face cache, and otherwise fails
-at once with :class:`BackboneNotFoundError` telling the user to download the weights and
-pass the path.
+UPRM downloads nothing itself; transformers follows its own convention. A local
+directory in the transformers layout of ``LanguageBind/Video-LLaVA-7B-hf`` is loaded
+with ``local_files_only=True``; a hub id is resolved by transformers — from its cache,
+or downloaded when the machine is online. In offline mode (``UPRM_OFFLINE=1``,
+``HF_HUB_OFFLINE=1``) a hub id not in the cache fails at once with
+:class:`BackboneNotFoundError` saying what to do (docs/design.md §6).
 """
 
 from __future__ import annotations

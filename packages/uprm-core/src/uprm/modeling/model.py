@@ -5,7 +5,7 @@ Data flow (shared/DESIGN.md §2)::
     clip ──extract──▶ features {expert: tensors}      (frozen perception, cacheable)
           ──UPE block──▶ z [B, T, D], router logits, z-loss
           ──scatter into the <video> token positions of the prompt embeddings──▶
-          Video-LLaVA's language model (LoRA on q/v) ──▶ logits
+          Video-LLaVA's language model (LoRA on every linear layer) ──▶ logits
     loss = CE(answer tokens) + α · L_z        (α = 0.05; no L_z for the basic router)
 
 The coarse expert *is* Video-LLaVA's video path: its frozen tower is the backbone's
