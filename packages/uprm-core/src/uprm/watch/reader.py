@@ -5,10 +5,12 @@ buffer, reconnect when a live source drops.
   so the longer side is at most ``max_side`` (the size is fixed by the first frame, so it
   stays the same across reconnects).
 * A live source (stream, device) that ends or fails — end of stream, a read timeout, a
-  network error — is logged and reopened after ``reconnect_min``, doubling up to
-  ``reconnect_max`` seconds; the back-off restarts after a session that delivered
-  frames. The other cameras, the ring buffer and the open events are untouched; the
-  stream clock continues (:class:`~uprm.watch.frames.StreamClock`).
+  network error — is logged and reopened after ``reconnect_min``; while reopening
+  fails (no frame delivered) the waits double up to ``reconnect_max`` seconds
+  (tenacity's ``wait_exponential``), and ``max_reconnects`` failed attempts in a row
+  give the camera up. The back-off restarts after a session that delivered frames.
+  The other cameras, the ring buffer and the open events are untouched; the stream
+  clock continues (:class:`~uprm.watch.frames.StreamClock`).
 * A file ends at its end. With ``realtime`` it is read at its own frame rate (like a
   camera: windows are skipped when inference is slower); without, it is **paced** by the
   inference loop: the reader waits while a window of this camera is due and not yet
@@ -24,6 +26,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_never, wait_exponential
 
 from uprm.watch.frames import Frame, RingBuffer, StreamClock, output_size
 from uprm.watch.schedule import WindowClock
@@ -149,21 +153,40 @@ class Camera:
         return False
 
 
+class _NoFrames(Exception):
+    """A session of a live source that delivered no frame (it did not open, or failed at once)."""
+
+
 class CameraReader(threading.Thread):
-    """The reader thread of one camera (see the module doc)."""
+    """The reader thread of one camera (see the module doc).
+
+    Args:
+        on_frame: called with ``(camera name, frame)`` for every buffered frame.
+        sleep: how the thread waits before reconnecting (tests pass one that records the
+            waits); by default a wait that ``stop`` cuts short.
+    """
 
     def __init__(self, camera: Camera, stop: threading.Event,
-                 on_frame: Callable[[str, Frame], None] | None = None) -> None:
+                 on_frame: Callable[[str, Frame], None] | None = None,
+                 sleep: Callable[[float], Any] | None = None) -> None:
         super().__init__(name=f"uprm-watch-{camera.name}", daemon=True)
         self.camera = camera
         self.stop_event = stop
         self.on_frame = on_frame
         self.settings = camera.settings
+        self._sleep = sleep or stop.wait
         self._size: tuple[int, int] | None = None
         self._next_keep = float("-inf")
         self._new_session = False
         self._seq = 0
+        self._delivered = 0  # frames delivered by the current session
         self._cpu0 = 0.0
+        s = self.settings
+        self._reopening = Retrying(
+            stop=stop_never if s.max_reconnects is None else stop_after_attempt(s.max_reconnects + 1),
+            wait=wait_exponential(multiplier=s.reconnect_min, max=s.reconnect_max),
+            retry=retry_if_exception_type(_NoFrames), sleep=self._sleep, before_sleep=self._before_reopen,
+            reraise=True)
 
     def run(self) -> None:
         self._cpu0 = time.thread_time()
@@ -181,25 +204,45 @@ class CameraReader(threading.Thread):
             cam.stats.decode_cpu = time.thread_time() - self._cpu0
 
     def _loop(self) -> None:
-        cam, s = self.camera, self.settings
-        failures = 0
-        while not self.stop_event.is_set():
-            delivered = self._session()
-            if not cam.source.live or self.stop_event.is_set():
+        s = self.settings
+        while self._open_until_frames():
+            if not self.camera.source.live or self.stop_event.is_set():
                 return
-            failures = 0 if delivered else failures + 1
-            if s.max_reconnects is not None and failures > s.max_reconnects:
-                log.error("camera %s: giving up after %d failed reconnects (%s)", cam.name, failures - 1,
-                          cam.stats.last_error)
-                cam.set_state("failed")
-                return
-            delay = min(s.reconnect_min * 2 ** max(failures - 1, 0), s.reconnect_max)
-            cam.set_state("reconnecting")
-            log.warning("camera %s: reconnecting in %.1f s", cam.name, delay)
-            self.stop_event.wait(delay)
+            self._reconnecting(s.reconnect_min)  # a session delivered frames, then ended: a fresh back-off
+            self._sleep(s.reconnect_min)
+
+    def _open_until_frames(self) -> bool:
+        """Sessions until one delivers frames (a file: its one session), with back-off
+        between those that deliver none; ``False`` when the camera is given up."""
+        try:
+            self._reopening(self._attempt)
+        except _NoFrames:
+            cam = self.camera
+            log.error("camera %s: giving up after %d failed reconnects (%s)", cam.name, self.settings.max_reconnects,
+                      cam.stats.last_error)
+            cam.set_state("failed")
+            return False
+        return True
+
+    def _attempt(self) -> int:
+        """One session; :class:`_NoFrames` when a live source delivered none (worth another try)."""
+        if self.stop_event.is_set():
+            return 0
+        delivered = self._session()
+        if delivered or not self.camera.source.live or self.stop_event.is_set():
+            return delivered
+        raise _NoFrames
+
+    def _before_reopen(self, state: RetryCallState) -> None:
+        self._reconnecting(state.upcoming_sleep)
+
+    def _reconnecting(self, delay: float) -> None:
+        self.camera.set_state("reconnecting")
+        log.warning("camera %s: reconnecting in %.1f s", self.camera.name, delay)
 
     def _session(self) -> int:
-        """One connection: open, decode until the end or an error; frames delivered."""
+        """One connection: open, decode until the end or an error; frames delivered (also
+        when the session ended in an error: a read timeout ends most live sessions)."""
         cam, s = self.camera, self.settings
         cam.set_state("connecting")
         try:
@@ -211,7 +254,7 @@ class CameraReader(threading.Thread):
             if not cam.source.live:
                 cam.set_state("failed")
             return 0
-        delivered = 0
+        self._delivered = 0
         try:
             cam.stats.sessions += 1
             if cam.stats.sessions > 1:
@@ -222,7 +265,7 @@ class CameraReader(threading.Thread):
             cam.stream_clock.new_session()
             self._new_session = cam.stats.sessions > 1
             cam.set_state("live")
-            delivered = self._decode(container)
+            self._decode(container)
             problem = "end of stream"
         except Exception as exc:  # timeouts, network errors, corrupt data
             problem = f"{type(exc).__name__}: {exc}"
@@ -236,14 +279,13 @@ class CameraReader(threading.Thread):
             cam.stats.drops += 1
             cam.stats.last_error = problem
             log.warning("camera %s: stream dropped (%s)", cam.name, problem)
-        return delivered
+        return self._delivered
 
-    def _decode(self, container: Any) -> int:
+    def _decode(self, container: Any) -> None:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
         step = 1.0 / float(rate) if rate else 0.04
         self.camera.frame_step = max(step, 1.0 / self.settings.fps)
-        delivered = 0
         start_wall = start_t = None
         for frame in container.decode(stream):
             if self.stop_event.is_set():
@@ -261,8 +303,7 @@ class CameraReader(threading.Thread):
                 if self.stop_event.wait(max(0.0, start_wall + (t - start_t) - time.time())):
                     break
             self._deliver(frame, t)
-            delivered += 1
-        return delivered
+            self._delivered += 1
 
     def _deliver(self, frame: Any, t: float) -> None:
         cam = self.camera
