@@ -59,6 +59,28 @@ def test_hasattr_on_uprm_data_imports_nothing():
     assert not {m for m in loaded if m.startswith(("uprm.data.", "uprm.synthetic"))}
 
 
+def test_the_readers_and_errors_of_uprm_data_load_no_decoder_no_torch_and_no_renderer():
+    loaded = _loaded_after(
+        "import uprm.data as d\n"
+        "for name in ('read_ucf_crime', 'read_cuva', 'load_records', 'build_instructions', 'build_refcoco',\n"
+        "             'VideoError', 'CacheError', 'RecordError', 'AnnotationError'):\n"
+        "    assert hasattr(d, name), name\n"
+        "assert issubclass(d.CacheError, d.RecordError)"
+    )
+    assert not {"torch", "av", "numpy", "PIL"} & _tops(loaded)
+    assert not {m for m in loaded if m.startswith(("uprm.data.video", "uprm.data.features", "uprm.synthetic"))}
+
+
+def test_probing_uprm_synthetic_loads_no_renderer():
+    loaded = _loaded_after(
+        "import uprm.synthetic as s\n"
+        "assert not hasattr(s, 'no_such_name') and not hasattr(s, 'read_ucf_crime')\n"
+        "assert 'generate_world' in dir(s) and 'make_video' in s.__all__"
+    )
+    assert not {"numpy", "PIL"} & _tops(loaded)
+    assert not {m for m in loaded if m.startswith("uprm.synthetic.")}
+
+
 def test_decoding_knows_no_experts_and_no_plugins():
     loaded = _loaded_after("import uprm.data.video, uprm.data.clips, uprm.data.mp4")
     assert not {m for m in loaded if m.startswith(("uprm.experts", "uprm.plugins", "uprm.moe", "uprm.modeling"))}

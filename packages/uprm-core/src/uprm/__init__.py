@@ -6,7 +6,10 @@ experts — human pose, object relations, visual background and a coarse video e
 mixed by a gated trade-off router (eq.6) and regularised by a router z-loss (eq.7).
 
 The public API is imported lazily: ``import uprm`` loads neither torch nor any plugin;
-``uprm.available_experts()`` discovers the installed expert plugins on first use.
+``uprm.available_experts()`` discovers the installed expert plugins on first use. Its
+names (``uprm.__all__``) are listed once, in ``__init__.pyi``, which lazy-loader reads to
+import each on first use and type checkers read as the module's interface; any other
+submodule (``uprm.data``, ``uprm.metrics``, ``uprm.testing``, ...) is an attribute too.
 
 >>> import uprm
 >>> sorted(uprm.available_experts())           # doctest: +SKIP
@@ -16,7 +19,9 @@ The public API is imported lazily: ``import uprm`` loads neither torch nor any p
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import lazy_loader
 
 from uprm._version import __version__
 from uprm.offline import configure_offline as _configure_offline
@@ -25,110 +30,16 @@ from uprm.offline import configure_offline as _configure_offline
 # (setdefault only: what the user set wins; nothing changes online)
 _configure_offline()
 
-# name -> module that defines it
-_LAZY: dict[str, str] = {
-    # data types and errors
-    "VideoClip": "uprm.types",
-    "UPRMError": "uprm.errors",
-    "VideoError": "uprm.errors",
-    "PluginError": "uprm.errors",
-    "DuplicateExpertError": "uprm.errors",
-    "UnknownExpertError": "uprm.errors",
-    "MissingExpertError": "uprm.errors",
-    "ExpertOutputError": "uprm.errors",
-    "AnnotationError": "uprm.errors",
-    "RecordError": "uprm.errors",
-    "CacheError": "uprm.errors",
-    "ConfigError": "uprm.errors",
-    "CheckpointError": "uprm.errors",
-    "BackboneNotFoundError": "uprm.errors",
-    # experts and plugins
-    "Expert": "uprm.experts.base",
-    "ExpertContext": "uprm.experts.base",
-    "hookimpl": "uprm.plugins.hookspecs",
-    "available_experts": "uprm.plugins.manager",
-    "expert_infos": "uprm.plugins.manager",
-    "get_expert_class": "uprm.plugins.manager",
-    "reset_plugins": "uprm.plugins.manager",
-    "build_experts": "uprm.plugins.factory",
-    # the UPE block
-    "TradeoffRouter": "uprm.moe.router",
-    "BasicRouter": "uprm.moe.router",
-    "tradeoff_z_loss": "uprm.moe.losses",
-    "UPEBlock": "uprm.moe.block",
-    "UPEOutput": "uprm.moe.block",
-    # the model
-    "UPRMConfig": "uprm.modeling.config",
-    "UPRMModel": "uprm.modeling.model",
-    "UPRMOutput": "uprm.modeling.model",
-    "build_model": "uprm.modeling.model",
-    "load_model": "uprm.modeling.loading",
-    "LoadedModel": "uprm.modeling.loading",
-    # inference
-    "Segment": "uprm.inference.segments",
-    "parse_segments": "uprm.inference.segments",
-    "ClipAnswers": "uprm.inference.answers",
-    "detect": "uprm.detection",
-    # training and evaluation
-    "train": "uprm.training",
-    "evaluate": "uprm.evaluation",
-    "ablate": "uprm.ablation",
-    "score_predictions": "uprm.evaluation",
-}
-
-# ``uprm.watch`` is a package that can be called (``uprm.watch(sources, checkpoint)``);
-# the submodule fallback below finds it, so it is listed here rather than in _LAZY
-__all__ = ["__version__", "watch", *_LAZY]
+_stub_getattr, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
-    if not name.startswith("_"):
-        try:  # submodules: uprm.data, uprm.metrics, uprm.testing, ...
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
+    """A name of ``__init__.pyi``, else a submodule (``uprm.data``), imported on first use."""
+    if name in __all__ or name.startswith("_"):
+        return _stub_getattr(name)
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
     raise AttributeError(f"module 'uprm' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
-if TYPE_CHECKING:  # pragma: no cover
-    from uprm.ablation import ablate
-    from uprm.detection import detect
-    from uprm.errors import (
-        AnnotationError,
-        BackboneNotFoundError,
-        CacheError,
-        CheckpointError,
-        ConfigError,
-        DuplicateExpertError,
-        ExpertOutputError,
-        MissingExpertError,
-        PluginError,
-        RecordError,
-        UnknownExpertError,
-        UPRMError,
-        VideoError,
-    )
-    from uprm.evaluation import evaluate, score_predictions
-    from uprm.experts.base import Expert, ExpertContext
-    from uprm.inference.answers import ClipAnswers
-    from uprm.inference.segments import Segment, parse_segments
-    from uprm.modeling.config import UPRMConfig
-    from uprm.modeling.model import UPRMModel, UPRMOutput, build_model
-    from uprm.moe.block import UPEBlock, UPEOutput
-    from uprm.moe.losses import tradeoff_z_loss
-    from uprm.moe.router import BasicRouter, TradeoffRouter
-    from uprm.plugins.factory import build_experts
-    from uprm.plugins.hookspecs import hookimpl
-    from uprm.plugins.manager import available_experts, expert_infos, get_expert_class, reset_plugins
-    from uprm.training import train
-    from uprm.types import VideoClip

@@ -61,54 +61,6 @@ sheets, Krippendorff's α). Names are imported on first use: ``import uprm.evalu
 loads no torch.
 """
 
-from __future__ import annotations
+import lazy_loader
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-_LAZY: dict[str, str] = {
-    "evaluate": "uprm.evaluation.api",
-    "score_predictions": "uprm.evaluation.api",
-    "resolve_thresholds": "uprm.evaluation.api",
-    "DATASET_THRESHOLDS": "uprm.evaluation.api",
-    "EvalOptions": "uprm.evaluation.api",
-    "EvaluationError": "uprm.evaluation.errors",
-    "JudgeError": "uprm.evaluation.errors",
-    "JudgeReplyError": "uprm.evaluation.errors",
-    "VideoTruth": "uprm.evaluation.truth",
-    "read_ground_truth": "uprm.evaluation.truth",
-    "read_predictions": "uprm.evaluation.truth",
-    "truth_from_records": "uprm.evaluation.truth",
-    "JudgeConfig": "uprm.evaluation.judge",
-    "LLMJudge": "uprm.evaluation.judge",
-    "Verdict": "uprm.evaluation.judge",
-    "export_sheets": "uprm.evaluation.human",
-    "read_ratings": "uprm.evaluation.human",
-}
-_SUBMODULES = frozenset({"api", "errors", "human", "judge", "report", "run", "scoring", "truth"})
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module 'uprm.evaluation' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
-
-
-if TYPE_CHECKING:  # pragma: no cover
-    from uprm.evaluation.api import DATASET_THRESHOLDS, EvalOptions, evaluate, resolve_thresholds, score_predictions
-    from uprm.evaluation.errors import EvaluationError, JudgeError, JudgeReplyError
-    from uprm.evaluation.human import export_sheets, read_ratings
-    from uprm.evaluation.judge import JudgeConfig, LLMJudge, Verdict
-    from uprm.evaluation.truth import VideoTruth, read_ground_truth, read_predictions, truth_from_records
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

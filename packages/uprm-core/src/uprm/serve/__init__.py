@@ -14,24 +14,6 @@ cookie), :mod:`~uprm.serve.errors` (problem details), :mod:`~uprm.serve.app` (ro
 :mod:`~uprm.serve.server` (binding and running uvicorn), ``static/`` (the page).
 """
 
-from __future__ import annotations
+import lazy_loader
 
-from typing import Any
-
-__all__ = ["ServeConfig", "ServeConfigError", "create_app", "run"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("ServeConfig", "ServeConfigError"):
-        from uprm.serve import config
-
-        return getattr(config, name)
-    if name == "create_app":
-        from uprm.serve.app import create_app
-
-        return create_app
-    if name == "run":
-        from uprm.serve.server import run
-
-        return run
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -10,43 +10,6 @@ cars, bags, fires, drawing, relations), ``events`` (each threat and its normal t
 Imported lazily: ``import uprm.synthetic`` loads neither numpy nor the renderer.
 """
 
-from __future__ import annotations
+import lazy_loader
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-_LAZY: dict[str, str] = {
-    "NORMAL": "uprm.synthetic.events",
-    "THREAT_CATEGORIES": "uprm.synthetic.events",
-    "EVENT_SCENES": "uprm.synthetic.events",
-    "ThreatEvent": "uprm.synthetic.events",
-    "WorldConfig": "uprm.synthetic.config",
-    "SyntheticVideo": "uprm.synthetic.video",
-    "make_video": "uprm.synthetic.video",
-    "WORLD_FORMAT": "uprm.synthetic.world",
-    "generate_world": "uprm.synthetic.world",
-    "write_mp4": "uprm.data.mp4",
-}
-
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'uprm.synthetic' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
-if TYPE_CHECKING:  # pragma: no cover
-    from uprm.data.mp4 import write_mp4
-    from uprm.synthetic.config import WorldConfig
-    from uprm.synthetic.events import EVENT_SCENES, NORMAL, THREAT_CATEGORIES, ThreatEvent
-    from uprm.synthetic.video import SyntheticVideo, make_video
-    from uprm.synthetic.world import WORLD_FORMAT, generate_world
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

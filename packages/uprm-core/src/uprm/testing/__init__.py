@@ -3,34 +3,28 @@ runs (:class:`ExpertTests`), a tiny :class:`~uprm.ExpertContext`, synthetic clip
 isolated plugin host for throw-away plugins, and :func:`overfit` (a tiny model taught a
 few answers, for tests that need a model which detects something).
 
-``import uprm.testing`` does not need pytest: only :class:`ExpertTests` (the test
-suite itself) imports it, when it is first used.
+``import uprm.testing`` does not need pytest: every name (listed once, in ``__init__.pyi``)
+is imported on first use, and only :class:`ExpertTests` (the test suite itself) imports
+pytest.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from uprm.testing.experts import ColourExpert
-from uprm.testing.fixtures import isolated_plugins, overfit, random_video_tokens, synthetic_clip, tiny_context
+import lazy_loader
 
-if TYPE_CHECKING:
-    from uprm.testing.standard import ExpertTests
-
-__all__ = [
-    "ColourExpert", "ExpertTests", "isolated_plugins", "overfit", "random_video_tokens", "synthetic_clip", "tiny_context",
-]
+_stub_getattr, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
 
 
 def __getattr__(name: str) -> Any:
-    if name != "ExpertTests":
-        raise AttributeError(f"module 'uprm.testing' has no attribute {name!r}")
+    """A name of ``__init__.pyi``, imported on first use; without pytest, :class:`ExpertTests`
+    is an ImportError that says so."""
     try:
-        from uprm.testing.standard import ExpertTests
+        return _stub_getattr(name)
     except ImportError as err:
         if err.name != "pytest":
             raise
         raise ImportError(
-            "uprm.testing.ExpertTests is a pytest test suite and needs pytest: pip install pytest", name="pytest"
+            f"uprm.testing.{name} is a pytest test suite and needs pytest: pip install pytest", name="pytest"
         ) from err
-    return ExpertTests

@@ -13,7 +13,8 @@ an append-only JSONL file, POSTed to a webhook and saved as an MP4 with pre- and
 back-off; SIGINT/SIGTERM (``uprm watch``) or ``stop`` close the open events and flush
 the alerts. User guide: docs/watch.md.
 
-The module is callable: ``uprm.watch(...)`` is :func:`watch`.
+The module is callable: ``uprm.watch(...)`` is :func:`~uprm.watch.watcher.watch`. Its
+names are listed once, in ``__init__.pyi``, and imported on first use (lazy-loader).
 
 >>> import uprm
 >>> report = uprm.watch(["cam1=udp://127.0.0.1:5000"], "runs/uprm", window=8, stride=2,
@@ -23,66 +24,22 @@ The module is callable: ``uprm.watch(...)`` is :func:`watch`.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
 
-from uprm.watch.events import Event, EventTracker, WindowScore
-from uprm.watch.settings import WatchError, WatchSettings
+import lazy_loader
 
-__all__ = [
-    "AlertLog",
-    "Event",
-    "EventTracker",
-    "Source",
-    "WatchError",
-    "WatchReport",
-    "WatchSettings",
-    "Watcher",
-    "WebhookSender",
-    "WindowScore",
-    "parse_source",
-    "read_alerts",
-    "watch",
-]
-
-_LAZY = {
-    "AlertLog": "uprm.watch.alerts",
-    "WebhookSender": "uprm.watch.alerts",
-    "read_alerts": "uprm.watch.alerts",
-    "Source": "uprm.watch.sources",
-    "parse_source": "uprm.watch.sources",
-    "WatchReport": "uprm.watch.watcher",
-    "Watcher": "uprm.watch.watcher",
-}
-
-
-def watch(*args: Any, **kwargs: Any) -> Any:
-    """:func:`uprm.watch.watcher.watch` (imports torch and PyAV on first use)."""
-    from uprm.watch.watcher import watch as _watch
-
-    return _watch(*args, **kwargs)
-
-
-watch.__doc__ = "Watch live cameras with a UPRM model and raise alerts; see :func:`uprm.watch.watcher.watch`."
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'uprm.watch' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
 
 
 class _CallableModule(types.ModuleType):
-    """``uprm.watch`` is this package and, called, :func:`watch` — so ``uprm.watch(...)``
-    works whether ``uprm.watch`` was reached as the package or as the function."""
+    """``uprm.watch`` is this package and, called, :func:`~uprm.watch.watcher.watch` — so
+    ``uprm.watch(...)`` works whether ``uprm.watch`` was reached as the package or as the
+    function (which imports torch and PyAV on first use)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return watch(*args, **kwargs)
+        return self.watch(*args, **kwargs)
 
 
 sys.modules[__name__].__class__ = _CallableModule

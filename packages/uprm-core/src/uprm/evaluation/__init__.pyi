@@ -1,0 +1,29 @@
+# The public names of ``uprm.evaluation`` (its ``__all__``), one list: lazy-loader reads these
+# imports to load each name on first use (uprm/evaluation/__init__.py), type checkers read them
+# as they are. Only ``from .module import name as name`` lines (lazy-loader's stub format).
+
+from . import api as api
+from . import errors as errors
+from . import human as human
+from . import judge as judge
+from . import report as report
+from . import run as run
+from . import scoring as scoring
+from . import truth as truth
+from .api import DATASET_THRESHOLDS as DATASET_THRESHOLDS
+from .api import EvalOptions as EvalOptions
+from .api import evaluate as evaluate
+from .api import resolve_thresholds as resolve_thresholds
+from .api import score_predictions as score_predictions
+from .errors import EvaluationError as EvaluationError
+from .errors import JudgeError as JudgeError
+from .errors import JudgeReplyError as JudgeReplyError
+from .human import export_sheets as export_sheets
+from .human import read_ratings as read_ratings
+from .judge import JudgeConfig as JudgeConfig
+from .judge import LLMJudge as LLMJudge
+from .judge import Verdict as Verdict
+from .truth import VideoTruth as VideoTruth
+from .truth import read_ground_truth as read_ground_truth
+from .truth import read_predictions as read_predictions
+from .truth import truth_from_records as truth_from_records
