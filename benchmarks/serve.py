@@ -156,9 +156,9 @@ class InProcess:
     without the service around it."""
 
     def __init__(self, checkpoint: Path, out: Path) -> None:
-        from uprm.detection import load_model
+        from uprm import load_model
 
-        self.model, self.out = load_model(str(checkpoint)), out
+        self.model, self.out = load_model(str(checkpoint), device="cpu").model, out
 
     def run(self, video: Path) -> float:
         from uprm.detection import detect_video, render_evidence, write_video_outputs

@@ -82,7 +82,7 @@ def describe_validation_error(exc: ValidationError, source: str | os.PathLike | 
     unknown = []
     for err in exc.errors(include_url=False):
         loc = tuple(err.get("loc", ()))
-        field = _loc(loc) or "(settings)"
+        field = _loc(loc)
         where = str(source) if source is not None else ""
         if lines and loc and str(loc[0]) in lines:
             where = f"{where}, line {lines[str(loc[0])]}" if where else f"line {lines[str(loc[0])]}"
@@ -92,11 +92,11 @@ def describe_validation_error(exc: ValidationError, source: str | os.PathLike | 
             out.append(f"{prefix}{field}: unknown setting")
             continue
         msg = str(err.get("msg", "invalid"))
-        if msg.startswith("Value error, "):
+        if msg.startswith("Value error, "):  # our own validators' messages say what they got
             msg = msg[len("Value error, "):]
-        if "input" in err and err.get("type") not in ("missing",) and not isinstance(err["input"], (dict, BaseModel)):
+        elif "input" in err and err.get("type") != "missing" and not isinstance(err["input"], (dict, BaseModel)):
             msg = f"{msg} (got {err['input']!r})"
-        out.append(f"{prefix}{field}: {msg}")
+        out.append(f"{prefix}{field}: {msg}" if field else f"{prefix}{msg}")
     text = "; ".join(out)
     if unknown and known:
         text += f" (known settings: {', '.join(sorted(known))})"

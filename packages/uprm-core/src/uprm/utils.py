@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_json", "atomic_write_text", "is_torch_save", "jsonable"]
+__all__ = ["Throttle", "atomic_path", "atomic_write_json", "atomic_write_text", "is_torch_save", "jsonable"]
 
 
 def jsonable(value: Any) -> Any:
@@ -89,3 +89,31 @@ def is_torch_save(head: bytes) -> bool:
     """Whether a file starting with ``head`` (its first 4 bytes) is a ``torch.save``
     file: a zip archive, or from old versions a raw pickle (protocol 2-5)."""
     return head[:4] == b"PK\x03\x04" or (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5)
+
+
+class Throttle:
+    """Lets something happen at most every ``every`` seconds of ``clock``, the first
+    time at once: it starts from "never happened", not from the clock's zero (a
+    ``time.monotonic()`` of a machine booted less than ``every`` seconds ago must not
+    swallow the first report).
+
+    >>> t = Throttle(1.0, clock=iter([100.0, 100.5, 101.2]).__next__)
+    >>> [t.ready(), t.ready(), t.ready()]
+    [True, False, True]
+    """
+
+    def __init__(self, every: float, clock: Any = None) -> None:
+        import time
+
+        self.every = float(every)
+        self.clock = clock or time.monotonic
+        self.last: float | None = None
+
+    def ready(self, force: bool = False) -> bool:
+        """Whether it may happen now (``force``: yes, and the clock restarts); when
+        ``True``, the time is taken as the last time it happened."""
+        now = self.clock()
+        if force or self.last is None or now - self.last >= self.every:
+            self.last = now
+            return True
+        return False

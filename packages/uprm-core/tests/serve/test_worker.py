@@ -1,4 +1,4 @@
-"""The worker's pieces alone: progress counted from the identify answers, job errors
+"""The worker's pieces alone: progress reported from detection's callback, readiness, job errors
 told without server paths or tracebacks, safe video ids; and the ``uprm serve`` command's
 checks before it binds anything."""
 
@@ -11,38 +11,75 @@ from uprm.cli import cli
 from uprm.errors import VideoError
 from uprm.serve.config import ServeConfig
 from uprm.serve.store import Job
-from uprm.serve.worker import ProgressTap, Worker, safe_video_id
+from uprm.serve.worker import Progress, Worker, safe_video_id
 
 
-class FakeModel:
-    """Answers as many clips as the batch holds."""
+class Clock:
+    """An injected clock: the throttle never reads the machine's uptime."""
 
-    def __init__(self):
-        self.calls = []
+    def __init__(self, now=0.0):
+        self.now = now
 
-    def answer(self, batch, questions=("identify",), max_new_tokens=None):
-        self.calls.append(tuple(questions))
-        return [object()] * batch
-
-
-def test_progress_counts_the_windows_asked_identify_only():
-    model, reports = FakeModel(), []
-    with ProgressTap(model, total=10, report=reports.append, every=0.0):
-        model.answer(4, ("identify",), max_new_tokens=4)
-        model.answer(2, ("locate", "attribute"))  # the threat windows' follow-up: not new windows
-        model.answer(4, ("identify",))
-        model.answer(2, ("identify",))
-    assert reports == [4, 8, 10]
-    assert "answer" not in vars(model)  # the method is the class's again
-    assert model.calls == [("identify",), ("locate", "attribute"), ("identify",), ("identify",)]
+    def __call__(self):
+        return self.now
 
 
-def test_progress_reports_are_throttled_but_the_last_window_always_reported():
-    model, reports = FakeModel(), []
-    with ProgressTap(model, total=6, report=reports.append, every=3600.0):
-        for _ in range(6):
-            model.answer(1)
-    assert reports == [1, 6]
+@pytest.mark.parametrize("start", [0.0, 5.0, 1e6])  # a machine booted 0 s, 5 s or days ago
+def test_the_first_progress_report_is_never_dropped(start):
+    reports, clock = [], Clock(start)
+    progress = Progress(total=6, report=reports.append, every=3600.0, clock=clock)
+    for done in range(1, 7):
+        progress(done, 6)
+    assert reports == [1, 6]  # the first report at once, then throttled, the last window always
+
+
+def test_progress_reports_at_most_every_interval_of_the_clock():
+    reports, clock = [], Clock(100.0)
+    progress = Progress(total=10, report=reports.append, every=0.25, clock=clock)
+    for done, now in [(2, 100.0), (4, 100.1), (6, 100.25), (8, 100.3), (10, 100.31)]:
+        clock.now = now
+        progress(done, 10)
+    assert reports == [2, 6, 10]
+
+
+def test_progress_stops_the_job_when_the_server_is_gone():
+    from uprm.serve.worker import Stop
+
+    progress = Progress(total=4, report=lambda done: None, parent=-1)  # never our parent
+    with pytest.raises(Stop, match="server is gone"):
+        progress(1, 4)
+
+
+def test_detect_video_calls_progress_after_each_batch(tmp_path, videos):
+    from uprm.detection import detect_video
+    from uprm.modeling import UPRMConfig, build_model
+
+    checkpoint = build_model(UPRMConfig.tiny(experts=["coarse"])).save_pretrained(tmp_path / "ckpt")
+    video = videos["quiet"]  # 12 s
+    calls = []
+    detection = detect_video(video, checkpoint, 2.0, 1.0, batch_size=3, on_progress=lambda d, t: calls.append((d, t)))
+    total = len(detection.windows)
+    assert total > 3
+    assert calls == [(min(n, total), total) for n in range(3, total + 3, 3)]
+
+
+def test_a_worker_state_is_readiness_only_for_a_live_worker_of_this_server():
+    import os
+    import subprocess
+    import sys
+
+    from uprm.serve.app import live_worker_state
+
+    me = os.getpid()
+    ready = {"state": "ready", "pid": me, "server": me}
+    assert live_worker_state(ready, me) == ready
+    assert live_worker_state({**ready, "server": me + 1}, me) == {"state": "starting"}  # an earlier server's worker
+    assert live_worker_state(None, me) == {"state": "starting"}
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)
+    assert live_worker_state({**ready, "pid": dead}, me) == {"state": "starting"}  # that worker has exited
+    failed = {"state": "failed", "pid": dead, "server": me, "error": "bad checkpoint"}
+    assert live_worker_state(failed, me) == failed  # a failure is reported after the worker exited
 
 
 def test_safe_video_ids():
@@ -121,3 +158,44 @@ def test_one_server_per_data_folder_and_a_busy_port_is_named(tmp_path):
             return  # no IPv6 loopback on this machine
         assert url_of(six).startswith("http://[::1]:")
         six.close()
+
+
+def test_a_restarted_server_never_reports_the_previous_worker_as_ready(tmp_path, monkeypatch):
+    """What an earlier server's worker wrote ("ready") is in the store when a new server
+    starts; /healthz must say "starting" until the new worker reports for itself."""
+    import os
+
+    from fastapi.testclient import TestClient
+
+    import uprm.serve.app as app_module
+    from uprm.serve.app import create_app
+    from uprm.serve.store import JobStore
+
+    class NoWorker:  # the supervisor, without starting a process
+        def __init__(self, config, store):
+            self.store = store
+
+        def start(self):
+            pass
+
+        def stop(self):
+            pass
+
+        def wake(self):
+            pass
+
+    monkeypatch.setattr(app_module, "Supervisor", NoWorker)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "config.json").write_text("{}")
+    config = ServeConfig(checkpoint=tmp_path / "ckpt", data_dir=tmp_path / "data")
+    config.check_paths()
+    store = JobStore(config.db_path)
+    store.set_meta("worker", {"state": "ready", "since": 0.0, "pid": os.getpid(), "server": os.getpid() + 1})
+    with TestClient(create_app(config)) as client:
+        health = client.get("/healthz").json()
+        assert health["ready"] is False and health["worker"] == "starting"
+        # the new worker (this process stands in for it) says it is ready: now it is
+        store.set_meta("worker", {"state": "ready", "since": 1.0, "pid": os.getpid(), "server": os.getpid()})
+        health = client.get("/healthz").json()
+        assert health["ready"] is True and health["worker"] == "ready"
+    store.close()

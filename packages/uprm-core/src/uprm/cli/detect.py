@@ -6,6 +6,8 @@ import json
 
 import click
 
+from uprm.cli._options import detect_options
+
 
 @click.command("detect")
 @click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=str))
@@ -13,32 +15,13 @@ import click
               help="A trained UPRM checkpoint directory (`uprm train --out DIR`).")
 @click.option("--out", "out_dir", default="detections", show_default=True, type=click.Path(file_okay=False),
               help="Output folder: <video_id>.json, <video_id>.png, <video_id>/<n>.png, results.json.")
-@click.option("--window", type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True,
-              help="Window length in seconds (each window samples the model's number of frames uniformly).")
-@click.option("--stride", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
-              help="Seconds between window starts (< window: overlapping windows share their frames).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Windows per batch through perception, the UPE block and the LLM.")
-@click.option("--merge-gap", type=click.FloatRange(min=0), default=None,
-              help="Merge threat segments at most this many seconds apart [default: window / frames].")
-@click.option("--sidecar-dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="ROOT with ROOT/keypoints/<video_id>.json and ROOT/scene_graphs/<video_id>.json, for experts "
-                   "that read poses or scene graphs from files (the synthetic world's layout; docs/formats.md).")
-@click.option("--expert-option", "expert_option", multiple=True, metavar="NAME.KEY=VALUE",
-              help="Override a perception option of the checkpoint's experts, e.g. "
-                   "pose.weights=/models/yolo11n-pose.pt (VALUE read as JSON when it parses). Repeatable.")
-@click.option("--max-side", type=click.IntRange(min=16), default=None,
-              help="Downscale decoded frames so the longer side is at most this many pixels.")
-@click.option("--device", default="auto", show_default=True,
-              help="torch device (auto: each torchrun process's own GPU, else cuda if available, else cpu).")
+@detect_options()
 @click.option("--overwrite", is_flag=True, help="Redo videos already finished with these settings.")
-@click.option("--no-evidence", is_flag=True, help="Do not draw the per-segment evidence sheets.")
 @click.option("--format", "fmt", type=click.Choice(["text", "table", "json"]), default="text", show_default=True,
               help="What to print: a line per video, a table of the segments, or the report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def cli(videos: tuple[str, ...], checkpoint: str, out_dir: str, window: float, stride: float, batch_size: int,
-        merge_gap: float | None, sidecar_dir: str | None, expert_option: tuple[str, ...], max_side: int | None,
-        device: str, overwrite: bool, no_evidence: bool, fmt: str, quiet: bool) -> None:
+def cli(videos: tuple[str, ...], checkpoint: str, out_dir: str, detect: dict, overwrite: bool, fmt: str,
+        quiet: bool) -> None:
     """Detect threats in VIDEO files (or folders of them) of any length.
 
     Windows of --window seconds every --stride seconds slide over each video; each
@@ -59,14 +42,11 @@ def cli(videos: tuple[str, ...], checkpoint: str, out_dir: str, window: float, s
     """
     from uprm.detection import detect_files
     from uprm.errors import UPRMError
-    from uprm.plugins.factory import parse_expert_options
+    from uprm.options import DetectOptions
 
     try:
-        options = parse_expert_options(expert_option)
-        report = detect_files(list(videos), checkpoint, out_dir, window=window, stride=stride, batch_size=batch_size,
-                              merge_gap=merge_gap, sidecar_dir=sidecar_dir, max_side=max_side,
-                              expert_options=options or None, device=device, overwrite=overwrite,
-                              progress=not quiet, evidence=not no_evidence)
+        report = detect_files(list(videos), checkpoint, out_dir, options=DetectOptions(**detect),
+                              overwrite=overwrite, progress=not quiet)
     except (UPRMError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     _print(report, out_dir, fmt)

@@ -29,7 +29,7 @@ from uprm.detection.merge import DetectedSegment, SegmentMerger, WindowResult, m
 from uprm.detection.output import format_table, is_complete, read_video_json, write_results, write_video_outputs
 from uprm.detection.perception import Perception, PerceptionError, is_frame_wise
 from uprm.detection.plan import WindowPlan, plan_windows
-from uprm.detection.runner import VideoDetection, detect, detect_video, load_model, sidecar_meta
+from uprm.detection.runner import ProgressCallback, VideoDetection, detect, detect_video, sidecar_meta
 from uprm.detection.timeline import format_clock, render_timeline
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "FrameBuffer",
     "Perception",
     "PerceptionError",
+    "ProgressCallback",
     "SegmentMerger",
     "VideoDetection",
     "WindowPlan",
@@ -52,7 +53,6 @@ __all__ = [
     "is_complete",
     "is_frame_wise",
     "key_frames",
-    "load_model",
     "merge_windows",
     "plan_windows",
     "read_video_json",

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from uprm.detection.output import (
     RESULTS_NAME,
-    checkpoint_fingerprint,
     is_complete,
     remove_leftovers,
     write_results,
     write_video_outputs,
 )
+from uprm.options import DetectOptions
 
 __all__ = ["CorpusReport", "detect_files", "resolve_videos"]
 
@@ -80,35 +80,25 @@ def _partial_state(device: str | None):
     return PartialState(cpu=device == "cpu")
 
 
-def _device(device: str | None, state: Any) -> str:
-    if device not in (None, "auto"):
-        return device
-    if state is not None:
-        return str(state.device)
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 @dataclass
 class _Job:
     """The settings of one run, shared by its videos."""
 
     model_or_checkpoint: Any
     out: Path
-    options: dict[str, Any]
+    options: DetectOptions
     requested: dict[str, Any]
-    device: str
-    expert_options: Mapping[str, Mapping[str, Any]] | None
-    evidence: bool
+    progress: bool
     process: str = "0/1"
     model: Any = None
 
     def get_model(self) -> Any:
         if self.model is None:
-            from uprm.detection.runner import load_model
+            from uprm.modeling.loading import load_model
 
-            self.model = load_model(self.model_or_checkpoint, self.device, self.expert_options)
+            opts = self.options
+            self.model = load_model(self.model_or_checkpoint, device=opts.device, threads=opts.threads,
+                                    expert_options=opts.expert_options or None).model
         return self.model
 
     def run(self, path: Path) -> None:
@@ -122,7 +112,8 @@ class _Job:
             render_evidence(self.out / vid / f"{n}.png", segment, evidence, dict(model.block.experts), vid, n)
             sheets[n] = f"{vid}/{n}.png"
 
-        detection = detect_video(path, model, on_segment=draw if self.evidence else None, **self.options)
+        detection = detect_video(path, model, on_segment=draw if self.options.evidence else None,
+                                 progress=self.progress, **self.options.video_kwargs())
         write_video_outputs(self.out, detection, self.requested, sheets, self.process)
 
 
@@ -131,40 +122,32 @@ def detect_files(
     model_or_checkpoint: Any,
     out_dir: str | os.PathLike,
     *,
-    window: float = 8.0,
-    stride: float = 4.0,
-    batch_size: int = 4,
-    merge_gap: float | None = None,
-    sidecar_dir: str | os.PathLike | None = None,
-    max_side: int | None = None,
-    expert_options: Mapping[str, Mapping[str, Any]] | None = None,
-    device: str | None = "auto",
+    options: DetectOptions | None = None,
     overwrite: bool = False,
     progress: bool = True,
-    evidence: bool = True,
+    **option_values: Any,
 ) -> CorpusReport:
     """Detect threats in every video and write ``OUT/<video_id>.json``, ``.png``, the
     evidence sheets and ``OUT/results.json`` (see :mod:`uprm.detection.output`).
 
-    Options as :func:`~uprm.detection.detect_video`; ``expert_options`` override the
-    checkpoint's experts' options (e.g. a local weights path); ``evidence=False`` draws
-    no evidence sheets. The model is loaded once per process, and only when a video
-    needs it.
+    ``options`` (:class:`~uprm.options.DetectOptions`: window, stride, batch size, merge
+    gap, sidecar folder, max side, device, threads, expert options, evidence sheets), or
+    the same as keyword arguments (``window=8.0, evidence=False``), which override
+    ``options``. The model is loaded once per process (:func:`uprm.load_model`), and only
+    when a video needs it; a finished video is recognised by its requested settings and
+    the model's fingerprint.
     """
+    from uprm.modeling.loading import model_fingerprint
+
     start = time.perf_counter()
+    opts = (options or DetectOptions()).replace(**option_values) if option_values else (options or DetectOptions())
     paths = resolve_videos(videos)
-    state = _partial_state(device)
+    state = _partial_state(opts.device)
     rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = model_or_checkpoint if isinstance(model_or_checkpoint, (str, os.PathLike)) else None
-    requested = {"window": float(window), "stride": float(stride), "merge_gap": merge_gap, "max_side": max_side,
-                 "sidecar_dir": None if sidecar_dir is None else str(Path(sidecar_dir).resolve()),
-                 "checkpoint": checkpoint_fingerprint(checkpoint)}
-    options = {"window": window, "stride": stride, "batch_size": batch_size, "merge_gap": merge_gap,
-               "sidecar_dir": sidecar_dir, "max_side": max_side, "progress": progress and rank == 0}
-    job = _Job(model_or_checkpoint, out, options, requested, _device(device, state), expert_options, evidence,
-               f"{rank}/{world}")
+    requested = {**opts.requested(), "checkpoint": model_fingerprint(model_or_checkpoint)}
+    job = _Job(model_or_checkpoint, out, opts, requested, progress and rank == 0, f"{rank}/{world}")
     report = CorpusReport(process=f"{rank}/{world}", videos=[p.stem for p in paths])
     for path in _my_share(state, paths):
         if not overwrite and is_complete(out, path.stem, requested):

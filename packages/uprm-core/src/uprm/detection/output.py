@@ -12,8 +12,8 @@ rename), so a killed run never leaves a partial file under a final name; the tem
 files a kill leaves are removed when the video runs again (:func:`remove_leftovers`).
 A video is **complete** when its JSON parses, has
 this format and was made with the same requested settings (window, stride, merge gap,
-max side, sidecar folder) and the same checkpoint (a content fingerprint of its
-weights and config), and its timeline and evidence sheets exist; a rerun skips
+max side, sidecar folder) and the same model (:func:`uprm.modeling.loading.model_fingerprint`:
+the SHA-256 of the checkpoint's weights and config), and its timeline and evidence sheets exist; a rerun skips
 complete videos (``--overwrite`` redoes them).
 """
 
@@ -32,7 +32,6 @@ from uprm.utils import atomic_write_json
 __all__ = [
     "FORMAT",
     "RESULTS_NAME",
-    "checkpoint_fingerprint",
     "format_table",
     "is_complete",
     "read_video_json",
@@ -44,18 +43,6 @@ __all__ = [
 FORMAT = 1
 RESULTS_NAME = "results.json"
 LABEL = "Threat"
-
-
-def checkpoint_fingerprint(checkpoint: str | os.PathLike | None) -> str | None:
-    """A content fingerprint of a checkpoint directory (its weights and config), or
-    ``None`` for a model given as an object."""
-    if checkpoint is None:
-        return None
-    from uprm.data import input_fingerprint
-
-    root = Path(checkpoint)
-    parts = [input_fingerprint(root / name) or "-" for name in ("model.safetensors", "config.json")]
-    return "/".join(parts)
 
 
 def read_video_json(out_dir: str | os.PathLike, video_id: str) -> dict[str, Any] | None:

@@ -18,7 +18,6 @@ answers (another fingerprint) is an error unless ``overwrite``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -29,8 +28,7 @@ from typing import Any
 from uprm.evaluation.errors import EvaluationError
 from uprm.prompts import STAGE2_TASKS
 
-__all__ = ["CLIPS_FILE", "ClipJob", "ClipResult", "ClipStore", "answer_clips", "clip_jobs", "load_model",
-           "model_fingerprint"]
+__all__ = ["CLIPS_FILE", "ClipJob", "ClipResult", "ClipStore", "answer_clips", "clip_jobs"]
 
 CLIPS_FILE = "clips.jsonl"
 _HEADER = "uprm_eval_clips"
@@ -97,54 +95,6 @@ def clip_jobs(items: Sequence[tuple[Mapping[str, Any], Any, str]]) -> list[ClipJ
 
 
 # --------------------------------------------------------------------------- the model
-def load_model(checkpoint_or_model: Any, device: str | None = None):
-    """A :class:`uprm.UPRMModel` (given, or loaded from a checkpoint folder) in eval mode
-    on ``device``. A missing or malformed checkpoint is an :class:`EvaluationError`."""
-    from uprm.errors import CheckpointError, ConfigError, MissingExpertError
-
-    if isinstance(checkpoint_or_model, (str, os.PathLike)):
-        path = Path(checkpoint_or_model)
-        if not path.is_dir():
-            raise EvaluationError(f"{path}: no such checkpoint folder (give a folder saved by save_pretrained "
-                                  "or `uprm train --out`)")
-        from uprm.modeling.model import UPRMModel
-
-        try:
-            model = UPRMModel.from_pretrained(path)
-        except (CheckpointError, ConfigError, MissingExpertError) as exc:
-            raise EvaluationError(str(exc)) from None
-    else:
-        model = checkpoint_or_model
-    if device is not None:
-        model = model.to(device)
-    return model.eval()
-
-
-def model_fingerprint(checkpoint_or_model: Any) -> str:
-    """A content hash of the model: its checkpoint files, or (for a model object) its
-    config and trainable weights."""
-    h = hashlib.sha256()
-    if isinstance(checkpoint_or_model, (str, os.PathLike)):
-        from uprm.utils import file_sha256
-
-        for name in ("config.json", "model.safetensors"):
-            path = Path(checkpoint_or_model) / name
-            h.update(f"{name}:{file_sha256(path) if path.exists() else '-'};".encode())
-        return h.hexdigest()
-    model = checkpoint_or_model
-    h.update(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
-    for name, tensor in sorted(model.trainable_state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().to("cpu").contiguous().view(-1).view(dtype=_byte_dtype()).numpy().tobytes())
-    return h.hexdigest()
-
-
-def _byte_dtype():
-    import torch
-
-    return torch.uint8
-
-
 def _to_device(value: Any, device: Any) -> Any:
     if hasattr(value, "to") and hasattr(value, "dtype"):
         return value.to(device)

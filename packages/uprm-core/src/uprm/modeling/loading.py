@@ -105,7 +105,8 @@ def model_fingerprint(checkpoint_or_model: Any) -> str:
 
 
 def load_model(checkpoint_or_model: Any, *, device: str | None = "auto", threads: int | None = None,
-               expert_options: Mapping[str, Mapping[str, Any]] | None = None) -> LoadedModel:
+               expert_options: Mapping[str, Mapping[str, Any]] | None = None,
+               overrides: Mapping[str, Any] | None = None) -> LoadedModel:
     """A model ready to run: loaded from a checkpoint folder (``uprm train --out DIR``,
     ``save_pretrained``) or given as a :class:`~uprm.UPRMModel`, in eval mode, on
     ``device``.
@@ -118,12 +119,17 @@ def load_model(checkpoint_or_model: Any, *, device: str | None = "auto", threads
         expert_options: ``{expert: {option: value}}`` merged over the checkpoint's saved
             options (e.g. a pose model's weights path on this machine); the saved options
             not named here are kept.
+        overrides: other ``UPRMConfig`` fields to change when loading a checkpoint, checked
+            as the constructor checks them (e.g. ``{"backbone": "/models/video-llava"}``,
+            the backbone's folder on this machine; ``uprm train --init`` passes the run's
+            ``num_frames`` and ``z_loss_alpha``).
 
     Raises:
         uprm.errors.CheckpointError: no such folder, or a malformed checkpoint (names the file).
         uprm.errors.MissingExpertError: the checkpoint needs experts that are not
             installed (names the distribution to ``pip install``).
-        ValueError: ``expert_options`` for a model object (they apply when loading).
+        ValueError: ``expert_options`` or ``overrides`` for a model object (they apply
+            when loading).
     """
     if threads is not None:
         import torch
@@ -139,12 +145,14 @@ def load_model(checkpoint_or_model: Any, *, device: str | None = "auto", threads
             raise CheckpointError(f"{path}: no such checkpoint folder (give a folder saved by save_pretrained or "
                                   "`uprm train --out DIR`)")
         fingerprint = model_fingerprint(path)
-        model = UPRMModel.from_pretrained(path, expert_options=expert_options) if expert_options else \
-            UPRMModel.from_pretrained(path)
+        changes = dict(overrides or {})
+        if expert_options:
+            changes["expert_options"] = expert_options
+        model = UPRMModel.from_pretrained(path, **changes)
         checkpoint: str | None = str(path)
     elif isinstance(checkpoint_or_model, UPRMModel):
-        if expert_options:
-            raise ValueError("expert_options apply when loading a checkpoint, not to a built model")
+        if expert_options or overrides:
+            raise ValueError("expert_options and overrides apply when loading a checkpoint, not to a built model")
         model, checkpoint = checkpoint_or_model, None
         fingerprint = model_fingerprint(model)
     else:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
+import os
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -57,6 +59,8 @@ class Service:
         self.store = JobStore(self.config.db_path)
         self._drop_orphans()
         if self.run_worker:
+            # whatever a worker of an earlier server wrote is not this server's readiness
+            self.store.set_meta("worker", {"state": "starting", "since": time.time(), "server": os.getpid()})
             self.supervisor = Supervisor(self.config, self.store)
             self.supervisor.start()
 
@@ -83,6 +87,29 @@ class Service:
     def wake(self) -> None:
         if self.supervisor is not None:
             self.supervisor.wake()
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def live_worker_state(state: Any, server_pid: int) -> dict[str, Any]:
+    """The worker state this server may report: a state written by a worker of another
+    (earlier) server, or by a worker process that is gone, is ``starting`` — never the
+    readiness of a worker that no longer runs."""
+    if not isinstance(state, dict) or state.get("server") != server_pid:
+        return {"state": "starting"}
+    if "pid" in state and state.get("state") != "failed" and not _alive(state["pid"]):
+        return {"state": "starting"}
+    return state
 
 
 def _iso(t: float | None) -> str | None:
@@ -166,7 +193,7 @@ def create_app(config: ServeConfig, *, worker: bool = True) -> FastAPI:
     def healthz() -> JSONResponse:
         """Liveness and readiness: 200 while the API and its database work (``ready`` once
         the worker has loaded the model), 503 when the worker cannot load the model."""
-        worker = service.store.get_meta("worker", {"state": "starting"}) if service.run_worker else \
+        worker = live_worker_state(service.store.get_meta("worker"), os.getpid()) if service.run_worker else \
             {"state": "disabled"}
         failed = worker.get("state") == "failed"
         body = {"status": "failed" if failed else "ok", "ready": worker.get("state") == "ready",

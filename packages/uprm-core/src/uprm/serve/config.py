@@ -6,14 +6,16 @@ both run with exactly the same settings.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
+
+from pydantic import Field, field_validator
 
 from uprm.errors import ServeConfigError
+from uprm.options import DetectOptions
+from uprm.settings import PathStr
 
 __all__ = ["MIN_TOKEN_LENGTH", "ServeConfig", "ServeConfigError", "is_loopback"]
 
@@ -33,9 +35,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class ServeConfig:
-    """Everything ``uprm serve`` needs.
+class ServeConfig(DetectOptions):
+    """Everything ``uprm serve`` needs: the server's settings and, inherited from
+    :class:`~uprm.options.DetectOptions`, how its worker runs detection (window, stride,
+    batch size, merge gap, max side, sidecar folder, expert options, device, threads,
+    evidence sheets — as ``uprm detect``).
 
     Attributes:
         checkpoint: a trained checkpoint directory (``uprm train --out DIR``).
@@ -48,52 +52,31 @@ class ServeConfig:
         max_upload_bytes: a larger upload is refused with 413.
         max_queue: jobs waiting to run; one more is refused with 429.
         max_attempts: a job whose worker died this many times while running it fails.
-        window, stride, batch_size, merge_gap, max_side, sidecar_dir, expert_options,
-        device, evidence: detection settings, as ``uprm detect``.
         threads: torch threads of the worker (``None``: torch's default, every core); fewer
             leave CPU to the API while a job runs.
     """
 
-    checkpoint: str
-    data_dir: str
-    media_root: str | None = None
+    error: ClassVar[type[ServeConfigError]] = ServeConfigError
+
+    checkpoint: PathStr
+    data_dir: PathStr
+    media_root: PathStr | None = None
     host: str = "127.0.0.1"
-    port: int = 8000
-    token: str | None = field(default=None, repr=False)
-    max_upload_bytes: int = 2 << 30
-    max_queue: int = 100
-    max_attempts: int = 3
-    window: float = 8.0
-    stride: float = 4.0
-    batch_size: int = 4
-    merge_gap: float | None = None
-    max_side: int | None = None
-    sidecar_dir: str | None = None
-    expert_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    device: str = "auto"
-    evidence: bool = True
-    threads: int | None = None
+    port: int = Field(8000, ge=0, le=65535)
+    token: str | None = Field(None, repr=False)
+    max_upload_bytes: int = Field(2 << 30, gt=0)
+    max_queue: int = Field(100, gt=0)
+    max_attempts: int = Field(3, gt=0)
 
-    def __post_init__(self) -> None:
-        for name in ("checkpoint", "data_dir", "media_root", "sidecar_dir"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, str(Path(value).expanduser().resolve()))
-        if self.token is not None and not self.token.strip():
-            object.__setattr__(self, "token", None)
-        self._check_numbers()
+    @field_validator("checkpoint", "data_dir", "media_root")
+    @classmethod
+    def _absolute_path(cls, value: str | None) -> str | None:
+        return None if value is None else str(Path(value).expanduser().resolve())
 
-    def _check_numbers(self) -> None:
-        positive = {"max_upload_bytes": self.max_upload_bytes, "max_queue": self.max_queue,
-                    "max_attempts": self.max_attempts, "window": self.window, "stride": self.stride,
-                    "batch_size": self.batch_size}
-        for name, value in positive.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ServeConfigError(f"{name} must be a positive number, got {value!r}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise ServeConfigError(f"threads must be a positive integer, got {self.threads!r}")
-        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
-            raise ServeConfigError(f"port must be 0-65535, got {self.port!r}")
+    @field_validator("token")
+    @classmethod
+    def _blank_token_is_none(cls, value: str | None) -> str | None:
+        return value if value is not None and value.strip() else None
 
     def check_listen(self) -> None:
         """A server beyond loopback needs a token of at least 16 characters (checked by
@@ -143,13 +126,13 @@ class ServeConfig:
     def to_json(self) -> str:
         """The settings as JSON, without the token (the worker never needs it, so it is
         never written to disk)."""
-        return json.dumps({**dataclasses.asdict(self), "token": None}, indent=2)
+        return json.dumps({**self.to_dict(), "token": None}, indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> ServeConfig:
+        """Settings written by :meth:`to_json` (keys a newer version added are ignored)."""
         data = json.loads(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls.load({k: v for k, v in data.items() if k in cls.model_fields})
 
     def write(self) -> Path:
         """``DATA/serve.json``: the settings the worker reads (no token)."""
@@ -158,8 +141,3 @@ class ServeConfig:
         path = self.root / "serve.json"
         atomic_write_text(path, self.to_json())
         return path
-
-    def requested(self) -> dict[str, Any]:
-        """The detection settings recorded in each result (as ``uprm detect`` records them)."""
-        return {"window": float(self.window), "stride": float(self.stride), "merge_gap": self.merge_gap,
-                "max_side": self.max_side, "sidecar_dir": self.sidecar_dir}

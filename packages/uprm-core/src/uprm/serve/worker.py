@@ -14,9 +14,14 @@ DATA/serve.json SERVER_PID``. It
    evidence sheets) and marks the job done or failed; waits on its stdin for the next
    job (the server writes a byte per accepted job; end of file means the server is gone).
 
-Progress: ``detect_video`` asks the identify question once for every window, through
-``model.answer``; the worker counts those answers (:class:`ProgressTap`) against the
-number of windows of the video's plan (:func:`uprm.detection.plan_windows`).
+Progress: ``detect_video`` calls back after each batch of windows
+(``on_progress``); :class:`Progress` writes ``(windows done, windows)`` to the store at
+most every quarter second (the first and the last report always) and stops the job when
+the server process is gone.
+
+The worker's state in the store (``starting``, ``loading``, ``ready``, ``failed``) carries
+its pid and its server's pid: the API reports readiness only for a live worker of the
+running server, never what a worker of an earlier server wrote.
 
 SIGTERM or Ctrl-C while a job runs puts it back in the queue without counting the
 attempt; any other death of the worker counts one, and a job whose runs killed the
@@ -42,7 +47,7 @@ from typing import Any
 from uprm.serve.config import ServeConfig
 from uprm.serve.store import Job, JobStore
 
-__all__ = ["EXIT_FATAL", "ProgressTap", "Stop", "main", "safe_video_id"]
+__all__ = ["EXIT_FATAL", "Progress", "Stop", "main", "safe_video_id"]
 
 #: the worker's exit status when the model cannot be loaded (the server does not restart it)
 EXIT_FATAL = 3
@@ -64,40 +69,25 @@ def safe_video_id(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", stem).strip("._")[:100] or "video"
 
 
-class ProgressTap:
-    """While active, counts the windows ``model.answer`` is asked *identify* about and
-    reports ``(windows done)`` at most every ``every`` seconds (and at the last window);
-    raises :class:`Stop` when the server process is gone."""
+class Progress:
+    """The ``on_progress`` callback of a job: reports ``(windows done)`` through
+    ``report`` at most every ``every`` seconds of ``clock`` (the first report and the last
+    window always), and raises :class:`Stop` when the server process ``parent`` is gone."""
 
-    def __init__(self, model: Any, total: int, report: Callable[[int], None], parent: int | None = None,
-                 every: float = 0.25) -> None:
-        self.model, self.total, self.report, self.parent, self.every = model, total, report, parent, every
+    def __init__(self, total: int, report: Callable[[int], None], parent: int | None = None,
+                 every: float = 0.25, clock: Callable[[], float] | None = None) -> None:
+        from uprm.utils import Throttle
+
+        self.total, self.report, self.parent = total, report, parent
+        self.throttle = Throttle(every, clock)
         self.done = 0
-        self._last = 0.0
 
-    def __enter__(self) -> ProgressTap:
-        original = self.model.answer
-
-        def answer(batch: Any, questions: Any = ("identify",), *args: Any, **kwargs: Any) -> Any:
-            answers = original(batch, questions, *args, **kwargs)
-            if "identify" in tuple(questions):
-                self._count(len(answers))
-            return answers
-
-        self.model.answer = answer  # an instance attribute shadows the method while the job runs
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        del self.model.answer
-
-    def _count(self, n: int) -> None:
-        self.done += n
+    def __call__(self, done: int, total: int | None = None) -> None:
+        self.done = done
         if self.parent is not None and os.getppid() != self.parent:
             raise Stop("the server is gone")
-        now = time.monotonic()
-        if now - self._last >= self.every or self.done >= self.total:
-            self._last = now
-            self.report(min(self.done, self.total))
+        if self.throttle.ready(force=done >= self.total):
+            self.report(min(done, self.total))
 
 
 def experts_report() -> dict[str, Any]:
@@ -128,20 +118,24 @@ class Worker:
         self.model: Any = None
         self.fingerprint: str | None = None
 
+    def _state(self, state: str, **extra: Any) -> None:
+        """The worker's state for ``/healthz``, tied to this process and its server."""
+        self.store.set_meta("worker", {"state": state, "since": time.time(), "pid": os.getpid(),
+                                       "server": self.parent, **extra})
+
     def serve(self) -> int:
-        self.store.set_meta("worker", {"state": "starting", "since": time.time()})
+        self._state("starting")
         for job_id in self.store.requeue_running():
             log.warning("job %s was running when the last worker stopped: queued again", job_id)
         self.store.set_meta("experts", experts_report())
-        self.store.set_meta("worker", {"state": "loading", "since": time.time()})
+        self._state("loading")
         try:
             self._load()
         except Exception as exc:  # a bad checkpoint: said once, not retried for ever
             log.exception("cannot load the checkpoint %s", self.config.checkpoint)
-            self.store.set_meta("worker", {"state": "failed", "since": time.time(),
-                                           "error": f"{type(exc).__name__}: {exc}"})
+            self._state("failed", error=f"{type(exc).__name__}: {exc}")
             return EXIT_FATAL
-        self.store.set_meta("worker", {"state": "ready", "since": time.time()})
+        self._state("ready")
         while True:
             job = self.store.claim(self.config.max_attempts)
             if job is not None:
@@ -152,20 +146,16 @@ class Worker:
     def _load(self) -> None:
         import torch
 
-        from uprm.detection import load_model
-        from uprm.detection.output import checkpoint_fingerprint
+        from uprm.modeling.loading import load_model
 
-        if self.config.threads is not None:
-            torch.set_num_threads(self.config.threads)
-        device = self.config.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model = load_model(self.config.checkpoint, device, self.config.expert_options or None)
-        self.fingerprint = checkpoint_fingerprint(self.config.checkpoint)
-        cfg = self.model.config
-        self.store.set_meta("model", {"experts": list(cfg.expert_names or []), "router": cfg.router,
-                                      "num_frames": cfg.num_frames, "device": device,
-                                      "threads": torch.get_num_threads()})
+        cfg = self.config
+        loaded = load_model(cfg.checkpoint, device=cfg.device, threads=cfg.threads,
+                            expert_options=cfg.expert_options or None)
+        self.model, self.fingerprint = loaded.model, loaded.fingerprint
+        mcfg = self.model.config
+        self.store.set_meta("model", {"experts": list(mcfg.expert_names or []), "router": mcfg.router,
+                                      "num_frames": mcfg.num_frames, "device": loaded.device,
+                                      "threads": torch.get_num_threads(), "fingerprint": loaded.fingerprint})
 
     def _wait(self, timeout: float = 1.0) -> bool:
         """Wait for a wake-up byte; ``False`` when the server is gone (end of file)."""
@@ -223,10 +213,9 @@ class Worker:
             render_evidence(out / vid / f"{n}.png", segment, evidence, dict(model.block.experts), vid, n)
             sheets[n] = f"{vid}/{n}.png"
 
-        with ProgressTap(model, total, lambda done: self.store.set_progress(job.id, done, total), self.parent):
-            detection = detect_video(path, model, cfg.window, cfg.stride, batch_size=cfg.batch_size,
-                                     merge_gap=cfg.merge_gap, sidecar_dir=cfg.sidecar_dir, max_side=cfg.max_side,
-                                     on_segment=draw if cfg.evidence else None)
+        progress = Progress(total, lambda done: self.store.set_progress(job.id, done, total), self.parent)
+        detection = detect_video(path, model, on_segment=draw if cfg.evidence else None, on_progress=progress,
+                                 **cfg.video_kwargs())
         detection.video, detection.video_id = job.name, vid
         write_video_outputs(out, detection, {**cfg.requested(), "checkpoint": self.fingerprint}, sheets, "serve")
         return vid

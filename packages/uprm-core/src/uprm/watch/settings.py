@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
-from uprm.errors import WatchError
+from pydantic import Field, field_validator, model_validator
+
+from uprm.errors import WatchError, WatchSettingsError
+from uprm.options import FILE_ONLY, DetectOptions
 
 __all__ = ["WatchError", "WatchSettings"]
 
 
-@dataclass
-class WatchSettings:
+class WatchSettings(DetectOptions):
     """How ``uprm watch`` samples, decides and alerts (docs/watch.md has the user guide).
+
+    The model's options come from :class:`~uprm.options.DetectOptions` (window, stride,
+    batch size, max side, device, threads, expert options; a live camera's defaults:
+    stride 2 s, batches of 8, frames at most 512 pixels; the options only files use —
+    merge gap, sidecar folder, evidence sheets — are refused).
 
     Windows and events:
         window: seconds of video each window covers (the last ``window`` seconds).
@@ -48,79 +53,73 @@ class WatchSettings:
         av_options: extra FFmpeg options for every source (e.g. ``{"rtsp_transport": "udp"}``).
 
     Model:
-        device: torch device (None: where the model is; "auto": cuda if available).
-        expert_options: override experts' perception options when loading a checkpoint.
-        threads: torch CPU threads (None: torch's default).
+        device: torch device (None: a given model stays where it is, a checkpoint goes to
+            "auto": cuda if available, else cpu).
     """
 
-    window: float = 8.0
-    stride: float = 2.0
-    threshold: float = 0.5
-    cooldown: float = 8.0
-    batch_size: int = 8
-    fps: float = 10.0
-    max_side: int | None = 512
+    error: ClassVar[type[WatchSettingsError]] = WatchSettingsError
+
+    stride: float = Field(2.0, gt=0, allow_inf_nan=False)
+    batch_size: int = Field(8, ge=1)
+    max_side: int | None = Field(512, ge=16)
+    device: str | None = None  # type: ignore[assignment]
+    evidence: bool = False
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    cooldown: float = Field(8.0, ge=0, allow_inf_nan=False)
+    fps: float = Field(10.0, gt=0, allow_inf_nan=False)
     realtime: bool = False
-    gap_tolerance: float | None = None
+    gap_tolerance: float | None = Field(None, gt=0, allow_inf_nan=False)
     alerts: str | None = None
     webhook: str | None = None
-    webhook_queue: int = 256
-    webhook_retries: int = 5
-    webhook_backoff: float = 0.5
-    webhook_timeout: float = 5.0
-    webhook_drain: float = 10.0
+    webhook_queue: int = Field(256, ge=1)
+    webhook_retries: int = Field(5, ge=0)
+    webhook_backoff: float = Field(0.5, ge=0, allow_inf_nan=False)
+    webhook_timeout: float = Field(5.0, gt=0, allow_inf_nan=False)
+    webhook_drain: float = Field(10.0, ge=0, allow_inf_nan=False)
     clips: str | None = None
-    pre_roll: float = 5.0
-    post_roll: float = 5.0
-    clip_max_seconds: float = 300.0
-    open_timeout: float = 10.0
-    read_timeout: float = 5.0
-    reconnect_min: float = 0.5
-    reconnect_max: float = 30.0
-    max_reconnects: int | None = None
-    av_options: dict[str, str] = field(default_factory=dict)
-    device: str | None = None
-    expert_options: dict[str, dict[str, Any]] | None = None
-    threads: int | None = None
+    pre_roll: float = Field(5.0, ge=0, allow_inf_nan=False)
+    post_roll: float = Field(5.0, ge=0, allow_inf_nan=False)
+    clip_max_seconds: float = Field(300.0, gt=0, allow_inf_nan=False)
+    open_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)
+    read_timeout: float = Field(5.0, gt=0, allow_inf_nan=False)
+    reconnect_min: float = Field(0.5, gt=0, allow_inf_nan=False)
+    reconnect_max: float = Field(30.0, gt=0, allow_inf_nan=False)
+    max_reconnects: int | None = Field(None, ge=0)
+    av_options: dict[str, str] = Field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        positive = ("window", "stride", "fps", "webhook_timeout", "open_timeout", "read_timeout", "reconnect_min",
-                    "clip_max_seconds")
-        for name in positive:
-            value = float(getattr(self, name))
-            if not value > 0 or not math.isfinite(value):
-                raise WatchError(f"{name} must be a positive number of seconds (or frames/s), got {value}")
-        for name in ("cooldown", "pre_roll", "post_roll", "webhook_backoff", "webhook_drain"):
-            if not float(getattr(self, name)) >= 0:
-                raise WatchError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= float(self.threshold) <= 1.0:
-            raise WatchError(f"threshold is a probability (P(Yes)) in [0, 1], got {self.threshold}")
-        for name in ("batch_size", "webhook_queue"):
-            if int(getattr(self, name)) < 1:
-                raise WatchError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_side is not None and int(self.max_side) < 16:
-            raise WatchError(f"max_side must be at least 16 pixels, got {self.max_side}")
+    @field_validator("av_options", mode="before")
+    @classmethod
+    def _strings(cls, value: Any) -> Any:
+        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value:
+            _check_webhook(value)
+        return value or None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WatchSettings:
         if self.reconnect_max < self.reconnect_min:
-            raise WatchError(f"reconnect_max ({self.reconnect_max}) is below reconnect_min ({self.reconnect_min})")
-        if self.webhook:
-            _check_webhook(str(self.webhook))
-        self.av_options = {str(k): str(v) for k, v in (self.av_options or {}).items()}
+            raise ValueError(f"reconnect_max ({self.reconnect_max}) is below reconnect_min ({self.reconnect_min})")
+        used = [name for name in FILE_ONLY if name != "evidence" and getattr(self, name) is not None]
+        if used or self.evidence:
+            raise ValueError(f"{(used or ['evidence'])[0]} is an option of detection over files, not of uprm watch")
+        return self
 
     @classmethod
     def from_options(cls, **options: Any) -> WatchSettings:
-        """Settings from keyword options; an unknown name is a :class:`WatchError` naming it."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
+        """Settings from keyword options; an unknown name is an error naming it and the
+        known ones."""
+        unknown = sorted(set(options) - set(cls.model_fields))
         if unknown:
-            raise WatchError(f"unknown watch setting(s) {unknown}; known: {sorted(known)}")
+            raise cls.error(f"unknown watch setting(s) {unknown}; known: {sorted(cls.model_fields)}")
         return cls(**options)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _check_webhook(url: str) -> None:
-    """An http(s) URL with a host, else a :class:`WatchError` naming it."""
+    """An http(s) URL with a host, else a ``ValueError`` naming it."""
     from urllib.parse import urlsplit
 
     try:
@@ -129,4 +128,4 @@ def _check_webhook(url: str) -> None:
     except ValueError:
         ok = False
     if not ok:
-        raise WatchError(f"webhook must be an http:// or https:// URL with a host, got {url!r}")
+        raise ValueError(f"webhook must be an http:// or https:// URL with a host, got {url!r}")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from uprm.utils import Throttle
 from uprm.watch.alerts import AlertLog, WebhookSender, alert_record
 from uprm.watch.clips import ClipRecorder
 from uprm.watch.events import Event, EventTracker, WindowScore
@@ -54,7 +55,8 @@ class _Cam:
     tracker: EventTracker
     last: WindowScore | None = None
     recorder: ClipRecorder | None = None
-    warned_skips: float = 0.0
+    #: the "windows skipped" warning, at most every 10 s (the first at once)
+    skip_warning: Throttle = field(default_factory=lambda: Throttle(10.0))
 
 
 @dataclass
@@ -126,16 +128,10 @@ def _summary(values: Iterable[float]) -> dict[str, Any]:
 
 
 def _load(model_or_checkpoint: Any, settings: WatchSettings) -> Any:
-    import torch
+    from uprm.modeling.loading import load_model
 
-    from uprm.detection import load_model
-
-    if settings.threads:
-        torch.set_num_threads(int(settings.threads))
-    device = settings.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return load_model(model_or_checkpoint, device, settings.expert_options)
+    return load_model(model_or_checkpoint, device=settings.device, threads=settings.threads,
+                      expert_options=settings.expert_options or None).model
 
 
 def _check_outputs(settings: WatchSettings) -> None:
@@ -199,7 +195,7 @@ class Watcher:
         self.recorders: list[tuple[Camera, ClipRecorder]] = []
         self.alerts_written = 0
         self._started = time.monotonic()
-        self._last_status = 0.0
+        self._status_throttle = Throttle(self.status_every)
 
     def _camera(self, source: Source, on_frame: Callable[[str, Frame], None] | None) -> _Cam:
         s = self.settings
@@ -278,9 +274,7 @@ class Watcher:
 
     def _skipped(self, c: _Cam, n: int) -> None:
         c.camera.stats.skipped += n
-        now = time.monotonic()
-        if now - c.warned_skips > 10.0:
-            c.warned_skips = now
+        if c.skip_warning.ready():
             log.warning("camera %s: inference is slower than real time: %d window(s) skipped so far",
                         c.camera.name, c.camera.stats.skipped)
 
@@ -374,9 +368,7 @@ class Watcher:
     def _housekeeping(self) -> None:
         for camera, recorder in [(cam, r) for cam, r in self.recorders if r.done]:
             camera.unlisten(recorder)
-        now = time.monotonic()
-        if self.on_status is not None and now - self._last_status >= self.status_every:
-            self._last_status = now
+        if self.on_status is not None and self._status_throttle.ready():
             try:
                 self.on_status(self.status())
             except Exception:
