@@ -170,7 +170,7 @@ def _cache_for(model: VariantModel, variant: str, config: AblationConfig, out: P
 def make_plan(config: AblationConfig, installed: dict[str, Any] | None = None) -> Plan:
     """Every run of ``config``: variants (in the table's order) × seeds."""
     if installed is None:
-        from uprm import available_experts
+        from uprm.plugins.manager import available_experts
 
         installed = available_experts()
     experts = base_experts(config, installed)

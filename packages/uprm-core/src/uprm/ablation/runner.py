@@ -140,7 +140,7 @@ def build_start(run: RunPlan, config: AblationConfig) -> bool:
     """The untrained model with the run's expert options, saved as ``start/``."""
     if run.start_dir is None or (run.start_dir / "config.json").is_file():
         return False
-    from uprm import build_model
+    from uprm.modeling.model import build_model
     from uprm.training import make_config
     from uprm.training.build import model_config, resolve_config
 

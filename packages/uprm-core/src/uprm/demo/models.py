@@ -20,7 +20,7 @@ MODELS = ("untrained", "always", "coarse", "uprm")
 def train_config(name: str, settings: DemoSettings, data: Path, cache: Path, out: Path, seed: int) -> Any:
     """The :class:`~uprm.training.TrainConfig` of the ``coarse`` (w/o UPE) or ``uprm``
     (every installed expert, trade-off router) run."""
-    from uprm import available_experts
+    from uprm.plugins.manager import available_experts
     from uprm.training import make_config
 
     experts = ["coarse"] if name == "coarse" else sorted(available_experts())

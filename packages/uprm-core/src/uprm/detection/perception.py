@@ -29,7 +29,7 @@ import torch
 
 from uprm.detection.frames import FrameBuffer
 from uprm.errors import PerceptionError, UPRMError
-from uprm.moe.faults import expert_origin
+from uprm.experts.faults import expert_origin
 
 __all__ = ["Perception", "PerceptionError", "is_frame_wise"]
 

@@ -5,8 +5,6 @@
 from .block import UPEBlock as UPEBlock
 from .block import UPEOutput as UPEOutput
 from .block import expert_order as expert_order
-from .faults import expert_call as expert_call
-from .faults import expert_origin as expert_origin
 from .losses import tradeoff_z_loss as tradeoff_z_loss
 from .names import ROUTER_NAMES as ROUTER_NAMES
 from .router import ROUTERS as ROUTERS

@@ -18,7 +18,7 @@ from torch import nn
 
 from uprm.errors import ExpertOutputError
 from uprm.experts.base import Expert
-from uprm.moe.faults import expert_call, expert_origin
+from uprm.experts.faults import expert_call, expert_origin
 from uprm.moe.losses import tradeoff_z_loss
 from uprm.moe.router import make_router
 from uprm.types import VideoClip

@@ -88,7 +88,7 @@ def _build_one(info: ExpertInfo, ctx: ExpertContext, options: dict[str, Any], se
     an exception from its ``__init__`` names the expert and its distribution."""
     import torch
 
-    from uprm.moe.faults import describe_origin, expert_call, set_origin
+    from uprm.experts.faults import describe_origin, expert_call, set_origin
 
     name = info.name
     origin = describe_origin(name, info.plugin, info.distribution, info.version)

@@ -21,7 +21,7 @@ from uprm.data.features.cache import FeatureCache, entry_spec
 from uprm.data.records import ClipKey, load_records, record_clip_key, split_conversation
 from uprm.errors import CacheError
 from uprm.experts.base import Expert
-from uprm.moe.faults import expert_call
+from uprm.experts.faults import expert_call
 
 __all__ = ["InstructionDataset", "UPRMCollator"]
 

@@ -19,7 +19,7 @@ from uprm.data.features.cache import FeatureCache, entry_spec
 from uprm.data.records import ClipKey
 from uprm.errors import ExpertError
 from uprm.experts.base import Expert, ExpertContext
-from uprm.moe.faults import expert_call, expert_origin
+from uprm.experts.faults import expert_call, expert_origin
 
 __all__ = ["DEFAULT_CONTEXT", "ExtractionReport", "default_context", "extract_features"]
 
