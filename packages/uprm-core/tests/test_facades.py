@@ -80,7 +80,7 @@ def test_importing_a_facade_and_probing_it_loads_none_of_its_modules(package):
     """)
     assert not HEAVY & {m.split(".")[0] for m in loaded}
     own = {m for m in loaded if m.startswith(f"{package}.")}
-    assert own <= ({"uprm._version", "uprm.offline"} if package == "uprm" else set())
+    assert own <= ({"uprm._version", "uprm.offline", "uprm._lazy"} if package == "uprm" else set())
 
 
 def test_import_uprm_keeps_its_eager_part_and_reaches_any_submodule():
@@ -111,11 +111,18 @@ def test_uprm_data_submodules_are_the_modules_not_a_future_feature():
     assert report == [True, "uprm.data.annotations"]
 
 
-def test_an_unknown_name_of_uprm_is_an_attribute_error_naming_it():
-    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
-        import uprm
+@pytest.mark.parametrize("package", FACADES)
+def test_an_unknown_name_is_pythons_attribute_error_naming_the_module_and_the_name(package):
+    report = _run(f"""
+        import importlib, json
 
-        uprm.no_such_name
+        package = importlib.import_module({package!r})
+        try:
+            package.no_such_name
+        except AttributeError as err:
+            print(json.dumps([str(err), err.name, err.obj is package]))
+    """)
+    assert report == [f"module {package!r} has no attribute 'no_such_name'", "no_such_name", True]
 
 
 @pytest.mark.slow

@@ -21,8 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-import lazy_loader
-
+from uprm._lazy import attach_stub
 from uprm._version import __version__
 from uprm.offline import configure_offline as _configure_offline
 
@@ -30,16 +29,15 @@ from uprm.offline import configure_offline as _configure_offline
 # (setdefault only: what the user set wins; nothing changes online)
 _configure_offline()
 
-_stub_getattr, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
+_stub_getattr, __dir__, __all__ = attach_stub(__name__, __file__)
 
 
 def __getattr__(name: str) -> Any:
     """A name of ``__init__.pyi``, else a submodule (``uprm.data``), imported on first use."""
-    if name in __all__ or name.startswith("_"):
-        return _stub_getattr(name)
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise
-    raise AttributeError(f"module 'uprm' has no attribute {name!r}")
+    if name not in __all__ and not name.startswith("_"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    return _stub_getattr(name)  # a name of the stub, or the AttributeError naming it

@@ -24,6 +24,6 @@ checkers): ``import uprm.data`` and ``hasattr(uprm.data, name)`` import nothing 
 torch, no PyAV, no renderer) until a name is used.
 """
 
-import lazy_loader
+from uprm._lazy import attach_stub
 
-__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
+__getattr__, __dir__, __all__ = attach_stub(__name__, __file__)

@@ -61,6 +61,6 @@ sheets, Krippendorff's α). Names are imported on first use: ``import uprm.evalu
 loads no torch.
 """
 
-import lazy_loader
+from uprm._lazy import attach_stub
 
-__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
+__getattr__, __dir__, __all__ = attach_stub(__name__, __file__)

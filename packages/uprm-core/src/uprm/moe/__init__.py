@@ -5,6 +5,6 @@ layer's :func:`uprm.plugins.build_experts` does). Imported lazily, so
 ``uprm.moe.names.ROUTER_NAMES`` is available without torch.
 """
 
-import lazy_loader
+from uprm._lazy import attach_stub
 
-__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
+__getattr__, __dir__, __all__ = attach_stub(__name__, __file__)

@@ -14,6 +14,6 @@ cookie), :mod:`~uprm.serve.errors` (problem details), :mod:`~uprm.serve.app` (ro
 :mod:`~uprm.serve.server` (binding and running uvicorn), ``static/`` (the page).
 """
 
-import lazy_loader
+from uprm._lazy import attach_stub
 
-__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
+__getattr__, __dir__, __all__ = attach_stub(__name__, __file__)

@@ -10,6 +10,6 @@ cars, bags, fires, drawing, relations), ``events`` (each threat and its normal t
 Imported lazily: ``import uprm.synthetic`` loads neither numpy nor the renderer.
 """
 
-import lazy_loader
+from uprm._lazy import attach_stub
 
-__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
+__getattr__, __dir__, __all__ = attach_stub(__name__, __file__)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import lazy_loader
+from uprm._lazy import attach_stub
 
-_stub_getattr, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
+_stub_getattr, __dir__, __all__ = attach_stub(__name__, __file__)
 
 
 def __getattr__(name: str) -> Any:

@@ -28,9 +28,9 @@ import sys
 import types
 from typing import Any
 
-import lazy_loader
+from uprm._lazy import attach_stub
 
-__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
+__getattr__, __dir__, __all__ = attach_stub(__name__, __file__)
 
 
 class _CallableModule(types.ModuleType):
