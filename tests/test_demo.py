@@ -46,6 +46,11 @@ def test_quick_demo_writes_results_timelines_and_prints_the_table(tmp_path):
     assert [line.split("|")[1].strip() for line in lines[header + 2 : header + 6]] == [
         "untrained UPRM", "always yes", "coarse only (w/o UPE)", "UPRM (all experts)"]
     assert "[7/7] score" in result.output and "wrote" in lines[-1]
+    # the demo's answers are uprm eval's layout: the rating sheets take them as they are
+    sheets = CliRunner().invoke(cli, ["eval", "sheets", "--answers", str(out / "eval" / "uprm" / "answers.jsonl"),
+                                      "--raters", "2", "--frames", "1", "--out", str(tmp_path / "sheets")])
+    assert sheets.exit_code == 0, sheets.output
+    assert (tmp_path / "sheets" / "rater2.csv").is_file()
 
 
 def test_always_yes_is_every_window_merged_as_detect_merges():
@@ -153,3 +158,39 @@ def test_balance_repeats_every_task_of_the_threat_windows_until_yes_and_no_are_e
     assert sum(r["task"] == "locate" for r in out) == 7
     assert balance_threats(path) == 0  # already even: nothing added, file unchanged
     assert json.loads(path.read_text()) == out
+
+
+def test_the_demo_writes_uprm_evals_answers_layout_and_the_rating_sheets_read_it(tmp_path):
+    """One layout wherever a file is called answers.jsonl: the demo's explanations are
+    written by the writer `uprm eval` uses, so `uprm eval sheets --answers
+    demo/eval/<model>/answers.jsonl` makes sheets, with the threat's frames."""
+    import csv
+    import re
+
+    import numpy as np
+
+    from uprm.data.mp4 import write_mp4
+    from uprm.evaluation.answers import FIELDS, read_answers
+    from uprm.prompts import QUESTIONS
+
+    truth = _ground_truth(tmp_path / "gt.json")
+    video = write_mp4(tmp_path / "Fighting001_syn.mp4", np.full((20, 32, 48, 3), 90, np.uint8), fps=2.0)
+    found = {"Fighting001_syn": [{"segment": [2.0, 6.0], "score": 0.5, "cause": "two people punching each other"}]}
+    score_detections("uprm", found, truth, tmp_path / "eval" / "uprm", sbert=False, videos={"Fighting001_syn": video})
+    answers = tmp_path / "eval" / "uprm" / "answers.jsonl"
+    (line,) = [json.loads(x) for x in answers.read_text().splitlines()]
+    assert list(line) == [*FIELDS, "cause", "reference_cause"]  # what uprm eval writes, in its order
+    assert line == {"id": "Fighting001_syn/0", "video_id": "Fighting001_syn", "clip": "Fighting001_syn@2.000-6.000",
+                    "task": "attribute", "category": "Fighting", "video": str(video), "window": [2.0, 6.0],
+                    "question": QUESTIONS["attribute"],
+                    "answer": "The threat is attributed to two people punching each other.",
+                    "reference": "The threat is attributed to two people punching each other.",
+                    "cause": "two people punching each other", "reference_cause": "two people punching each other"}
+    assert read_answers(answers) == [line]
+    result = CliRunner().invoke(cli, ["eval", "sheets", "--answers", str(answers), "--raters", "2", "--frames", "2",
+                                      "--thumb-size", "32", "--out", str(tmp_path / "sheets")])
+    assert result.exit_code == 0, result.output
+    (row,) = list(csv.DictReader((tmp_path / "sheets" / "rater1.csv").open(encoding="utf-8")))
+    assert row["answer"] == line["answer"] and row["clip"] == line["clip"]
+    page = (tmp_path / "sheets" / "rater1.html").read_text()
+    assert len(re.findall(r"src='data:image/jpeg;base64,", page)) == 2  # the true segment's frames

@@ -130,17 +130,69 @@ def test_perfect_agreement_gives_alpha_one(tmp_path):
     assert result["systems"]["A"]["alpha"] == 1.0 and result["missing"] == 0
 
 
-def test_badly_filled_sheets_are_named_by_file_and_row(sheets, tmp_path):
+def test_badly_filled_sheets_are_named_by_file_row_and_column(sheets, tmp_path):
     _, paths = _fill(sheets, tmp_path, _rule)
     rows = _read_sheet(paths[1])
-    rows[0]["score"] = ""
+    rows[0]["score"] = "good"
     rows[1]["score"] = "6"
     rows[2]["item"] = "ffffffffffff"
+    rows[3]["score"] = ""  # a blank score is a missing rating, not a problem
     _write_sheet(paths[1], rows)
     result = invoke("eval", "ratings", *paths, ok=False)
     assert result.exit_code == 1 and "3 problem(s)" in result.output
-    assert f"{paths[1]}: row 2 (item {rows[0]['item']}): missing score" in result.output
-    assert f"{paths[1]}: row 3 (item {rows[1]['item']}): score must be an integer from 1 to 5, got '6'" in result.output
+    # the score is the sheet's fifth column: E, as a spreadsheet names it
+    assert (f"{paths[1]}: row 2, column E 'score' (item {rows[0]['item']}): score must be an integer from 1 to 5, "
+            "got 'good'") in result.output
+    assert (f"{paths[1]}: row 3, column E 'score' (item {rows[1]['item']}): score must be an integer from 1 to 5, "
+            "got '6'") in result.output
     assert f"{paths[1]}: row 4: unknown item 'ffffffffffff'" in result.output
+    assert "row 5" not in result.output
     (tmp_path / "key.json").unlink()
     assert "no key file" in invoke("eval", "ratings", *paths, ok=False).output
+
+
+def test_a_blank_score_is_a_missing_rating_counted_and_left_to_alpha(sheets, tmp_path):
+    """Blank score cells are missing ratings: out of the means, α computed over the
+    ratings given (Krippendorff's α is made for missing data), and the count reported."""
+    import krippendorff
+
+    key, paths = _fill(sheets, tmp_path, _rule)
+    items = sorted(key["items"])
+    blanks = {"rater2": set(items[:3]), "rater3": {items[0], items[5]}}
+    for rater, gone in blanks.items():
+        path = tmp_path / f"{rater}.csv"
+        rows = _read_sheet(path)
+        for row in rows:
+            if row["item"] in gone:
+                row["score"] = "  "
+        _write_sheet(path, rows)
+    got = json.loads(invoke("eval", "ratings", *paths, "--format", "json").output)
+    assert got["missing"] == got["missing_blank"] == 5 and got["missing_absent"] == 0
+    assert got["ratings"] == 3 * len(items) - 5
+    assert got["raters"]["rater2"]["missing"] == got["raters"]["rater2"]["blank"] == 3
+    assert got["raters"]["rater1"]["missing"] == 0
+
+    def given(rater, item):
+        return np.nan if item in blanks.get(rater, ()) else _rule(rater, key["items"][item]["system"], item)
+
+    matrix = np.array([[given(r, i) for i in items] for r in key["raters"]], float)
+    want = krippendorff.alpha(reliability_data=matrix, level_of_measurement="ordinal", value_domain=[1, 2, 3, 4, 5])
+    assert got["alpha"] == pytest.approx(want)
+    assert got["raters"]["rater2"]["mean"] == pytest.approx(np.nanmean(matrix[1]))
+    oracle = [k for k, i in enumerate(items) if key["items"][i]["system"] == "oracle"]
+    assert got["systems"]["oracle"]["mean"] == pytest.approx(np.nanmean(matrix[:, oracle]))
+    assert got["systems"]["oracle"]["missing"] == int(np.isnan(matrix[:, oracle]).sum())
+    table = invoke("eval", "ratings", *paths).output
+    total = 3 * len(items)
+    assert f"5 of {total} ratings missing (5 blank score cells, 0 items left out of a sheet)" in table
+
+
+def test_a_sheet_with_a_trailing_empty_row_and_one_item_left_out(sheets, tmp_path):
+    from uprm.evaluation import read_ratings
+
+    key, paths = _fill(sheets, tmp_path, _rule)
+    rows = _read_sheet(paths[0])
+    _write_sheet(paths[0], rows[1:] + [{k: "" for k in rows[0]}])  # a row dropped, an empty row added
+    result = read_ratings(paths)
+    assert result["missing"] == result["missing_absent"] == 1 and result["missing_blank"] == 0
+    assert result["raters"]["rater1"]["ratings"] == len(key["items"]) - 1

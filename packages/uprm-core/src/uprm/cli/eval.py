@@ -170,7 +170,8 @@ def _print_report(report: dict[str, Any], fmt: str, out_dir: str | None) -> None
 # --------------------------------------------------------------------------- human evaluation
 @cli.command("sheets")
 @click.option("--answers", "answers", multiple=True, required=True, type=_FILE,
-              help="A system's answers.jsonl (from `uprm eval --out`); repeat for each system.")
+              help="A system's answers.jsonl (from `uprm eval --out`, or `uprm demo`'s eval/<model>/); repeat "
+                   "for each system.")
 @click.option("--system", "systems", multiple=True,
               help="The system's name, one per --answers in the same order (default: each file's folder name).")
 @click.option("--raters", type=click.IntRange(min=1), default=3, show_default=True, help="How many raters.")
@@ -208,7 +209,10 @@ def sheets(answers: tuple[str, ...], systems: tuple[str, ...], raters: int, out_
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def ratings(sheet_files: tuple[str, ...], key: str | None, out_file: str | None, fmt: str) -> None:
     """Read filled rating sheets (one CSV per rater): the mean 1-5 score per system and
-    per rater, and the agreement between raters (Krippendorff's alpha, ordinal)."""
+    per rater, and the agreement between raters (Krippendorff's alpha, ordinal). A blank
+    score is a missing rating (left out of the means; alpha is made for missing data),
+    and the count of missing ratings is printed; a score that is not 1-5 is an error
+    naming the sheet, row and column."""
     from uprm.errors import UPRMError
     from uprm.evaluation import read_ratings
     from uprm.utils import atomic_write_json
@@ -228,16 +232,26 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 def _ratings_table(result: dict[str, Any]) -> str:
     raters = list(result["raters"])
-    header = ["system", "mean", "ratings", *raters, "alpha"]
-    rows = [[name, _num(s["mean"]), str(s["ratings"]), *[_num(s["per_rater"][r]) for r in raters],
+    header = ["system", "mean", "ratings", "missing", *raters, "alpha"]
+    rows = [[name, _num(s["mean"]), str(s["ratings"]), str(s["missing"]), *[_num(s["per_rater"][r]) for r in raters],
              _num(s["alpha"], 3)] for name, s in result["systems"].items()]
-    rows.append(["(all raters)", "", "", *[_num(result["raters"][r]["mean"]) for r in raters],
-                 _num(result["alpha"], 3)])
+    rows.append(["(all raters)", "", str(result["ratings"]), str(result["missing"]),
+                 *[_num(result["raters"][r]["mean"]) for r in raters], _num(result["alpha"], 3)])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
-    lines.append(f"Krippendorff's alpha (ordinal, 1-5) over {result['items']} items: {_num(result['alpha'], 3)}"
-                 + (f"; {result['missing']} rater x item pairs unrated" if result["missing"] else ""))
+    lines.append(f"Krippendorff's alpha (ordinal, 1-5) over {result['items']} items: {_num(result['alpha'], 3)}")
+    lines.append(_missing_line(result))
     return "\n".join(lines)
+
+
+def _missing_line(result: dict[str, Any]) -> str:
+    """How many ratings were missing (a blank score, an item left out of a sheet)."""
+    total = result["ratings"] + result["missing"]
+    if not result["missing"]:
+        return f"{result['ratings']} of {total} ratings given, none missing."
+    return (f"{result['missing']} of {total} ratings missing ({result['missing_blank']} blank score cells, "
+            f"{result['missing_absent']} items left out of a sheet): left out of the means; alpha takes them "
+            "as missing data.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -164,9 +164,10 @@ class _Demo:
         rows = []
         with self.rep.stage("score"):
             truth = self.world / "annotations" / "activitynet.json"
+            videos = {path.stem: path for path in self.test_videos}  # <video_id>.mp4
             for name in MODELS:
                 rows.append(score_detections(name, detections[name], truth, self.root / "eval" / name,
-                                             explain=name != "always", sbert=self.settings.sbert))
+                                             explain=name != "always", sbert=self.settings.sbert, videos=videos))
         return rows
 
 

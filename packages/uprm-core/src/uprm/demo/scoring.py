@@ -4,7 +4,7 @@ ROUGE-L, BLEU-4 on the explanations)."""
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,27 +30,42 @@ def _best_cause(segments: list[dict[str, Any]], truth: tuple[float, float]) -> s
     return max(scored)[2] if scored else ""
 
 
-def explanations(detections: Detections, truth: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One attribute line per threat video of the test split (``answers.jsonl`` layout):
-    the cause ``uprm detect`` gave for the segment that best overlaps the true one,
-    against the video's causes; a threat not found is an empty explanation."""
+def explanations(detections: Detections, truth: Mapping[str, Any],
+                 videos: Mapping[str, str | os.PathLike] | None = None) -> list[dict[str, Any]]:
+    """One attribute line per true threat segment of the test split, in the one
+    ``answers.jsonl`` layout (:func:`uprm.evaluation.answers.answer_line`, as ``uprm eval``
+    writes it): the cause ``uprm detect`` gave for the segment that best overlaps the true
+    one, as the attribution answer, against the video's causes; a threat not found is an
+    empty answer. The clip is the true segment (``window``) of the video file in
+    ``videos`` (``{video_id: path}``), so ``uprm eval sheets`` shows its frames."""
+    from uprm.data.instructions import attribute_answer
+    from uprm.evaluation.answers import answer_line, clip_name
+    from uprm.prompts import CAUSE_PREFIX, QUESTIONS
+
     lines = []
     for vid, t in truth.items():
         if not t.segments or not t.causes:
             continue
         for k, segment in enumerate(t.segments):
-            lines.append({"id": f"{vid}/{k}", "video_id": vid, "task": "attribute",
-                          "cause": _best_cause(detections.get(vid, []), tuple(segment)),
-                          "reference_cause": "; ".join(t.causes)})
+            cause = _best_cause(detections.get(vid, []), tuple(segment))
+            lines.append(answer_line(
+                id=f"{vid}/{k}", task="attribute", question=QUESTIONS["attribute"],
+                answer=f"{CAUSE_PREFIX} {cause}." if cause else "", reference=attribute_answer(t.causes),
+                video_id=vid, clip=clip_name(vid, segment), category=t.category, video=(videos or {}).get(vid),
+                window=segment, cause=cause, reference_cause="; ".join(t.causes)))
     return lines
 
 
 def score_detections(name: str, detections: Detections | None, ground_truth: Path, out: Path, *,
-                     explain: bool = True, sbert: bool = True) -> dict[str, Any]:
+                     explain: bool = True, sbert: bool = True,
+                     videos: Mapping[str, str | os.PathLike] | None = None) -> dict[str, Any]:
     """The report of ``uprm eval --predictions`` for one model's detections on the
-    test split (written to ``out``), and its row of the table. ``explain=False``: a
-    model that gives no causes (the always-yes baseline): SB, ROUGE, BLEU are ``None``."""
+    test split (written to ``out``, with ``answers.jsonl`` in ``uprm eval``'s layout:
+    :func:`explanations`), and its row of the table. ``explain=False``: a model that
+    gives no causes (the always-yes baseline): no answers, SB, ROUGE, BLEU are ``None``.
+    ``videos``: ``{video_id: file}`` of the test videos, for the answers' ``video``."""
     from uprm.evaluation import score_predictions
+    from uprm.evaluation.answers import ANSWERS_FILE, write_answers
     from uprm.evaluation.truth import read_ground_truth
 
     out.mkdir(parents=True, exist_ok=True)
@@ -59,9 +74,7 @@ def score_detections(name: str, detections: Detections | None, ground_truth: Pat
     predictions = write_predictions(detections, out / "predictions.json")
     answers = None
     if explain:
-        answers = out / "answers.jsonl"
-        answers.write_text("".join(json.dumps(line) + "\n" for line in explanations(detections, truth)),
-                           encoding="utf-8")
+        answers = write_answers(out / ANSWERS_FILE, explanations(detections, truth, videos))
     report = score_predictions(predictions, ground_truth, out, answers=answers, split="test", dataset="ucf",
                                sbert=sbert and explain, system=name)
     row = {key: report.get(key) for key in ROW_KEYS[1:]}

@@ -120,26 +120,10 @@ def _finish(report: dict[str, Any], options: EvalOptions, notes: list[str], extr
 
 # --------------------------------------------------------------------------- predictions
 def _texts_from_answers(path: str | os.PathLike) -> list[tuple[str, str]]:
-    from uprm.prompts import strip_cause
+    """``(cause, reference_cause)`` of the attribute lines of an ``answers.jsonl``."""
+    from uprm.evaluation.answers import attribute_texts, read_answers
 
-    pairs = []
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise EvaluationError(f"{path}: cannot read the answers file ({exc})") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvaluationError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
-        if not isinstance(item, Mapping) or item.get("task") != "attribute":
-            continue
-        answer, reference = item.get("cause", strip_cause(str(item.get("answer", "")))), item.get("reference_cause")
-        pairs.append((str(answer), str(reference if reference is not None else strip_cause(str(item.get("reference", ""))))))
-    return pairs
+    return attribute_texts(read_answers(path))
 
 
 def score_predictions(predictions: str | os.PathLike | Sequence[Prediction], ground_truth: str | os.PathLike,
@@ -152,8 +136,8 @@ def score_predictions(predictions: str | os.PathLike | Sequence[Prediction], gro
             e], "score": x}]}}``) or ``(video_id, start, end, score)`` rows.
         ground_truth: an ActivityNet ground-truth file or an instruction JSON.
         out: a folder for ``report.json`` / ``.md`` / ``.csv`` (nothing written if ``None``).
-        answers: an ``answers.jsonl`` (``uprm eval``'s layout) whose attribute lines
-            give SB / ROUGE-L / BLEU-4.
+        answers: an ``answers.jsonl`` (the one layout, :mod:`uprm.evaluation.answers`)
+            whose attribute lines give SB / ROUGE-L / BLEU-4.
         options: :class:`EvalOptions` fields: ``split``, ``dataset``, ``thresholds``,
             ``rate``, ``extra_videos``, ``sbert``, ``system``.
 
@@ -203,7 +187,10 @@ def _clip_scores(jobs: Sequence[Any], results: Mapping[str, Any]) -> dict[str, l
 
 
 def _answer_lines(items: Sequence[tuple[Mapping[str, Any], Any, str]], results: Mapping[str, Any]) -> list[dict]:
+    """One ``answers.jsonl`` line per record (:func:`~uprm.evaluation.answers.answer_line`);
+    a record without an ``id`` is named by where it lies (file and position)."""
     from uprm.data.records import split_conversation
+    from uprm.evaluation.answers import answer_line
     from uprm.evaluation.run import clip_id
 
     lines = []
@@ -211,12 +198,12 @@ def _answer_lines(items: Sequence[tuple[Mapping[str, Any], Any, str]], results: 
         res = results[clip_id(key)]
         task = str(rec.get("task"))
         question, reference = split_conversation(rec, where)
-        line = {"id": rec.get("id"), "video_id": key.video_id, "clip": res.clip, "task": task,
-                "category": rec.get("category"), "video": key.path, "window": res.window,
-                "question": question, "answer": getattr(res, task), "reference": reference}
-        if task == "attribute":
-            line.update(cause=res.answers().cause, reference_cause=reference_cause(rec))
-        lines.append(line)
+        causes = {"cause": res.answers().cause, "reference_cause": reference_cause(rec)} if task == "attribute" else {}
+        category = rec.get("category")
+        lines.append(answer_line(id=str(rec["id"]) if rec.get("id") is not None else where, task=task,
+                                 question=question, answer=getattr(res, task), reference=reference,
+                                 video_id=key.video_id, clip=res.clip, video=key.path, window=res.window,
+                                 category=None if category is None else str(category), **causes))
     return lines
 
 
@@ -412,6 +399,7 @@ def _judge(opts: EvalOptions, lines: Sequence[dict], out: Path | None, report: d
 def _write_outputs(out: Path, report: Mapping[str, Any], truth: Mapping[str, VideoTruth],
                    predictions: Sequence[Prediction], lines: Sequence[dict], verdicts: list[dict] | None,
                    results: Sequence[Any], store: Any) -> None:
+    from uprm.evaluation.answers import ANSWERS_FILE, write_answers
     from uprm.evaluation.report import write_report_files
     from uprm.utils import atomic_write_json, atomic_write_text
 
@@ -421,7 +409,7 @@ def _write_outputs(out: Path, report: Mapping[str, Any], truth: Mapping[str, Vid
     for vid, s, e, sc in predictions:
         by_video.setdefault(vid, []).append({"segment": [s, e], "score": sc, "label": "Anomaly"})
     atomic_write_json(out / "predictions.json", {"version": "UPRM", "results": by_video, "external_data": {}})
-    atomic_write_text(out / "answers.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
+    write_answers(out / ANSWERS_FILE, lines)
     if verdicts is not None:
         atomic_write_text(out / "judge.jsonl", "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in verdicts))
     write_report_files(report, out)

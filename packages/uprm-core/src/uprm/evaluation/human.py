@@ -9,13 +9,14 @@ per rater. An item is one system's answer to one record; its id is a hash that d
 reveal the system. ``key.json`` maps item ids back to systems and records: keep it from
 the raters.
 
-:func:`read_ratings` reads the filled sheets, checks them (every score an integer 1-5,
-each item once, no empty score: problems are named by file, row — as a spreadsheet
-numbers them, the header being row 1 — and item) and reports the mean score per system
+:func:`read_ratings` reads the filled sheets, checks them (every score given an
+integer 1-5, each item once: problems are named by file, row — as a spreadsheet numbers
+them, the header being row 1 — column and item) and reports the mean score per system
 and per rater and the agreement between raters: Krippendorff's α, ordinal, over the
 values 1-5, from the ``krippendorff`` package (``krippendorff.alpha(reliability_data=
-raters × items, level_of_measurement="ordinal", value_domain=[1, 2, 3, 4, 5])``, an
-item a rater did not rate being missing).
+raters × items, level_of_measurement="ordinal", value_domain=[1, 2, 3, 4, 5])``). A blank
+score, like an item a rater left out, is a missing rating — α is built for missing
+data — and the result says how many ratings were missing.
 """
 
 from __future__ import annotations
@@ -86,45 +87,25 @@ def _item_id(seed: int, system: str, record: str) -> str:
     return hashlib.sha256(f"{seed}\x00{system}\x00{record}".encode()).hexdigest()[:12]
 
 
-def _read_answers(path: Path) -> list[dict[str, Any]]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise EvaluationError(f"{path}: cannot read the answers file ({exc})") from None
-    except UnicodeDecodeError as exc:
-        raise EvaluationError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    out = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvaluationError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
-        missing = [k for k in ("id", "task", "question", "answer") if k not in item]
-        if missing:
-            raise EvaluationError(f"{path}:{number}: an answers line needs {missing} (uprm eval's answers.jsonl)")
-        out.append(item)
-    return out
-
-
 def load_sheet_items(answers: Sequence[str | os.PathLike], systems: Sequence[str] | None = None,
                      task: str = "attribute", seed: int = 0) -> list[SheetItem]:
-    """The items to rate: every ``task`` line of each system's ``answers.jsonl``."""
+    """The items to rate: every ``task`` line of each system's ``answers.jsonl`` (read by
+    :func:`uprm.evaluation.answers.read_answers`: ``uprm eval``'s and the demo's alike)."""
+    from uprm.evaluation.answers import read_answers
+
     paths = [Path(a) for a in answers]
     if not paths:
         raise EvaluationError("no answers file given (--answers)")
     items = []
     for path, system in zip(paths, _system_names(paths, systems)):
-        lines = [x for x in _read_answers(path) if x.get("task") == task]
+        lines = [x for x in read_answers(path) if x["task"] == task]
         if not lines:
             raise EvaluationError(f"{path}: no {task!r} answer to rate")
         for x in lines:
-            window = tuple(x["window"]) if x.get("window") else None
-            items.append(SheetItem(_item_id(seed, system, str(x["id"])), system, str(x["id"]),
-                                   str(x.get("video_id", "")), str(x.get("clip") or x.get("video_id", "")),
-                                   str(x.get("video", "")), window, str(x["question"]), str(x["answer"]),
-                                   str(x.get("reference_cause") or x.get("reference") or "")))
+            window = tuple(x["window"]) if x["window"] else None
+            items.append(SheetItem(_item_id(seed, system, x["id"]), system, x["id"], x["video_id"] or "",
+                                   x["clip"] or x["video_id"] or "", x["video"] or "", window, x["question"],
+                                   x["answer"], x.get("reference_cause") or x["reference"]))
     if len({i.item for i in items}) != len(items):
         raise EvaluationError("two answers lines share a system and a record id; each record must appear once")
     return items
@@ -227,8 +208,23 @@ def _score(text: str) -> int | None:
     return int(value) if value.is_integer() and int(value) in SCALE else None
 
 
-def _check_row(row: Mapping[str, str], where: str, known: Mapping[str, Any], seen: set[str]) -> tuple[str, int] | str:
+def _column_letter(index: int) -> str:
+    """A 0-based column index as a spreadsheet names it (0 → A, 26 → AA)."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def _check_row(row: Mapping[str, str | None], where: str, column: str, known: Mapping[str, Any],
+               seen: set[str]) -> tuple[str, int | None] | str | None:
+    """``(item, score)`` — ``score`` ``None`` for a blank cell, a missing rating — or a
+    problem naming the row and column, or ``None`` for a row with nothing in it."""
     item, raw = (row.get("item") or "").strip(), (row.get("score") or "").strip()
+    if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+        return None  # an empty row a spreadsheet left at the end
     if not item:
         return f"{where}: no item id"
     if item not in known:
@@ -236,14 +232,16 @@ def _check_row(row: Mapping[str, str], where: str, known: Mapping[str, Any], see
     if item in seen:
         return f"{where}: item {item!r} appears twice"
     if not raw:
-        return f"{where} (item {item}): missing score"
+        return item, None
     score = _score(raw)
     if score is None:
-        return f"{where} (item {item}): score must be an integer from 1 to 5, got {raw!r}"
+        return f"{where}, column {column} 'score' (item {item}): score must be an integer from 1 to 5, got {raw!r}"
     return item, score
 
 
-def _read_sheet(path: Path, known: Mapping[str, Any], problems: list[str]) -> dict[str, int]:
+def _read_sheet(path: Path, known: Mapping[str, Any], problems: list[str]) -> dict[str, int | None]:
+    """A sheet's ratings by item: the score, or ``None`` for a blank score cell (a
+    missing rating). Problems (by file, row and column) go to ``problems``."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
@@ -258,12 +256,13 @@ def _read_sheet(path: Path, known: Mapping[str, Any], problems: list[str]) -> di
     if not {"item", "score"} <= set(reader.fieldnames or []):
         problems.append(f"{path}: a rating sheet needs the columns 'item' and 'score', got {reader.fieldnames}")
         return {}
-    scores: dict[str, int] = {}
+    column = _column_letter(list(reader.fieldnames or []).index("score"))
+    scores: dict[str, int | None] = {}
     for n, row in enumerate(reader, start=2):
-        checked = _check_row(row, f"{path}: row {n}", known, set(scores))
+        checked = _check_row(row, f"{path}: row {n}", column, known, set(scores))
         if isinstance(checked, str):
             problems.append(checked)
-        else:
+        elif checked is not None:
             scores[checked[0]] = checked[1]
     return scores
 
@@ -300,6 +299,8 @@ def _mean(values: Sequence[int]) -> float | None:
 
 
 def _summaries(scores: Mapping[str, Mapping[str, int]], items: Mapping[str, Any]) -> dict[str, Any]:
+    """Per system: the mean, the number of ratings and of missing ones, the mean per
+    rater and α (``scores`` holds given ratings only)."""
     raters = list(scores)
     systems = sorted({v["system"] for v in items.values()})
     out: dict[str, Any] = {}
@@ -308,18 +309,26 @@ def _summaries(scores: Mapping[str, Mapping[str, int]], items: Mapping[str, Any]
         per_rater = {r: _mean([scores[r][i] for i in ids if i in scores[r]]) for r in raters}
         every = [scores[r][i] for r in raters for i in ids if i in scores[r]]
         matrix = [[scores[r].get(i, math.nan) for i in ids] for r in raters]
-        out[system] = {"mean": _mean(every), "ratings": len(every), "per_rater": per_rater, "alpha": _alpha(matrix)}
+        out[system] = {"mean": _mean(every), "ratings": len(every), "missing": len(raters) * len(ids) - len(every),
+                       "per_rater": per_rater, "alpha": _alpha(matrix)}
     return out
 
 
 def read_ratings(sheets: Sequence[str | os.PathLike], key: str | os.PathLike | None = None) -> dict[str, Any]:
     """Read filled rating sheets (one CSV per rater, named after the rater) and their
-    key (``key.json`` beside the first sheet unless given). Returns ``systems`` (``{name:
-    {"mean", "ratings", "per_rater", "alpha"}}``), ``raters`` (``{rater: {"mean",
-    "ratings"}}``), ``alpha`` (Krippendorff's ordinal α over every item; ``None`` when
-    undefined: fewer than two raters, or one value only), ``items``, ``missing``
-    (rater × item pairs without a score: items left out of a sheet). Any badly filled
-    cell is an :class:`EvaluationError` listing every problem by file and row."""
+    key (``key.json`` beside the first sheet unless given).
+
+    A blank score cell, like an item left out of a sheet, is a **missing rating**: it is
+    left out of the means, and Krippendorff's α — made for missing data — is computed
+    over the ratings given (an item needs two ratings to count). Returns ``systems``
+    (``{name: {"mean", "ratings", "missing", "per_rater", "alpha"}}``), ``raters``
+    (``{rater: {"mean", "ratings", "missing", "blank"}}``), ``alpha`` (ordinal α over every
+    item; ``None`` when undefined: fewer than two raters, or one value only), ``items``,
+    ``ratings`` (given), ``missing`` (rater × item pairs without a score) and
+    ``missing_blank`` / ``missing_absent`` (of those: blank cells / items not in the
+    sheet). A cell filled badly — a score that is not an integer from 1 to 5, an unknown
+    or repeated item — is an :class:`EvaluationError` listing every problem by file, row
+    (as a spreadsheet numbers them, the header being row 1) and column."""
     paths = [Path(s) for s in sheets]
     if not paths:
         raise EvaluationError("no rating sheet given")
@@ -328,17 +337,25 @@ def read_ratings(sheets: Sequence[str | os.PathLike], key: str | os.PathLike | N
         raise EvaluationError(f"two sheets have the same rater name (file stem): {names}")
     items = _load_key(paths, key)["items"]
     problems: list[str] = []
-    scores = {p.stem: _read_sheet(p, items, problems) for p in paths}
+    read = {p.stem: _read_sheet(p, items, problems) for p in paths}
     if problems:
         shown = problems[:30] + ([f"... and {len(problems) - 30} more"] if len(problems) > 30 else [])
         raise EvaluationError(f"{len(problems)} problem(s) in the rating sheets:\n  " + "\n  ".join(shown))
+    scores = {r: {i: v for i, v in s.items() if v is not None} for r, s in read.items()}
+    blank = {r: sum(v is None for v in s.values()) for r, s in read.items()}
     ids = sorted(items)
     matrix = [[scores[r].get(i, math.nan) for i in ids] for r in scores]
+    given = sum(len(s) for s in scores.values())
+    missing = len(scores) * len(ids) - given
     return {
         "systems": _summaries(scores, items),
-        "raters": {r: {"mean": _mean(list(s.values())), "ratings": len(s)} for r, s in scores.items()},
+        "raters": {r: {"mean": _mean(list(s.values())), "ratings": len(s), "missing": len(ids) - len(s),
+                       "blank": blank[r]} for r, s in scores.items()},
         "alpha": _alpha(matrix),
         "level_of_measurement": "ordinal",
         "items": len(ids),
-        "missing": sum(i not in s for s in scores.values() for i in ids),
+        "ratings": given,
+        "missing": missing,
+        "missing_blank": sum(blank.values()),
+        "missing_absent": missing - sum(blank.values()),
     }
