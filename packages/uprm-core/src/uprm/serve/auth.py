@@ -9,7 +9,9 @@ depth against cross-site request forgery beside ``SameSite``).
 
 Comparisons hash both sides first and compare the digests with
 :func:`hmac.compare_digest`, so neither the content nor the length of the token leaks
-through timing.
+through timing. They are exact: a prefix of the token, the token with more characters
+or in another case is refused, and an empty credential never matches (not even an
+empty token, should one reach :class:`Auth`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def _same(given: str, expected: str) -> bool:
+    """``given == expected`` in constant time; never for an empty ``given``."""
     a = hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest()
     b = hashlib.sha256(expected.encode("utf-8", "surrogatepass")).digest()
-    return hmac.compare_digest(a, b)
+    return hmac.compare_digest(a, b) and given != ""
 
 
 class Auth:
