@@ -160,11 +160,14 @@ IDENTIFY_TOKENS = 4
 
 def _answer(model: Any, feats: list[dict[str, Any]]) -> list[Any]:
     """Identify for every window (a few tokens); locate and attribute only for the windows
-    answered yes (most surveillance windows are normal, so most prompts are saved)."""
-    answers = model.answer(model.collate(feats), ("identify",), max_new_tokens=IDENTIFY_TOKENS)
+    answered yes (most surveillance windows are normal, so most prompts are saved). The
+    adapters, the router and the video tokens' prefill run once per window
+    (``model.prefill``): the yes windows' further questions start from the same prefix."""
+    prefix = model.prefill(model.collate(feats))
+    answers = model.answer(prefix, ("identify",), max_new_tokens=IDENTIFY_TOKENS)
     yes = [i for i, a in enumerate(answers) if a.threat]
     if yes:
-        more = model.answer(model.collate([feats[i] for i in yes]), ("locate", "attribute"))
+        more = model.answer(prefix.select(yes), ("locate", "attribute"))
         for i, extra in zip(yes, more):
             answers[i].locate, answers[i].attribute, answers[i].locate_prob = extra.locate, extra.attribute, \
                 extra.locate_prob

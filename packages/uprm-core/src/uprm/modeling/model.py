@@ -17,11 +17,13 @@ Frozen: the towers, the language model's base weights, every expert's perception
 from __future__ import annotations
 
 import contextlib
+import copy
+import inspect
 import math
 import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,8 @@ from uprm.prompts import STAGE2_TASKS, VIDEO_PLACEHOLDER, YES_ANSWER, format_pro
 from uprm.types import VideoClip
 from uprm.utils import atomic_path, is_torch_save
 
-__all__ = ["WEIGHTS_NAME", "GenerationResult", "UPRMModel", "UPRMOutput", "build_model", "merge_expert_options"]
+__all__ = ["WEIGHTS_NAME", "GenerationResult", "UPRMModel", "UPRMOutput", "VideoPrefix", "build_model",
+           "merge_expert_options"]
 
 WEIGHTS_NAME = "model.safetensors"
 IGNORE_INDEX = -100
@@ -85,6 +88,65 @@ class GenerationResult:
         """Geometric-mean probability of answer ``i``'s tokens (1.0 for an empty answer)."""
         lp = self.token_logprobs[i]
         return math.exp(sum(lp) / len(lp)) if lp else 1.0
+
+
+@dataclass(frozen=True)
+class VideoPrefix:
+    """What every question about a clip shares, computed once: the UPE block's outputs and
+    the language model's keys and values over the prompt up to the end of the video
+    tokens (``<s>USER: `` and the video tokens; the questions differ only after them).
+
+    :meth:`UPRMModel.prefill` makes one; :meth:`UPRMModel.answer` and
+    :meth:`UPRMModel.generate` (``prefix=``) ask questions of it without running the
+    experts, the router or the video tokens through the language model again. Asking never
+    changes it (each generation grows its own copy of the rows it needs), so it can be
+    asked again — identify of every window, then locate and attribute of
+    ``prefix.select(yes)``.
+
+    Attributes:
+        visual_tokens: ``[B, T, D]``, the block's ``z``.
+        expert_weights: ``[B, T, N + 1]``, the router's weights, columns in ``expert_names`` order.
+        input_ids: ``[P]``, the prefix's token ids (the same for every clip).
+        cache: transformers' ``DynamicCache`` over the prefix of the clips prefilled
+            together, ``[B₀, heads, P, head_dim]`` per layer; shared by every selection.
+        rows: ``[B]``, which of the cache's clips these are.
+    """
+
+    visual_tokens: torch.Tensor
+    expert_weights: torch.Tensor
+    input_ids: torch.Tensor
+    cache: Any
+    rows: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.rows.numel())
+
+    def select(self, rows: Sequence[int]) -> VideoPrefix:
+        """The prefix of clips ``rows`` (indices into this one, in that order). Nothing is
+        copied here: a generation copies the cache rows it asks about."""
+        index = torch.as_tensor(list(rows), dtype=torch.long)
+        on = self.visual_tokens.device
+        return replace(self, visual_tokens=self.visual_tokens[index.to(on)],
+                       expert_weights=self.expert_weights[index.to(self.expert_weights.device)], rows=self.rows[index])
+
+
+def _cache_rows(cache: Any, rows: torch.Tensor) -> Any:
+    """A new cache holding batch rows ``rows`` of ``cache`` (repeats allowed); ``cache``
+    itself is left as it is. The selected rows are the only copy made."""
+    layers = getattr(cache, "layers", None)
+    if layers is None:  # transformers before 4.56 keeps the tensors in lists of the cache itself
+        picked = copy.deepcopy(cache)
+    else:  # new layer objects around the same tensors; selecting replaces a layer's tensors
+        picked = copy.copy(cache)
+        picked.layers = [copy.copy(layer) for layer in layers]
+    picked.batch_select_indices(rows)  # a CPU index selects on any device
+    return picked
+
+
+def _cache_keyword(module: nn.Module) -> str:
+    """The keyword a transformers model takes its key/value cache under (``cache`` from
+    transformers 5, ``past_key_values`` before)."""
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
 
 
 def _read_weights(path: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
@@ -211,11 +273,8 @@ class UPRMModel(nn.Module):
         tok = self.tokenizer
         rows, label_rows = [], []
         for i, question in enumerate(questions):
-            head, _, tail = format_prompt(question_for(question)).partition(VIDEO_PLACEHOLDER)
-            ids = [tok.bos_token_id] if tok.bos_token_id is not None else []
-            ids += tok(head, add_special_tokens=False)["input_ids"]
-            ids += [self.video_token_id] * (frames[i] * self.ctx.tokens_per_frame)
-            ids += tok(tail, add_special_tokens=False)["input_ids"]
+            ids, tail = self._prompt_ids(question, frames[i] * self.ctx.tokens_per_frame)
+            ids += tail
             labels = [IGNORE_INDEX] * len(ids)
             if answers is not None:
                 answer_ids = tok(" " + answers[i].strip(), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
@@ -224,12 +283,9 @@ class UPRMModel(nn.Module):
             rows.append(ids)
             label_rows.append(labels)
         longest = max(len(r) for r in rows)
-        limit = getattr(self.vlm.config.text_config, "max_position_embeddings", None)
-        if limit is not None and longest > limit:
-            raise ValueError(f"a prompt of {longest} tokens exceeds the language model's {limit} positions")
+        self._check_positions(longest)
         left = answers is None
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        input_ids = torch.full((n, longest), pad, dtype=torch.long)
+        input_ids = torch.full((n, longest), self._pad_id(), dtype=torch.long)
         attention = torch.zeros((n, longest), dtype=torch.long)
         labels = torch.full((n, longest), IGNORE_INDEX, dtype=torch.long)
         for i, (ids, lab) in enumerate(zip(rows, label_rows)):
@@ -241,6 +297,26 @@ class UPRMModel(nn.Module):
         if answers is not None:
             out["labels"] = labels
         return out
+
+    def _prompt_ids(self, question: str, video_tokens: int) -> tuple[list[int], list[int]]:
+        """A prompt's ids up to the end of its ``video_tokens`` video tokens, and the ids
+        after them. Each part is tokenised on its own, so the first (``<s>USER: `` and the
+        video tokens) is the same for every question that does not place the video itself."""
+        tok = self.tokenizer
+        head, _, tail = format_prompt(question_for(question)).partition(VIDEO_PLACEHOLDER)
+        ids = [tok.bos_token_id] if tok.bos_token_id is not None else []
+        ids += tok(head, add_special_tokens=False)["input_ids"]
+        ids += [self.video_token_id] * video_tokens
+        return ids, tok(tail, add_special_tokens=False)["input_ids"]
+
+    def _pad_id(self) -> int:
+        tok = self.tokenizer
+        return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+    def _check_positions(self, length: int) -> None:
+        limit = getattr(self.vlm.config.text_config, "max_position_embeddings", None)
+        if limit is not None and length > limit:
+            raise ValueError(f"a prompt of {length} tokens exceeds the language model's {limit} positions")
 
     def _merge(self, input_ids: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Prompt embeddings with ``z`` scattered into the ``<video>`` positions.
@@ -303,15 +379,26 @@ class UPRMModel(nn.Module):
         num_frames: int | Sequence[int] | None = None,
         *,
         visual_tokens: torch.Tensor | None = None,
+        prefix: VideoPrefix | None = None,
         **generate_kwargs: Any,
     ) -> GenerationResult:
         """Greedy answers to ``questions``, one per batch item of ``features``.
 
         ``visual_tokens`` (``[B, T, D]``, the UPE block's ``z``) may be given instead of
-        ``features`` to ask further questions about clips whose experts already ran.
+        ``features`` to ask further questions about clips whose experts already ran;
+        ``prefix`` (a :class:`VideoPrefix` of ``B`` clips, from :meth:`prefill`) to ask them
+        of clips whose video tokens the language model already read — then only the
+        questions' tokens are prefilled. A question that places ``<video>`` itself shares
+        no prefix: ask it with ``features`` or ``visual_tokens``.
 
         Shapes: ``features`` as :meth:`collate` returns them (batch ``B = len(questions)``).
         """
+        if prefix is not None:
+            if features is not None or visual_tokens is not None:
+                raise ValueError("give features, visual_tokens or a prefix, not several")
+            if len(prefix) != len(questions):
+                raise ValueError(f"{len(questions)} questions for a prefix of {len(prefix)} clips")
+            return self._continue(prefix, range(len(prefix)), questions, max_new_tokens, **generate_kwargs)
         with self._eval_mode():
             z = visual_tokens if visual_tokens is not None else self.block(features).z
             if z.shape[0] != len(questions):
@@ -333,11 +420,82 @@ class UPRMModel(nn.Module):
             )
         return self._decode(out)
 
-    def _decode(self, out: Any) -> GenerationResult:
+    @torch.no_grad()
+    def prefill(self, features: Mapping[str, Mapping[str, torch.Tensor]]) -> VideoPrefix:
+        """Run the experts and the router, and the language model over the part of the
+        prompt every question shares (``<s>USER: `` and the video tokens), once per clip.
+        Ask questions of the result with :meth:`answer` or :meth:`generate` (``prefix=``).
+
+        Shapes: ``features`` as :meth:`collate` returns them (batch ``B``) → a prefix of ``B`` clips.
+        """
+        with self._eval_mode():
+            upe = self.block(features)
+        return self._prefill(upe.z, upe.expert_weights)
+
+    @torch.no_grad()
+    def _prefill(self, z: torch.Tensor, expert_weights: torch.Tensor) -> VideoPrefix:
+        """The prefix of clips whose block gave ``z [B, T, D]`` (no attention mask: every
+        clip's prefix has the same ``P`` tokens, so none is padded)."""
+        ids = torch.tensor(self._prompt_ids("", z.shape[1])[0], dtype=torch.long)
+        language_model = self.vlm.model.language_model
+        with self._eval_mode():
+            embeds = self._merge(ids.to(self.device).expand(z.shape[0], -1), z)
+            out = language_model(inputs_embeds=embeds, use_cache=True)
+        cache = getattr(out, "cache", None)
+        if cache is None:  # transformers before 5
+            cache = out.past_key_values
+        return VideoPrefix(z, expert_weights, ids, cache, torch.arange(z.shape[0]))
+
+    @torch.no_grad()
+    def _continue(self, prefix: VideoPrefix, rows: Sequence[int], questions: Sequence[str],
+                  max_new_tokens: int | None, **generate_kwargs: Any) -> GenerationResult:
+        """Greedy answers to ``questions``, question ``i`` asked of clip ``rows[i]`` of
+        ``prefix``: only the tokens after the video are prefilled, on a copy of the cache
+        rows asked about.
+
+        Each row is ``prefix · padding · question``: the padding is masked and transformers
+        numbers positions from the attention mask, so a question's tokens sit at the
+        positions (and see the keys) they have in its whole prompt alone."""
+        p, shared = int(prefix.input_ids.numel()), prefix.input_ids.tolist()
+        tails = []
+        for i, question in enumerate(questions):
+            head, tail = self._prompt_ids(question, prefix.visual_tokens.shape[1])
+            if head != shared:
+                raise ValueError(f"question {i} ({question!r}) places <video> itself, so it shares no prefix with "
+                                 "'USER: <video>'; ask it with generate(features, ...) or visual_tokens=")
+            tails.append(tail)
+        width = max(len(t) for t in tails)
+        self._check_positions(p + width)
+        ids = torch.full((len(tails), p + width), self._pad_id(), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        ids[:, :p], mask[:, :p] = prefix.input_ids, 1
+        for i, tail in enumerate(tails):
+            ids[i, p + width - len(tail) :] = torch.tensor(tail, dtype=torch.long)
+            mask[i, p + width - len(tail) :] = 1
+        cache = _cache_rows(prefix.cache, prefix.rows[torch.as_tensor(list(rows), dtype=torch.long)])
+        tok = self.tokenizer
+        generate_kwargs.setdefault("do_sample", False)
+        generate_kwargs[_cache_keyword(self.vlm)] = cache
+        with self._eval_mode():
+            out = self.vlm.generate(
+                input_ids=ids.to(self.device),  # the prefix's ids are skipped: the cache holds them
+                attention_mask=mask.to(self.device),
+                max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+                output_logits=True,
+                return_dict_in_generate=True,
+                **generate_kwargs,
+            )
+        return self._decode(out, start=p + width)
+
+    def _decode(self, out: Any, start: int = 0) -> GenerationResult:
+        """``out`` of transformers' generate → answers; ``start``: where the generated
+        tokens begin in ``out.sequences`` (after the prompt's ids, when ids were given)."""
         tok = self.tokenizer
         logprobs = [torch.log_softmax(step.float(), dim=-1) for step in out.logits]
         texts, ids_out, lps = [], [], []
-        for b, seq in enumerate(out.sequences.tolist()):
+        for b, seq in enumerate(out.sequences[:, start:].tolist()):
             ids, lp = [], []
             for step, token in enumerate(seq):
                 if token == tok.eos_token_id or step >= len(logprobs):
@@ -360,42 +518,77 @@ class UPRMModel(nn.Module):
     @torch.no_grad()
     def answer(
         self,
-        features: Mapping[str, Mapping[str, torch.Tensor]],
+        features: Mapping[str, Mapping[str, torch.Tensor]] | VideoPrefix,
         tasks: Sequence[str] = STAGE2_TASKS,
         max_new_tokens: int | None = None,
     ) -> list[ClipAnswers]:
         """Ask the DeepSVU questions about a batch of clips.
 
-        The experts and the router run **once** for the batch; every task is then asked
-        of the same visual tokens in one batched generation (``B × len(tasks)`` prompts).
-        Each clip's router weights are averaged over its tokens into
-        ``ClipAnswers.expert_weights``.
+        The experts and the router run **once** for the batch, and the language model reads
+        each clip's video tokens **once** (:meth:`prefill`); every task is then asked of
+        that shared prefix in one batched generation (``B × len(tasks)`` prompts that
+        differ only after the video). ``features`` may be a :class:`VideoPrefix` already
+        made — identify for every window, then locate and attribute of
+        ``prefix.select(yes)`` — and then nothing before the questions runs again. Without
+        tasks only the experts and the router run. Each clip's router weights are averaged
+        over its tokens into ``ClipAnswers.expert_weights``.
 
         Shapes: ``features`` as :meth:`collate` returns them (batch ``B``) → ``B`` answers.
         """
-        tasks = tuple(tasks)
-        unknown = [t for t in tasks if t not in STAGE2_TASKS]
-        if unknown:
-            raise ValueError(f"unknown task(s) {unknown}; ask some of {list(STAGE2_TASKS)}")
+        tasks = _check_tasks(tasks)
+        if isinstance(features, VideoPrefix):
+            prefix, weights = features, features.expert_weights
+        else:
+            with self._eval_mode():
+                upe = self.block(features)
+            prefix, weights = None, upe.expert_weights
+            if tasks:
+                prefix = self._prefill(upe.z, weights)
+        out = self._clip_answers(weights)
+        if tasks and out:
+            questions = [question_for(t) for _ in out for t in tasks]
+            gen = self._continue(prefix, [i for i in range(len(out)) for _ in tasks], questions, max_new_tokens)
+            self._fill(out, tasks, gen)
+        return out
+
+    @torch.no_grad()
+    def _answer_full_prompts(
+        self,
+        features: Mapping[str, Mapping[str, torch.Tensor]],
+        tasks: Sequence[str] = STAGE2_TASKS,
+        max_new_tokens: int | None = None,
+    ) -> list[ClipAnswers]:
+        """:meth:`answer` without the shared prefix, as it was: every question's whole
+        prompt prefilled, its video tokens included. The reference the shared path is
+        tested against, and the "before" of ``benchmarks/detect.py``."""
+        tasks = _check_tasks(tasks)
         with self._eval_mode():
             upe = self.block(features)
-        b, k = upe.z.shape[0], len(tasks)
-        weights = upe.expert_weights.float().mean(dim=1).tolist()  # [B, N + 1]
-        out = [ClipAnswers(expert_weights=dict(zip(self.expert_names, w))) for w in weights]
-        if not tasks:
-            return out
-        gen = self.generate(None, [question_for(t) for _ in range(b) for t in tasks], max_new_tokens,
-                            visual_tokens=upe.z.repeat_interleave(k, dim=0))
+        out = self._clip_answers(upe.expert_weights)
+        if tasks:
+            gen = self.generate(None, [question_for(t) for _ in out for t in tasks], max_new_tokens,
+                                visual_tokens=upe.z.repeat_interleave(len(tasks), dim=0))
+            self._fill(out, tasks, gen)
+        return out
+
+    def _clip_answers(self, expert_weights: torch.Tensor) -> list[ClipAnswers]:
+        """One empty :class:`ClipAnswers` per clip, with its router weights averaged over its
+        tokens (``expert_weights [B, T, N + 1]``)."""
+        weights = expert_weights.float().mean(dim=1).tolist()
+        return [ClipAnswers(expert_weights=dict(zip(self.expert_names, w))) for w in weights]
+
+    def _fill(self, out: list[ClipAnswers], tasks: tuple[str, ...], gen: GenerationResult) -> None:
+        """Write the answers of ``gen`` (clip by clip, the tasks in order) into ``out``:
+        the texts, P(first token of "Yes") of identify, the locate answer's probability."""
         yes_id = self.tokenizer(" " + YES_ANSWER, add_special_tokens=False)["input_ids"][0]
         for i, clip in enumerate(out):
             for j, task in enumerate(tasks):
-                row = i * k + j
+                row = i * len(tasks) + j
                 setattr(clip, task, gen.texts[row])
                 if task == "identify":
                     clip.p_yes = float(gen.first_token_probs[row, yes_id])
                 elif task == "locate":
                     clip.locate_prob = gen.mean_prob(row)
-        return out
 
     def detect(self, clip: VideoClip, features: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> list[Segment]:
         """Identify, locate and attribute threats in one clip (:meth:`answer`, then
@@ -529,6 +722,14 @@ class UPRMModel(nn.Module):
         if wrong:
             raise CheckpointError(f"{source}: LoRA weights of another shape (another rank?): {wrong[:4]}")
         set_peft_model_state_dict(self.backbone, {k: v.to(self.device) for k, v in lora.items()})
+
+
+def _check_tasks(tasks: Sequence[str]) -> tuple[str, ...]:
+    tasks = tuple(tasks)
+    unknown = [t for t in tasks if t not in STAGE2_TASKS]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; ask some of {list(STAGE2_TASKS)}")
+    return tasks
 
 
 def merge_expert_options(saved: Mapping[str, Mapping[str, Any]] | None,

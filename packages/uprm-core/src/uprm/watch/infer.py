@@ -16,11 +16,15 @@ IDENTIFY_TOKENS = 4
 
 def answer_windows(model: Any, features: Sequence[Mapping[str, Any]], threshold: float) -> list[Any]:
     """:class:`~uprm.ClipAnswers` of each window's ``features`` (``{expert: {key: tensor}}``),
-    with ``locate``/``attribute`` filled for the windows with ``p_yes >= threshold``."""
-    answers = model.answer(model.collate(list(features)), ("identify",), max_new_tokens=IDENTIFY_TOKENS)
+    with ``locate``/``attribute`` filled for the windows with ``p_yes >= threshold``.
+
+    The adapters, the router and the language model's reading of the video tokens run once
+    per window (``model.prefill``); the hot windows' further questions start from there."""
+    prefix = model.prefill(model.collate(list(features)))
+    answers = model.answer(prefix, ("identify",), max_new_tokens=IDENTIFY_TOKENS)
     hot = [i for i, a in enumerate(answers) if a.p_yes >= threshold]
     if hot:
-        more = model.answer(model.collate([features[i] for i in hot]), ("locate", "attribute"))
+        more = model.answer(prefix.select(hot), ("locate", "attribute"))
         for i, extra in zip(hot, more):
             answers[i].locate, answers[i].attribute = extra.locate, extra.attribute
             answers[i].locate_prob = extra.locate_prob
