@@ -60,6 +60,22 @@ def test_always_yes_is_every_window_merged_as_detect_merges():
                         "short": [{"segment": [0.0, 3.0], "score": 1.0, "cause": ""}]}
 
 
+def test_settings_read_splits_as_a_list_and_name_a_bad_value(tmp_path):
+    from uprm.demo import DemoSettings
+    from uprm.errors import ConfigError
+
+    sizes = tmp_path / "demo.yaml"
+    sizes.write_text("videos: 12\nsplits: [0.5, 0.25, 0.25]\nsteps: 40\n")
+    settings = DemoSettings.from_file(sizes)
+    assert (settings.videos, settings.splits, settings.steps) == (12, (0.5, 0.25, 0.25), 40)
+    assert QUICK.replace(splits=[0.6, 0.0, 0.4]).to_dict()["splits"] == [0.6, 0.0, 0.4]  # as benchmarks/demo.py --set
+    sizes.write_text("videos: 12\nsteps: 0\n")
+    with pytest.raises(ConfigError, match=r"demo\.yaml, line 2: steps: Input should be greater than or equal to 1"):
+        DemoSettings.from_file(sizes)
+    with pytest.raises(ConfigError, match=r"^window: Input should be a valid number \(got 'long'\)"):
+        QUICK.replace(window="long")
+
+
 def _ground_truth(path):
     database = {
         "Fighting001_syn": {"annotations": [{"segment": [2.0, 6.0], "label": "Fighting"}], "duration": 10.0,

@@ -170,7 +170,7 @@ class JudgeReplyError(JudgeError):
     timeouts or replies out of format); that answer is reported as failed."""
 
 
-class AblationError(UPRMError, ValueError):
+class AblationError(ConfigError):
     """The ablation grid is not valid (unknown key, wrong type, missing file); the
     message names the file and the key."""
 

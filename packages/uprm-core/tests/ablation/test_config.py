@@ -46,35 +46,35 @@ seeds: 3
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"colour": 1}, "unknown key 'colour'"),
-    ({"train": None}, "missing key 'train'"),
-    ({"out": None}, "missing key 'out' (or --out DIR)"),
+    ({"colour": 1}, "colour: unknown setting (known settings: cache, evaluation, expert_options, experts, out,"),
+    ({"train": None}, "train: Field required"),
+    ({"out": None}, "out: missing: give `out:` in the grid or --out DIR"),
     ({"train": "nowhere.json"}, "train: nowhere.json: no such file"),
-    ({"test": 3}, "test must be a string or a non-empty list of strings, got 3 (int)"),
-    ({"seeds": [0, "1"]}, "seeds must be an integer or a non-empty list of integers"),
-    ({"seeds": [1, 1]}, "seeds: seeds repeat"),
-    ({"seeds": True}, "seeds must be an integer or a non-empty list of integers, got True (bool)"),
-    ({"variants": ["full", "wo_hpe"]}, "variants: unknown variant(s) ['wo_hpe']; known: full, wo_pose"),
-    ({"threads": 0}, "threads must be an integer of at least 1 (or null), got 0"),
-    ({"expert_options": {"pose": 1}}, "expert_options must be a mapping {expert: {option: value}}"),
+    ({"test": 3}, "test: Input should be a valid list (got 3)"),
+    ({"seeds": [0, "1"]}, "seeds[1]: Input should be a valid integer (got '1')"),
+    ({"seeds": [1, 1]}, "seeds: a value is repeated ([1, 1])"),
+    ({"seeds": True}, "seeds: Input should be a valid list (got True)"),
+    ({"variants": ["full", "wo_hpe"]}, "variants[1]: Input should be 'full', 'wo_pose', 'wo_relation',"),
+    ({"threads": 0}, "threads: Input should be greater than or equal to 1 (got 0)"),
+    ({"expert_options": {"pose": 1}}, "expert_options.pose: Input should be a valid dictionary (got 1)"),
     ({"training": {"tiny": True, "max_steps": "many"}},
-     "training: field 'max_steps' must be an integer or null, got 'many' (str)"),
-    ({"training": {"tiny": True, "warp": 9}}, "training: unknown setting(s) ['warp']"),
-    ({"training": {"tiny": True, "router": "basic"}}, "training.router: set by the ablation for each run, from the "
+     "training: max_steps: Input should be a valid integer (got 'many')"),
+    ({"training": {"tiny": True, "warp": 9}}, "training: warp: unknown setting (known settings: backbone,"),
+    ({"training": {"tiny": True, "router": "basic"}}, "training: router: set by the ablation for each run, from the "
                                                       "variants (wo_ptr: basic)"),
-    ({"training": {"tiny": True, "seed": 1}}, "training.seed: set by the ablation for each run, from `seeds`"),
+    ({"training": {"tiny": True, "seed": 1}}, "training: seed: set by the ablation for each run, from `seeds`"),
     ({"training": {"max_steps": 3}}, "training: no model: give --backbone PATH"),
-    ({"training": {"tiny": True, "lr": -1.0}}, "training: lr must be positive"),
-    ({"training": [1]}, "training must be a mapping of `uprm train` settings, got [1] (list)"),
-    ({"stage1": {"max_steps": 3}}, "stage1.data: missing"),
-    ({"stage1": {"data": "gone.json"}}, "stage1.data: gone.json: no such file"),
-    ({"stage1": {"data": "STAGE1", "init": "x"}}, "stage1.init: set by the ablation for each run"),
-    ({"stage1": {"data": "STAGE1", "batch_size": 0}}, "stage1: batch_size must be at least 1"),
+    ({"training": {"tiny": True, "lr": -1.0}}, "training: lr: Input should be greater than 0 (got -1.0)"),
+    ({"training": [1]}, "training: expected a mapping of settings, got list"),
+    ({"stage1": {"max_steps": 3}}, "stage1: data: missing"),
+    ({"stage1": {"data": "gone.json"}}, "stage1: gone.json: no such file"),
+    ({"stage1": {"data": "STAGE1", "init": "x"}}, "stage1: init: set by the ablation for each run"),
+    ({"stage1": {"data": "STAGE1", "batch_size": 0}}, "stage1: batch_size: Input should be greater than or equal to 1"),
     ({"evaluation": {"dataset": "kinetics"}}, "evaluation: dataset: expected one of ['cuva', 'ucf']"),
-    ({"evaluation": {"sbert": "no"}}, "evaluation.sbert must be true or false, got 'no' (str)"),
+    ({"evaluation": {"sbert": "no"}}, "evaluation: sbert: Input should be a valid boolean (got 'no')"),
     ({"evaluation": {"thresholds": [0.5, 2]}}, "evaluation: thresholds: expected distinct numbers in [0, 1]"),
-    ({"evaluation": {"judge": True}}, "evaluation: unknown key 'judge'; known: split, batch_size"),
-    ({"evaluation": {"ground_truth": "gt.json"}}, "evaluation.ground_truth: gt.json: no such file"),
+    ({"evaluation": {"judge": True}}, "evaluation: judge: unknown setting (known settings: batch_size, dataset,"),
+    ({"evaluation": {"ground_truth": "gt.json"}}, "evaluation: ground_truth: gt.json: no such file"),
 ])
 def test_bad_grids_name_the_file_and_the_key(tmp_path, data, changes, message):
     grid = {"train": data["train"], "test": data["test"], "out": data["out"], "training": {"tiny": True}}
@@ -93,18 +93,20 @@ def test_bad_grids_name_the_file_and_the_key(tmp_path, data, changes, message):
 
 
 def test_unreadable_files_are_named(tmp_path):
-    with pytest.raises(AblationError, match=r"missing\.yaml: no such config file"):
+    with pytest.raises(AblationError, match=r"missing\.yaml: no such file"):
         load_config(tmp_path / "missing.yaml")
-    with pytest.raises(AblationError, match=r"grid\.yaml: not valid YAML/JSON"):
+    with pytest.raises(AblationError, match=r"grid\.yaml, line 2: not valid YAML"):
         load_config(_write(tmp_path, "train: [a, b\n"))
-    with pytest.raises(AblationError, match=r"grid\.yaml: an ablation grid is a mapping of keys, got list"):
+    with pytest.raises(AblationError, match=r"grid\.yaml: expected a mapping of settings, got list"):
         load_config(_write(tmp_path, "- a\n- b\n"))
+    with pytest.raises(AblationError, match=r"grid\.yaml, line 3: 'seeds' is given twice \(first on line 1\)"):
+        load_config(_write(tmp_path, "seeds: 1\nthreads: 1\nseeds: 2\n"))
 
 
 def test_the_command_line_reports_a_bad_grid_with_status_1(tmp_path, data):
     path = _write(tmp_path, f"train: {data['train']}\ntest: {data['test']}\ntraining: {{tiny: true}}\n")
     result = invoke("ablate", "--config", path, ok=False)
     assert result.exit_code == 1
-    assert f"Error: {path}: missing key 'out' (or --out DIR)" in result.output
+    assert f"Error: {path}: out: missing: give `out:` in the grid or --out DIR" in result.output
     result = invoke("ablate", "--config", path, "--out", tmp_path / "o", "--seeds", "0,x", ok=False)
-    assert result.exit_code == 1 and "seeds must be an integer or a list of integers" in result.output
+    assert result.exit_code == 1 and "seeds: expected an integer or a list of integers (e.g. 0,1), got '0,x'" in result.output

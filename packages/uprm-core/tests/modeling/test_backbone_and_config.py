@@ -96,10 +96,24 @@ def test_config_json_round_trip(tmp_path):
 
 
 def test_config_errors_name_the_problem(tmp_path):
-    with pytest.raises(ConfigError, match=r"UPRMConfig.router must be one of \['tradeoff', 'basic'\], got 'sparse'"):
+    with pytest.raises(ConfigError, match=r"^router: Input should be 'tradeoff' or 'basic' \(got 'sparse'\)"):
         UPRMConfig(router="sparse")
-    with pytest.raises(ConfigError, match=r"unknown UPRMConfig field\(s\) \['colour'\]"):
+    with pytest.raises(ConfigError, match=r"^colour: unknown setting \(known settings: backbone, .*num_frames"):
         UPRMConfig.from_dict({"colour": 1})
+    with pytest.raises(ConfigError, match=r"^lora: r: Input should be greater than 0 \(got 0\)"):
+        UPRMConfig(lora={"r": 0})
+    with pytest.raises(ConfigError, match=r"^train_modules: '\(' is not a valid regex"):
+        UPRMConfig.tiny(train_modules=["("])
+    config = UPRMConfig.tiny()
+    with pytest.raises(ConfigError, match=r"^num_frames: Input should be greater than 0 \(got 0\)"):
+        config.num_frames = 0  # an assignment is checked too
+    assert config.num_frames == 8
+    with pytest.raises(ConfigError, match=r"^expert_options.pose: Input should be a valid dictionary \(got 1\)"):
+        config.replace(expert_options={"pose": 1})
+    options = {"pose": {"classes": [0]}}
+    copied = config.replace(expert_options=options)
+    options["pose"]["classes"].append(1)  # the config owns its copy
+    assert copied.expert_options == {"pose": {"classes": [0]}} and config.expert_options == {}
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(CheckpointError, match="not a UPRM config"):
         UPRMConfig.from_pretrained(tmp_path)

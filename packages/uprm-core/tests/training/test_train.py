@@ -155,9 +155,41 @@ def test_init_takes_the_checkpoint_experts_and_refuses_others(tiny_settings, tmp
     resolved = resolve_config(cfg)
     assert resolved.experts == ["coarse"] and resolved.router == "tradeoff" and resolved.tiny
     with pytest.raises(ConfigError, match=r"--experts \['background', 'coarse'\] differ from the experts of the --init"):
-        resolve_config(cfg.updated({"experts": ["coarse", "background"]}))
+        resolve_config(cfg.replace(experts=["coarse", "background"]))
     with pytest.raises(ConfigError, match="--router basic differs"):
-        resolve_config(cfg.updated({"router": "basic"}))
+        resolve_config(cfg.replace(router="basic"))
+
+
+@pytest.mark.parametrize("train_projector", [True, False])
+def test_freeze_projector_keeps_it_out_of_the_optimizer_and_unchanged(tiny_settings, tmp_path, train_projector):
+    from uprm.training.build import build_training_model, resolve_config
+
+    seen = {}
+
+    def inspect(trainer, record):
+        projector = {id(p) for p in trainer.model.vlm.model.multi_modal_projector.parameters()}
+        in_optimizer = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+        seen["projector in optimizer"] = projector <= in_optimizer
+        seen["projector kept out"] = not projector & in_optimizer
+        seen["others trained"] = bool(in_optimizer - projector)
+        seen["projector updated"] = projector <= {id(p) for p in trainer.optimizer.state}  # AdamW saw its gradient
+
+    config = make_config(out=str(tmp_path / "run"), max_steps=2, train_projector=train_projector, **tiny_settings)
+    start = {n: p.detach().clone() for n, p in
+             build_training_model(resolve_config(config)).vlm.model.multi_modal_projector.named_parameters()}
+    run = Trainer(config, callbacks=[inspect]).fit()
+    assert seen["others trained"]
+    assert seen["projector in optimizer"] is train_projector and seen["projector kept out"] is not train_projector
+    assert seen["projector updated"] is train_projector
+    end = dict(UPRMModel.from_pretrained(run).vlm.model.multi_modal_projector.named_parameters())
+    assert all(torch.equal(start[n], end[n]) for n in start) is not train_projector
+
+
+def test_the_freeze_projector_flag_reaches_the_run(tiny_args, tmp_path):
+    result = invoke("train", *tiny_args, "--freeze-projector", "--max-steps", 1, "--out", tmp_path / "run")
+    assert "expert coarse (projector)" not in result.output and "expert background (adapter)" in result.output
+    saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert saved["config"]["train_projector"] is False
 
 
 def test_gradient_checkpointing_and_bf16_train_the_same_model(tiny_settings, tmp_path):

@@ -22,18 +22,21 @@ Keys may be written with ``-`` or ``_``. Relative paths are taken from the curre
 directory, as ``uprm train`` takes them. ``training`` holds ``uprm train`` settings
 (:class:`uprm.training.TrainConfig` fields) except those the ablation sets per run
 (:data:`CONTROLLED`); ``evaluation`` holds :func:`uprm.evaluate` options
-(:data:`EVAL_KEYS`). Every error names the file and the key.
+(:data:`EVAL_KEYS`). The grid is a :class:`uprm.settings.Settings`: every error is an
+:class:`AblationError` naming the file, the line of the key and the key.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 
 from uprm.ablation.errors import AblationError
+from uprm.settings import PathStr, Settings
 
 __all__ = ["CONTROLLED", "EVAL_KEYS", "VARIANTS", "AblationConfig", "Stage1", "load_config"]
 
@@ -48,232 +51,175 @@ CONTROLLED = {
     "resume": "the ablation (unfinished runs resume)", "progress": "the ablation",
 }
 
-#: ``uprm.evaluate`` options a grid may set: name -> (kind, description)
-EVAL_KEYS: dict[str, str] = {
-    "split": "str", "batch_size": "int", "num_frames": "int", "max_new_tokens": "int", "device": "str",
-    "ground_truth": "file", "dataset": "str", "thresholds": "thresholds", "rate": "number",
-    "extra_videos": "str", "sbert": "bool",
-}
+
+def _key(key: Any) -> str:
+    return str(key).strip().replace("-", "_")
 
 
-@dataclass
-class Stage1:
-    """Stage-1 (pre-tuning) data and the training settings that differ for it."""
-
-    data: list[str]
-    settings: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class AblationConfig:
-    """A checked ablation grid (see the module docstring for each key)."""
-
-    train: list[str]
-    test: list[str]
-    out: str
-    val: list[str] = field(default_factory=list)
-    cache: str | None = None
-    experts: list[str] | None = None
-    expert_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    stage1: Stage1 | None = None
-    training: dict[str, Any] = field(default_factory=dict)
-    evaluation: dict[str, Any] = field(default_factory=dict)
-    seeds: list[int] = field(default_factory=lambda: [0])
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
-    threads: int | None = None
-    source: str = "config"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# ------------------------------------------------------------------------ value parsers
-def _fail(where: str, what: str, value: Any) -> AblationError:
-    return AblationError(f"{where} must be {what}, got {value!r} ({type(value).__name__})")
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
-        raise _fail(where, "a string", value)
-    return str(value)
-
-
-def _strings(value: Any, where: str) -> list[str]:
+def _listed(value: Any) -> Any:
+    """A comma-separated string (or one path) is a list; a tuple a list."""
     if isinstance(value, (str, os.PathLike)):
-        value = [v.strip() for v in str(value).split(",") if v.strip()]
-    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, (str, os.PathLike)) for v in value):
-        raise _fail(where, "a string or a non-empty list of strings", value)
-    return [str(v) for v in value]
+        return [v.strip() for v in os.fspath(value).split(",") if v.strip()]
+    return list(value) if isinstance(value, tuple) else value
 
 
-def _files(value: Any, where: str) -> list[str]:
-    files = _strings(value, where)
-    for f in files:
-        if not Path(f).is_file():
-            raise AblationError(f"{where}: {f}: no such file")
+def _existing(files: list[str]) -> list[str]:
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise ValueError(f"{missing[0]}: no such file")
     return files
 
 
-def _positive_int(value: Any, where: str) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise _fail(where, "an integer of at least 1 (or null)", value)
-    return value
-
-
-def _seeds(value: Any, where: str) -> list[int]:
-    if isinstance(value, str):
+def _seed_list(value: Any) -> Any:
+    if isinstance(value, str):  # the --seeds flag: "0,1"
         try:
-            value = [int(v) for v in value.split(",") if v.strip()]
+            return [int(v) for v in value.split(",") if v.strip()]
         except ValueError:
-            raise _fail(where, "an integer or a list of integers", value) from None
-    values = [value] if isinstance(value, int) and not isinstance(value, bool) else value
-    if (not isinstance(values, (list, tuple)) or not values
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)):
-        raise _fail(where, "an integer or a non-empty list of integers", value)
+            raise ValueError(f"expected an integer or a list of integers (e.g. 0,1), got {value!r}") from None
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _distinct(values: list[Any]) -> list[Any]:
     if len(set(values)) != len(values):
-        raise AblationError(f"{where}: seeds repeat ({list(values)})")
-    return list(values)
-
-
-def _variants(value: Any, where: str) -> list[str]:
-    names = list(VARIANTS) if value == "all" else _strings(value, where)
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        raise AblationError(f"{where}: unknown variant(s) {unknown}; known: {', '.join(VARIANTS)} (or 'all')")
-    if len(set(names)) != len(names):
-        raise AblationError(f"{where}: variants repeat ({names})")
-    return [n for n in VARIANTS if n in names]  # the table's order
-
-
-def _expert_options(value: Any, where: str) -> dict[str, dict[str, Any]]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, Mapping)
-                                                 for k, v in value.items()):
-        raise _fail(where, "a mapping {expert: {option: value}}", value)
-    return {k: dict(v) for k, v in value.items()}
-
-
-def _training_settings(value: Any, where: str, allowed_data: bool = False) -> dict[str, Any]:
-    from uprm.training.config import ConfigError, check_values
-
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise _fail(where, "a mapping of `uprm train` settings", value)
-    try:
-        settings = check_values(value, where)
-    except ConfigError as exc:
-        raise AblationError(str(exc)) from None
-    for key in settings:
-        if key in CONTROLLED and not (allowed_data and key == "data"):
-            raise AblationError(f"{where}.{key}: set by the ablation for each run, from {CONTROLLED[key]}")
-    return settings
-
-
-def _stage1(value: Any, where: str) -> Stage1 | None:
-    if value is None:
-        return None
-    settings = _training_settings(value, where, allowed_data=True)
-    if "data" not in settings:
-        raise AblationError(f"{where}.data: missing: the stage-1 (pre-tuning) instruction files")
-    data = _files(settings.pop("data"), f"{where}.data")
-    return Stage1(data, settings)
-
-
-def _eval_value(kind: str, value: Any, where: str) -> Any:
-    if value is None:
-        return None
-    checks: dict[str, Callable[[Any], bool]] = {
-        "str": lambda v: isinstance(v, str), "file": lambda v: isinstance(v, (str, os.PathLike)),
-        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        "bool": lambda v: isinstance(v, bool),
-        "thresholds": lambda v: isinstance(v, str) or (isinstance(v, (list, tuple)) and all(
-            isinstance(t, (int, float)) and not isinstance(t, bool) for t in v)),
-    }
-    names = {"str": "a string", "file": "a file path", "int": "an integer", "number": "a number",
-             "bool": "true or false", "thresholds": "a list of numbers (or '0.1,0.3,0.5')"}
-    if not checks[kind](value):
-        raise _fail(where, names[kind], value)
-    if kind == "file" and not Path(value).is_file():
-        raise AblationError(f"{where}: {value}: no such file")
-    return str(value) if kind == "file" else value
-
-
-def _evaluation(value: Any, where: str) -> dict[str, Any]:
-    from uprm.evaluation import EvalOptions
-    from uprm.evaluation.errors import EvaluationError
-
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise _fail(where, "a mapping of `uprm.evaluate` options", value)
-    out = {}
-    for raw, v in value.items():
-        key = str(raw).strip().replace("-", "_")
-        if key not in EVAL_KEYS:
-            raise AblationError(f"{where}: unknown key {raw!r}; known: {', '.join(EVAL_KEYS)}")
-        out[key] = _eval_value(EVAL_KEYS[key], v, f"{where}.{key}")
-    try:
-        EvalOptions(**out)
-    except (EvaluationError, TypeError, ValueError) as exc:
-        raise AblationError(f"{where}: {exc}") from None
-    return out
-
-
-_PARSERS: dict[str, Callable[[Any, str], Any]] = {
-    "train": _files, "test": _files, "val": _files, "cache": _string, "out": _string,
-    "experts": _strings, "expert_options": _expert_options, "stage1": _stage1, "training": _training_settings,
-    "evaluation": _evaluation, "seeds": _seeds, "variants": _variants, "threads": _positive_int,
-}
-_REQUIRED = ("train", "test", "out")
-
-
-# ------------------------------------------------------------------------ the whole file
-def _read_file(path: Path) -> Any:
-    import json
-
-    import yaml
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AblationError(f"{path}: no such config file") from None
-    except OSError as exc:
-        raise AblationError(f"{path}: cannot read the config file ({exc})") from None
-    try:
-        return json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError) as exc:
-        raise AblationError(f"{path}: not valid YAML/JSON ({exc})") from None
-
-
-def _parse(data: Mapping[str, Any], source: str) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for raw, value in data.items():
-        key = str(raw).strip().replace("-", "_")
-        if key not in _PARSERS:
-            raise AblationError(f"{source}: unknown key {raw!r}; known keys: {', '.join(_PARSERS)}")
-        parsed = _PARSERS[key](value, f"{source}: {key}")
-        if parsed is not None:
-            values[key] = parsed
+        raise ValueError(f"a value is repeated ({values})")
     return values
 
 
-def _check_training(config: AblationConfig) -> None:
-    """The shared training settings checked as ``uprm train`` checks them."""
-    from uprm.training import TrainConfig
-    from uprm.training.config import ConfigError
+#: files that must exist: a list, or one string
+Files = Annotated[list[PathStr], BeforeValidator(_listed), Field(min_length=1), AfterValidator(_existing)]
+Variant = Literal[VARIANTS]  # type: ignore[valid-type]
 
-    for name, extra in (("training", {}), ("stage1", config.stage1.settings if config.stage1 else None)):
-        if extra is None:
-            continue
+
+class Evaluation(Settings):
+    """The ``uprm.evaluate`` options a grid may set (``evaluation:``)."""
+
+    error = AblationError
+
+    split: str | None = None
+    batch_size: int | None = None
+    num_frames: int | None = None
+    max_new_tokens: int | None = None
+    device: str | None = None
+    ground_truth: Annotated[PathStr, AfterValidator(lambda f: _existing([f])[0])] | None = None
+    dataset: str | None = None
+    thresholds: list[float] | str | None = None
+    rate: float | None = None
+    extra_videos: str | None = None
+    sbert: bool | None = None
+
+
+#: ``uprm.evaluate`` options a grid may set
+EVAL_KEYS = tuple(Evaluation.model_fields)
+
+
+class Stage1(Settings):
+    """Stage-1 (pre-tuning) data and the training settings that differ for it."""
+
+    error = AblationError
+
+    data: list[str]
+    settings: dict[str, Any] = {}
+
+
+def _given(kind: type[Settings], value: Any) -> dict[str, Any]:
+    """The settings ``value`` (a mapping) gives, checked as ``kind``."""
+    data = {_key(k): v for k, v in value.items()} if isinstance(value, Mapping) else value
+    checked = kind.load(data)
+    return {name: getattr(checked, name) for name in checked.model_fields_set}
+
+
+def _training(value: Any, grid: dict[str, Any], allowed: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``uprm train`` settings, none of them one the ablation sets."""
+    from uprm.training.config import TrainConfig
+
+    settings = _given(TrainConfig, value)
+    for key in settings:
+        if key in CONTROLLED and key not in allowed:
+            raise ValueError(f"{key}: set by the ablation for each run, from {CONTROLLED[key]}")
+    return settings
+
+
+def _check_run(settings: dict[str, Any], data: list[str], grid: dict[str, Any]) -> None:
+    """The settings of a run checked as ``uprm train`` checks them (a model given...)."""
+    from uprm.training.config import TrainConfig
+
+    if "out" in grid:  # else the missing key is the error
+        TrainConfig.load({**settings, "data": data, "out": grid["out"]}).validate()
+
+
+class AblationConfig(Settings):
+    """A checked ablation grid (see the module docstring for each key)."""
+
+    error = AblationError
+
+    train: Files
+    test: Files
+    out: PathStr | None = None
+    val: Annotated[list[PathStr], BeforeValidator(_listed), AfterValidator(_existing)] = []
+    cache: PathStr | None = None
+    experts: Annotated[list[str], BeforeValidator(_listed), Field(min_length=1)] | None = None
+    expert_options: dict[str, dict[str, Any]] = {}
+    training: dict[str, Any] = {}
+    stage1: Stage1 | None = None
+    evaluation: dict[str, Any] = {}
+    seeds: Annotated[list[int], BeforeValidator(_seed_list), Field(min_length=1), AfterValidator(_distinct)] = [0]
+    variants: Annotated[list[Variant], BeforeValidator(lambda v: list(VARIANTS) if v == "all" else _listed(v)),
+                        Field(min_length=1), AfterValidator(_distinct)] = list(VARIANTS)
+    threads: int | None = Field(None, ge=1)
+
+    @field_validator("out")
+    @classmethod
+    def _out_given(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("missing: give `out:` in the grid or --out DIR")
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _table_order(cls, value: list[str]) -> list[str]:
+        return [n for n in VARIANTS if n in value]
+
+    @field_validator("training", mode="before")
+    @classmethod
+    def _training_settings(cls, value: Any, info: ValidationInfo) -> dict[str, Any]:
+        settings = _training(value, info.data)
+        if "train" in info.data:
+            _check_run(settings, info.data["train"], info.data)
+        return settings
+
+    @field_validator("stage1", mode="before")
+    @classmethod
+    def _stage1(cls, value: Any, info: ValidationInfo) -> Stage1 | None:
+        if value is None or isinstance(value, Stage1):
+            return value
+        settings = _training(value, info.data, allowed=("data",))
+        if "data" not in settings:
+            raise ValueError("data: missing: the stage-1 (pre-tuning) instruction files")
+        data = _existing(settings.pop("data"))
+        _check_run({**info.data.get("training", {}), **settings}, data, info.data)
+        return Stage1(data=data, settings=settings)
+
+    @field_validator("evaluation", mode="before")
+    @classmethod
+    def _evaluation(cls, value: Any) -> dict[str, Any]:
+        from uprm.evaluation import EvalOptions
+        from uprm.evaluation.errors import EvaluationError
+
+        options = _given(Evaluation, value)
         try:
-            TrainConfig.from_mapping({**config.training, **extra, "data": config.train, "out": config.out}).validate()
-        except ConfigError as exc:
-            raise AblationError(f"{config.source}: {name}: {exc}") from None
+            EvalOptions(**options)
+        except EvaluationError as exc:
+            raise ValueError(str(exc)) from None
+        return options
+
+    @classmethod
+    def load(cls, data: Any, source: str | os.PathLike | None = None,
+             lines: Mapping[str, int] | None = None) -> AblationConfig:
+        """As :meth:`Settings.load`, keys written with ``-`` or ``_``."""
+        if isinstance(data, Mapping):
+            data = {_key(k): v for k, v in data.items()}
+            lines = {_key(k): n for k, n in (lines or {}).items()}
+        return super().load(data, source, lines)
 
 
 def load_config(config: str | os.PathLike | Mapping[str, Any] | AblationConfig,
@@ -281,25 +227,9 @@ def load_config(config: str | os.PathLike | Mapping[str, Any] | AblationConfig,
     """A checked :class:`AblationConfig` from a YAML/JSON file, a mapping or a config,
     with ``overrides`` (``out``, ``variants``, ``seeds``, ... ; ``None`` values are
     ignored) on top — as the command-line flags override the file."""
+    given = {k: v for k, v in overrides.items() if v is not None}
     if isinstance(config, AblationConfig):
-        data, source = {k: v for k, v in asdict(config).items() if k != "source"}, config.source
-        if config.stage1 is not None:
-            data["stage1"] = {"data": config.stage1.data, **config.stage1.settings}
-    elif isinstance(config, Mapping):
-        data, source = dict(config), "config"
-    else:
-        path = Path(config)
-        data, source = _read_file(path), str(path)
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise AblationError(f"{source}: an ablation grid is a mapping of keys, got {type(data).__name__}")
-    data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-    values = _parse(data, source)
-    missing = [k for k in _REQUIRED if k not in values]
-    if missing:
-        hint = " (or --out DIR)" if missing[0] == "out" else ""
-        raise AblationError(f"{source}: missing key {missing[0]!r}{hint}")
-    result = AblationConfig(**values, source=source)
-    _check_training(result)
-    return result
+        return config.replace(**given)
+    if isinstance(config, Mapping):
+        return AblationConfig.load({**config, **given}, "config")
+    return AblationConfig.from_file(config, **given)

@@ -48,6 +48,9 @@ _OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
     (("--init",), "init", {"type": click.Path(file_okay=False), "metavar": "DIR",
                            "help": "Start from this checkpoint (e.g. the pre-tuning run) with its experts and "
                                    "router. Leave it out for 'w/o pre-tuning'."}),
+    (("--train-projector/--freeze-projector",), "train_projector",
+     {"help": "Train the projector (the coarse expert's adapter) in this stage, as Video-LLaVA's recipe does, or "
+              "keep it as it starts (e.g. as stage 1 left it; docs/training.md)." + _default("train_projector")}),
     (("--out",), "out", {"type": click.Path(file_okay=False), "help": "The run directory (required)."}),
     (("--max-steps",), "max_steps", {"type": click.IntRange(min=1),
                                      "help": "Optimizer steps (overrides --epochs). [default: from --epochs]"}),
@@ -73,7 +76,7 @@ _OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
                                              "help": "Gradient clipping (0 = off)." + _default("max_grad_norm")}),
     (("--lora-r",), "lora_r", {"type": click.IntRange(min=1), "help": "LoRA rank." + _default("lora_r")}),
     (("--lora-alpha",), "lora_alpha", {"type": click.IntRange(min=1), "help": "LoRA alpha." + _default("lora_alpha")}),
-    (("--lora-dropout",), "lora_dropout", {"type": click.FloatRange(0, 1),
+    (("--lora-dropout",), "lora_dropout", {"type": click.FloatRange(0, 1, max_open=True),
                                            "help": "LoRA dropout." + _default("lora_dropout")}),
     (("--lora-targets",), "lora_targets", {"metavar": "PRESET|REGEX",
                                            "help": "Layers given LoRA: all-linear, q_proj,v_proj, or a regex over "
@@ -145,9 +148,6 @@ def cli(ctx: click.Context, config_file: str | None, quiet: bool, **params: Any)
 
     explicit = {name: value for name, value in params.items()
                 if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
-    for name in ("data", "val", "expert_option"):
-        if name in explicit:
-            explicit[name] = list(explicit[name])
     if quiet:
         explicit["progress"] = False
     try:

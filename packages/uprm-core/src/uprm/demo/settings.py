@@ -3,21 +3,24 @@
 :data:`DEFAULT` is what ``uprm demo`` (``make demo``) runs; :data:`QUICK` is a
 few-seconds smoke version of the same pipeline (``uprm demo --quick``, the unit test).
 Every configuration tried while sizing the default, with its time and its table, is in
-``benchmarks/demo_sizing.md`` (``benchmarks/demo.py`` measures seeds).
+``benchmarks/demo_sizing.md`` (``benchmarks/demo.py`` measures seeds). A
+:class:`uprm.settings.Settings`: a bad size is a :class:`~uprm.errors.ConfigError`
+naming the field.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+from pydantic import Field
+
+from uprm.settings import Settings
 
 __all__ = ["DEFAULT", "QUICK", "DemoSettings"]
 
 
-@dataclass(frozen=True)
-class DemoSettings:
+class DemoSettings(Settings):
     """Everything that sizes one demo run.
 
     Attributes:
@@ -43,35 +46,30 @@ class DemoSettings:
             feature extraction 40× and training 5× slower in CPU time (spinning).
     """
 
-    videos: int = 60
-    size: int = 64
-    fps: float = 8.0
-    min_duration: float = 16.0
-    max_duration: float = 24.0
-    normal_fraction: float = 0.4
-    splits: tuple[float, float, float] = (0.75, 0.0, 0.25)
-    window: float = 4.0
-    stride: float = 2.0
-    min_overlap: float = 1.0
-    num_frames: int = 4
-    steps: int = 2500
-    lr: float = 1e-3
-    batch_size: int = 8
-    warmup_ratio: float = 0.03
-    expert_options: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: {
+    videos: int = Field(60, ge=1)
+    size: int = Field(64, ge=1)
+    fps: float = Field(8.0, gt=0)
+    min_duration: float = Field(16.0, gt=0)
+    max_duration: float = Field(24.0, gt=0)
+    normal_fraction: float = Field(0.4, ge=0, le=1)
+    # a JSON or YAML list is read as the tuple
+    splits: tuple[float, float, float] = Field((0.75, 0.0, 0.25), strict=False)
+    window: float = Field(4.0, gt=0)
+    stride: float = Field(2.0, gt=0)
+    min_overlap: float = Field(1.0, ge=0)
+    num_frames: int = Field(4, ge=1)
+    steps: int = Field(2500, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(8, ge=1)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    expert_options: dict[str, dict[str, Any]] = {
         "pose": {"pose_dim": 64, "joint_dim": 32, "num_heads": 4},
         "relation": {"node_dim": 64, "num_heads": 4},
         "background": {"adapter_hidden": 128},
-    })
+    }
     balance: bool = True
     sbert: bool = True
-    threads: int | None = 1
-
-    def replace(self, **changes: Any) -> DemoSettings:
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
+    threads: int | None = Field(1, ge=1)
 
     def options_for(self, experts: list[str]) -> list[str]:
         """``NAME.KEY=VALUE`` options (``uprm train --expert-option``) of the installed experts."""

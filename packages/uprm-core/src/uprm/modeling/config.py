@@ -1,9 +1,10 @@
 """``UPRMConfig``: everything needed to rebuild a UPRM model, as JSON.
 
 HF-style: ``to_dict``/``from_dict``, ``to_json_string``, ``save_pretrained(dir)`` writes
-``config.json``, ``from_pretrained(dir)`` reads it back. Every value is checked where it
-enters — the constructor, :meth:`UPRMConfig.replace` (what ``from_pretrained`` overrides
-go through) and :meth:`UPRMConfig.from_dict` — and a bad one is a
+``config.json``, ``from_pretrained(dir)`` reads it back. It is a
+:class:`uprm.settings.Settings`: every value is checked where it enters — the
+constructor, :meth:`UPRMConfig.replace` (what ``from_pretrained`` overrides go through),
+:meth:`UPRMConfig.from_dict` and an assignment — and a bad one is a
 :class:`~uprm.errors.ConfigError` naming the field. Keys a newer version wrote are
 dropped with a warning when a file is read (as peft does). Defaults are the paper's
 (§4.2): LoRA r = 16, α = 32, dropout 0.05 on every linear layer of the language model
@@ -14,15 +15,18 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import warnings
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from uprm.errors import CheckpointError, ConfigError
 from uprm.moe.names import ROUTER_NAMES
-from uprm.utils import atomic_write_json, jsonable
+from uprm.settings import PathStr, Settings, describe_validation_error
+from uprm.utils import atomic_write_json
 
 __all__ = ["CONFIG_NAME", "LORA_TARGET_PRESETS", "TINY_BACKBONE", "LoRASettings", "UPRMConfig"]
 
@@ -59,8 +63,26 @@ LORA_TARGET_PRESETS: dict[str, str] = {
 }
 
 
-@dataclass
-class LoRASettings:
+def _as_list(value: Any, comma: bool = False) -> Any:
+    """A tuple is a list; with ``comma``, a string is a comma list (never its letters)."""
+    if comma and isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _regex(rx: str) -> str:
+    try:
+        re.compile(rx)
+    except re.error as exc:
+        raise ValueError(f"{rx!r} is not a valid regex ({exc})") from None
+    return rx
+
+
+Name = Annotated[str, Field(min_length=1)]
+Regexes = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+class LoRASettings(Settings):
     """LoRA on the language model (peft).
 
     ``target_modules``: a preset of :data:`LORA_TARGET_PRESETS` (``"all-linear"``, the
@@ -68,52 +90,41 @@ class LoRASettings:
     names, or a list of module names (``["q_proj", "v_proj"]``), which is restricted to
     the language model so that the vision towers' projections are never wrapped."""
 
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
     enabled: bool = True
 
-    def __post_init__(self) -> None:
-        for name in ("r", "alpha"):
-            _check(isinstance(getattr(self, name), int) and getattr(self, name) > 0, f"lora.{name}",
-                   "a positive int", getattr(self, name))
-        _check(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0, "lora.dropout",
-               "a number in [0, 1)", self.dropout)
-        _check(isinstance(self.enabled, bool), "lora.enabled", "true or false", self.enabled)
-        targets = self.target_modules
-        ok = (isinstance(targets, str) and targets.strip()) or (
-            isinstance(targets, (list, tuple)) and targets and all(isinstance(t, str) and t for t in targets)
-        )
-        _check(bool(ok), "lora.target_modules", "a preset, a regex or a list of module names", targets)
-        if isinstance(targets, tuple):
-            self.target_modules = list(targets)
-        try:
-            re.compile(self.targets_regex())
-        except re.error as exc:
-            raise ConfigError(f"UPRMConfig.lora.target_modules: {targets!r} is not a valid regex ({exc})") from None
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _targets(cls, value: Any) -> Any:
+        value = _as_list(value)
+        if not ((isinstance(value, str) and value.strip()) or (
+                isinstance(value, list) and value and all(isinstance(t, str) and t for t in value))):
+            raise ValueError(f"expected a preset, a regex or a list of module names, got {value!r}")
+        _regex(_targets_regex(value))
+        return value
 
     def targets_regex(self) -> str:
         """The regex peft is given (``target_modules`` as a string is matched in full)."""
-        targets = self.target_modules
-        if isinstance(targets, list):
-            return rf".*language_model.*\.({'|'.join(re.escape(t) for t in targets)})"
-        return LORA_TARGET_PRESETS.get(targets.replace(" ", ""), targets)
+        return _targets_regex(self.target_modules)
 
 
-def _check(ok: bool, name: str, expected: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"UPRMConfig.{name} must be {expected}, got {value!r}")
+def _targets_regex(targets: str | list[str]) -> str:
+    if isinstance(targets, list):
+        return rf".*language_model.*\.({'|'.join(re.escape(t) for t in targets)})"
+    return LORA_TARGET_PRESETS.get(targets.replace(" ", ""), targets)
 
 
-@dataclass
-class UPRMConfig:
+class UPRMConfig(Settings):
     """Configuration of a UPRM model.
 
     Attributes:
-        experts: expert names; ``None`` = every installed (enabled) expert, resolved and
-            recorded when the model is built. The router's column order is
-            ``expert_names`` (fine sorted, coarse last), recorded at build time.
+        experts: expert names (a list, or one comma-separated string); ``None`` = every
+            installed (enabled) expert, resolved and recorded when the model is built.
+            The router's column order is ``expert_names`` (fine sorted, coarse last),
+            recorded at build time.
         router: ``"tradeoff"`` (UPRM, eq.6 + z-loss) or ``"basic"`` (w/o PTR).
         router_options: keyword options of the router (``ffn_hidden``, ``dropout``).
         z_loss_alpha: α of ``L = L_ce + α·L_z`` (paper: 0.05).
@@ -126,11 +137,16 @@ class UPRMConfig:
         seed: seed of every random initialisation (tiny backbone, random perception,
             adapters), so a tiny model is the same model on every machine.
         expert_options: per-expert constructor options, ``{"pose": {"weights": "..."}}``.
-        train_modules: regexes of backbone parameter names trained in full besides LoRA
-            (saved in the checkpoint). The paper trains LoRA only (``[]``); the tiny
-            backbone trains its output head and final norm too, because a random, frozen
-            ``lm_head`` cannot express a confident prediction (its logits stay within
-            about ±1.5 for any hidden state), so nothing could be learned through LoRA.
+        train_modules: regexes of backbone parameter names trained in full, besides LoRA
+            and the projector (saved in the checkpoint). ``build_model`` makes trainable
+            the LoRA layers, the projector (the coarse expert's adapter, trained in full
+            as Video-LLaVA's recipe does), the fine experts' adapters, the router and
+            these; a real backbone needs none (``[]``). The tiny backbone trains its
+            output head and final norm too, because a random, frozen ``lm_head`` cannot
+            express a confident prediction (its logits stay within about ±1.5 for any
+            hidden state), so nothing could be learned through LoRA. Which of these a
+            training stage trains is its choice (``uprm train --freeze-projector``;
+            docs/training.md §3).
         torch_dtype: dtype of the backbone (``"float32"``, ``"bfloat16"``, ``"float16"``).
         max_new_tokens: default generation length.
         expert_names / versions / distributions: recorded by ``build_model`` and
@@ -138,74 +154,53 @@ class UPRMConfig:
             distribution provides each expert).
     """
 
-    experts: list[str] | None = None
-    router: str = "tradeoff"
-    router_options: dict[str, Any] = field(default_factory=dict)
-    z_loss_alpha: float = 0.05
-    lora: LoRASettings = field(default_factory=LoRASettings)
-    num_frames: int = 8
-    backbone: str | None = None
+    # build_model records what it resolved on its own copy (HF configs are mutable too)
+    model_config = ConfigDict(frozen=False, validate_assignment=True)
+
+    experts: Annotated[list[Name], BeforeValidator(lambda v: _as_list(v, comma=True))] | None = None
+    router: Literal[ROUTER_NAMES] = "tradeoff"  # type: ignore[valid-type]
+    router_options: dict[str, Any] = {}
+    z_loss_alpha: float = Field(0.05, ge=0)
+    lora: LoRASettings = LoRASettings()
+    num_frames: int = Field(8, gt=0)
+    backbone: Annotated[PathStr, Field(min_length=1)] | None = None
     tiny_backbone: dict[str, Any] | None = None
     seed: int = 0
-    expert_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    train_modules: list[str] = field(default_factory=list)
-    torch_dtype: str = "float32"
-    max_new_tokens: int = 48
+    expert_options: dict[str, dict[str, Any]] = {}
+    train_modules: Regexes = []
+    torch_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    max_new_tokens: int = Field(48, gt=0)
     expert_names: list[str] | None = None
-    versions: dict[str, str] = field(default_factory=dict)
-    distributions: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = {}
+    distributions: dict[str, str] = {}
 
-    def __post_init__(self) -> None:
-        if isinstance(self.lora, dict):
-            unknown = sorted(set(self.lora) - {f.name for f in fields(LoRASettings)})
-            _check(not unknown, "lora", f"an object with keys {[f.name for f in fields(LoRASettings)]}", self.lora)
-            self.lora = LoRASettings(**self.lora)
-        _check(isinstance(self.lora, LoRASettings), "lora", "LoRA settings", self.lora)
-        _check(self.router in ROUTER_NAMES, "router", f"one of {list(ROUTER_NAMES)}", self.router)
-        if self.experts is not None:
-            if isinstance(self.experts, str):
-                self.experts = [e.strip() for e in self.experts.split(",") if e.strip()]
-            _check(isinstance(self.experts, (list, tuple)) and all(isinstance(e, str) and e for e in self.experts),
-                   "experts", "a list of expert names (or a comma-separated string)", self.experts)
-            self.experts = sorted(dict.fromkeys(self.experts))
-        self._check_scalars()
-        self._check_mappings()
-        if self.backbone is None and self.tiny_backbone is None:
-            self.tiny_backbone = copy.deepcopy(TINY_BACKBONE)
+    @field_validator("experts")
+    @classmethod
+    def _sorted(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else sorted(dict.fromkeys(value))
 
-    def _check_scalars(self) -> None:
-        _check(_is_int(self.num_frames) and self.num_frames > 0, "num_frames", "a positive int", self.num_frames)
-        _check(_is_int(self.seed), "seed", "an int", self.seed)
-        _check(_is_int(self.max_new_tokens) and self.max_new_tokens > 0, "max_new_tokens", "a positive int",
-               self.max_new_tokens)
-        _check(isinstance(self.z_loss_alpha, (int, float)) and not isinstance(self.z_loss_alpha, bool)
-               and self.z_loss_alpha >= 0, "z_loss_alpha", "a number >= 0", self.z_loss_alpha)
-        _check(self.backbone is None or (isinstance(self.backbone, str) and self.backbone.strip()), "backbone",
-               "a local directory or a hub id (or null for the tiny backbone)", self.backbone)
-        _check(self.torch_dtype in ("float32", "bfloat16", "float16"), "torch_dtype",
-               "one of float32, bfloat16, float16", self.torch_dtype)
+    @field_validator("train_modules")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        return [_regex(rx) for rx in value]
 
-    def _check_mappings(self) -> None:
-        _check(isinstance(self.router_options, dict), "router_options", "an object", self.router_options)
-        _check(isinstance(self.expert_options, dict)
-               and all(isinstance(k, str) and isinstance(v, dict) for k, v in self.expert_options.items()),
-               "expert_options", "an object of {expert: {option: value}}", self.expert_options)
-        _check(isinstance(self.train_modules, (list, tuple)) and all(isinstance(r, str) for r in self.train_modules),
-               "train_modules", "a list of regexes", self.train_modules)
-        self.train_modules = list(self.train_modules)
-        for rx in self.train_modules:
-            try:
-                re.compile(rx)
-            except re.error as exc:
-                raise ConfigError(f"UPRMConfig.train_modules: {rx!r} is not a valid regex ({exc})") from None
-        _check(self.tiny_backbone is None or isinstance(self.tiny_backbone, dict), "tiny_backbone", "an object",
-               self.tiny_backbone)
-        for name in ("expert_names",):
-            value = getattr(self, name)
-            _check(value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value)), name,
-                   "a list of names", value)
-        for name in ("versions", "distributions"):
-            _check(isinstance(getattr(self, name), dict), name, "an object", getattr(self, name))
+    @field_validator("router_options", "expert_options")
+    @classmethod
+    def _own_copy(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return copy.deepcopy(value)  # never shared with the caller or another config
+
+    @field_validator("tiny_backbone")
+    @classmethod
+    def _tiny_by_default(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        if value is None and "backbone" in info.data and info.data["backbone"] is None:
+            value = TINY_BACKBONE
+        return copy.deepcopy(value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise self.error(describe_validation_error(exc)) from None
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -214,7 +209,7 @@ class UPRMConfig:
         8-pixel patches → 17 tokens a frame; 2-layer 64-d Llama; a tokenizer built
         offline) with the same code paths as the real one; builds in about a second.
         ``tiny(experts=["coarse", "pose"], router="basic", num_frames=4, ...)``."""
-        tiny = json.loads(json.dumps(TINY_BACKBONE))
+        tiny = copy.deepcopy(TINY_BACKBONE)
         for key in ("vision", "text"):
             tiny[key].update(overrides.pop(f"{key}_overrides", {}) or {})
         overrides.setdefault("tiny_backbone", tiny)
@@ -229,42 +224,22 @@ class UPRMConfig:
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["model_type"] = "uprm"
-        return jsonable(d)
+        return {**super().to_dict(), "model_type": "uprm"}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], strict: bool = True, source: str | None = None) -> UPRMConfig:
+    def from_dict(cls, data: dict[str, Any], strict: bool = True, source: str | os.PathLike | None = None) -> UPRMConfig:
         """A config from its dict. An unknown key is a :class:`~uprm.errors.ConfigError`
         with ``strict``; without (reading a file a newer version may have written), it is
         dropped with a warning."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source or 'UPRMConfig'}: a config is a JSON object, got {type(data).__name__}")
-        data = dict(data)
-        data.pop("model_type", None)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            where = f"{source}: " if source else ""
-            if strict:
-                raise ConfigError(f"{where}unknown UPRMConfig field(s) {unknown}; known: {sorted(known)}")
-            warnings.warn(f"{where}ignoring UPRMConfig field(s) {unknown} unknown to this version of uprm-core",
-                          UserWarning, stacklevel=3)
-            for key in unknown:
-                del data[key]
-        return cls(**data)
-
-    def replace(self, **overrides: Any) -> UPRMConfig:
-        """A new config with ``overrides`` applied and checked exactly as the constructor
-        checks them (``experts="coarse,pose"`` is two names, a wrong type an error
-        naming the field). The original is not changed."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigError(f"unknown UPRMConfig field(s) {unknown}; known: {sorted(known)}")
-        data = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
-        data.update(overrides)
-        return type(self)(**data)
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k != "model_type"}
+            unknown = sorted(set(data) - set(cls.model_fields))
+            if unknown and not strict:
+                where = f"{source}: " if source else ""
+                warnings.warn(f"{where}ignoring UPRMConfig field(s) {unknown} unknown to this version of uprm-core",
+                              UserWarning, stacklevel=3)
+                data = {k: v for k, v in data.items() if k not in unknown}
+        return cls.load(data, source)
 
     def to_json_string(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -292,10 +267,6 @@ class UPRMConfig:
             kind = data.get("model_type") if isinstance(data, dict) else type(data).__name__
             raise CheckpointError(f"{path}: not a UPRM config (model_type={kind!r})")
         try:
-            return cls.from_dict(data, strict=False, source=str(path))
+            return cls.from_dict(data, strict=False, source=path)
         except ConfigError as exc:
-            raise CheckpointError(f"{path}: {exc}") from None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+            raise CheckpointError(str(exc)) from None

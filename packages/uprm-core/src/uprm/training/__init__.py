@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from uprm.training.config import PAPER_LR, TINY_LR, TINY_TRAIN_MODULES, ConfigError, TrainConfig, load_config_file
+from uprm.training.config import PAPER_LR, TINY_LR, TINY_TRAIN_MODULES, ConfigError, TrainConfig
 from uprm.training.trainer import Callback, Trainer, settings_for_resume
 
 __all__ = ["PAPER_LR", "TINY_LR", "TINY_TRAIN_MODULES", "ConfigError", "TrainConfig", "Trainer", "make_config",
@@ -32,20 +32,19 @@ def make_config(config: str | os.PathLike | Mapping[str, Any] | TrainConfig | No
     ``TrainConfig``) with ``settings`` on top. With ``resume=True`` and a run in
     ``out``, the run's saved configuration is the base, so only what is given again
     is compared with it."""
-    from uprm.training.config import check_values
-
     if isinstance(config, TrainConfig):
-        return config.updated(settings, "arguments")
-    explicit: dict[str, Any] = {}
+        return config.replace(**settings)
     if isinstance(config, (str, os.PathLike)):
-        explicit.update(load_config_file(config))
+        base = TrainConfig.from_file(config)
     elif isinstance(config, Mapping):
-        explicit.update(check_values(config, "config"))
-    elif config is not None:
+        base = TrainConfig.load(config, "config")
+    elif config is None:
+        base = TrainConfig()
+    else:
         raise TypeError(f"config must be a path, a mapping or a TrainConfig, not {type(config).__name__}")
-    explicit.update(check_values(settings, "arguments"))
+    explicit = {**base.given(), **settings}
     resumed = settings_for_resume(explicit, explicit.get("out"))
-    return resumed if resumed is not None else TrainConfig.from_mapping(explicit, "arguments")
+    return resumed if resumed is not None else base.replace(**settings)
 
 
 def train(config: str | os.PathLike | Mapping[str, Any] | TrainConfig | None = None, *,

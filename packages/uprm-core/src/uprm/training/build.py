@@ -2,8 +2,9 @@
 its frozen parts kept frozen, in eval mode and out of the optimizer.
 
 Fresh, real backbone: the paper's setting — LoRA (r 16, α 32, dropout 0.05) on the
-language model's q/v projections; the experts' adapters, the projector and the router
-trained; the towers and every expert's perception frozen. ``--tiny``: the tiny random
+language model's linear layers; the experts' adapters, the projector (unless
+``--freeze-projector``) and the router trained; the towers and every expert's perception
+frozen. ``--tiny``: the tiny random
 backbone with its whole language model trained (:data:`TINY_TRAIN_MODULES`, LoRA off),
 because a frozen random language model cannot learn to read the question through
 LoRA. ``--init DIR``: the checkpoint's model (experts, router, LoRA layout, trained
@@ -13,7 +14,7 @@ weights), with ``z_loss_alpha`` and ``num_frames`` of this run.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -44,7 +45,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     installed = available_experts()
     if cfg.init is None:
         experts = cfg.experts if cfg.experts is not None else sorted(installed)
-        return replace(cfg, experts=_with_coarse(experts, installed), router=cfg.router or "tradeoff")
+        return cfg.replace(experts=_with_coarse(experts, installed), router=cfg.router or "tradeoff")
     saved = _init_config(cfg)
     have = sorted(saved.experts or [])
     if cfg.experts is not None and _with_coarse(cfg.experts, installed) != have:
@@ -59,7 +60,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     if cfg.tiny and not saved.is_tiny:
         raise ConfigError(f"--tiny, but the --init checkpoint {cfg.init} has the backbone {saved.backbone!r}")
     lr = config.lr if config.lr is not None else (TINY_LR if saved.is_tiny else PAPER_LR)
-    return replace(cfg, experts=have, router=saved.router, tiny=saved.is_tiny, lr=lr)
+    return cfg.replace(experts=have, router=saved.router, tiny=saved.is_tiny, lr=lr)
 
 
 def _init_config(cfg: TrainConfig):
@@ -101,6 +102,8 @@ def build_training_model(cfg: TrainConfig, *, dtype: str = "float32") -> nn.Modu
         model = UPRMModel.from_pretrained(cfg.init, **overrides)
     else:
         model = build_model(model_config(cfg, dtype))
+    if not cfg.train_projector:  # --freeze-projector: this stage keeps the projector it starts with
+        model.vlm.model.multi_modal_projector.requires_grad_(False)
     for param in model.parameters():
         if param.requires_grad and param.dtype != torch.float32:
             param.data = param.data.float()

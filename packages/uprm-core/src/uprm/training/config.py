@@ -5,7 +5,9 @@ AdamW, learning rate 2e-5, warm-up ratio 0.03, LoRA r 16 / α 32 / dropout 0.05 
 language model, effective batch 8, one epoch, α_z = 0.05. A run is configured by a YAML
 (or JSON) file, by keyword arguments / command-line flags, or both — flags override the
 file. Keys are the flag names with ``_`` or ``-`` (``max_steps`` or ``max-steps``);
-relative paths are taken from the current directory, as on the command line.
+relative paths are taken from the current directory, as on the command line. It is a
+:class:`uprm.settings.Settings`: each field's type and range are declared once, and a bad
+value is a :class:`ConfigError` naming the file, the line of the key and the field.
 
 The run directory keeps the resolved configuration (``train_config.json``: absolute
 paths, the learning rate actually used, the experts resolved); ``--resume`` compares
@@ -16,18 +18,17 @@ the new configuration with it and refuses any difference except in the settings 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator
 
 from uprm.errors import ConfigError
 from uprm.moe.names import ROUTER_NAMES
+from uprm.settings import PathStr, Settings
 
 __all__ = [
     "PAPER_LR",
@@ -63,20 +64,24 @@ TINY_TRAIN_MODULES = [r"^model\.language_model\.", r"^lm_head\."]
 #: nor the optimisation)
 RESUMABLE_CHANGES = frozenset({"resume", "progress", "save_every", "keep_last", "eval_every", "num_workers", "val"})
 
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "stage": ("pretune", "deepsvu"),
-    "router": (*ROUTER_NAMES, None),
-    "scheduler": ("cosine", "linear", "constant"),
-    "mixed_precision": ("auto", "no", "bf16", "fp16"),
-}
-_POSITIVE = ("batch_size", "grad_accum", "save_every", "keep_last", "num_frames", "lora_r", "lora_alpha")
-_NON_NEGATIVE = ("eval_every", "num_workers", "weight_decay", "max_grad_norm", "lora_dropout", "z_loss_alpha")
 _PATHS = ("cache", "backbone", "init", "out")
-_FINITE = ("lr", "epochs", "warmup_ratio", "weight_decay", "max_grad_norm", "lora_dropout", "z_loss_alpha")
 
 
-@dataclass
-class TrainConfig:
+def _as_list(value: Any, comma: bool = False) -> Any:
+    """One string (or path) is a one-item list, or with ``comma`` a comma list; a tuple a list."""
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        return [v.strip() for v in text.split(",") if v.strip()] if comma else [text]
+    return list(value) if isinstance(value, tuple) else value
+
+
+#: instruction files (or options): a list, or one string
+Strings = Annotated[list[PathStr], BeforeValidator(_as_list)]
+#: expert names: a list, or one comma-separated string
+Names = Annotated[list[str], BeforeValidator(lambda v: _as_list(v, comma=True)), Field(min_length=1)]
+
+
+class TrainConfig(Settings):
     """Every setting of a training run (see ``uprm train --help`` for each flag).
 
     Attributes:
@@ -99,6 +104,9 @@ class TrainConfig:
         tiny: the tiny random backbone, trained with the tiny settings
             (:data:`TINY_LR`, :data:`TINY_TRAIN_MODULES`).
         init: start from this checkpoint's trainable weights (its experts and router).
+        train_projector: train the projector (the coarse expert's adapter) in this stage,
+            as Video-LLaVA's recipe does (the default); ``False`` keeps it as it starts
+            (docs/training.md §3).
         max_steps: optimizer steps (overrides ``epochs``).
         epochs: passes over the training data (may be fractional).
         lr: peak learning rate (``None``: 2e-5, or :data:`TINY_LR` with ``tiny``).
@@ -130,107 +138,90 @@ class TrainConfig:
         progress: show a progress bar.
     """
 
-    data: list[str] = field(default_factory=list)
-    out: str | None = None
-    stage: str = "deepsvu"
-    val: list[str] = field(default_factory=list)
-    cache: str | None = None
-    experts: list[str] | None = None
-    expert_option: list[str] = field(default_factory=list)
-    router: str | None = None
-    backbone: str | None = None
+    model_config = {"allow_inf_nan": False}  # a YAML .nan or .inf would pass every range check
+
+    data: Strings = []
+    out: PathStr | None = None
+    stage: Literal["pretune", "deepsvu"] = "deepsvu"
+    val: Strings = []
+    cache: PathStr | None = None
+    experts: Names | None = None
+    expert_option: Strings = []
+    router: Literal[ROUTER_NAMES] | None = None  # type: ignore[valid-type]
+    backbone: PathStr | None = None
     tiny: bool = False
-    init: str | None = None
-    max_steps: int | None = None
-    epochs: float = 1.0
-    lr: float | None = None
-    batch_size: int = 8
-    grad_accum: int = 1
-    warmup_ratio: float = 0.03
-    scheduler: str = "cosine"
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    init: PathStr | None = None
+    train_projector: bool = True
+    max_steps: int | None = Field(None, ge=1)
+    epochs: float = Field(1.0, gt=0)
+    lr: float | None = Field(None, gt=0)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, ge=0)
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
     lora_targets: str | None = None
-    z_loss_alpha: float = 0.05
-    num_frames: int = 8
-    save_every: int = 500
-    keep_last: int = 2
-    eval_every: int = 0
+    z_loss_alpha: float = Field(0.05, ge=0)
+    num_frames: int = Field(8, ge=1)
+    save_every: int = Field(500, ge=1)
+    keep_last: int = Field(2, ge=1)
+    eval_every: int = Field(0, ge=0)
     resume: bool = False
     seed: int = 0
     model_seed: int = 0
-    mixed_precision: str = "auto"
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
     cpu: bool = False
-    num_workers: int = 0
+    num_workers: int = Field(0, ge=0)
     progress: bool = True
+
+    @field_validator("expert_option")
+    @classmethod
+    def _options_parse(cls, value: list[str]) -> list[str]:
+        expert_options(value)
+        return value
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], source: str = "config") -> TrainConfig:
-        """A config from a mapping (a YAML file's content, keyword arguments), every
-        value type-checked; unknown keys are errors naming ``source``."""
-        return cls().updated(data, source)
+    def load(cls, data: Any, source: str | os.PathLike | None = None,
+             lines: Mapping[str, int] | None = None) -> TrainConfig:
+        """As :meth:`Settings.load`, keys written with ``-`` or ``_`` (``max-steps``)."""
+        if isinstance(data, Mapping):
+            data = {_key(k): v for k, v in data.items()}
+            lines = {_key(k): n for k, n in (lines or {}).items()}
+        return super().load(data, source, lines)
 
-    def updated(self, data: Mapping[str, Any], source: str = "config") -> TrainConfig:
-        """A copy with the settings of ``data`` (checked as in :meth:`from_mapping`)."""
-        values = asdict(self)
-        values.update(check_values(data, source))
-        return TrainConfig(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def given(self) -> dict[str, Any]:
+        """The settings given explicitly (by the file or the arguments), not defaulted."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
 
     # ------------------------------------------------------------------ checks
-    def validate(self) -> TrainConfig:
-        """Check ranges and combinations; raise :class:`ConfigError` naming the field."""
+    def validate(self) -> TrainConfig:  # type: ignore[override]
+        """Check that the run can start: data, a run directory and a model given, the
+        flags that exclude or need each other; raise :class:`ConfigError` naming them."""
         if not self.data:
             raise ConfigError("no training data: give --data FILE (one or more instruction JSON files)")
         if not self.out:
             raise ConfigError("no run directory: give --out DIR")
-        for name, choices in _CHOICES.items():
-            if getattr(self, name) not in choices:
-                named = ", ".join(c for c in choices if c is not None)
-                raise ConfigError(f"{name} must be one of {named}; got {getattr(self, name)!r}")
-        odd = [n for n in _FINITE if getattr(self, n) is not None and not math.isfinite(getattr(self, n))]
-        if odd:  # a YAML .nan or .inf passes every comparison below
-            raise ConfigError(f"{odd[0]} must be a finite number; got {getattr(self, odd[0])!r}")
-        low = [n for n in _POSITIVE if getattr(self, n) < 1] + [n for n in _NON_NEGATIVE if getattr(self, n) < 0]
-        if low:
-            bound = "be at least 1" if low[0] in _POSITIVE else "not be negative"
-            raise ConfigError(f"{low[0]} must {bound}; got {getattr(self, low[0])!r}")
-        self._check_combinations()
-        missing = [f for f in [*self.data, *self.val] if not Path(f).is_file()]
-        if missing:
-            raise ConfigError(f"{missing[0]}: no such instruction file")
-        return self
-
-    def _check_combinations(self) -> None:
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps must be at least 1; got {self.max_steps}")
-        if self.epochs <= 0:
-            raise ConfigError(f"epochs must be positive; got {self.epochs}")
-        if self.lr is not None and self.lr <= 0:
-            raise ConfigError(f"lr must be positive; got {self.lr}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"warmup_ratio must be in [0, 1); got {self.warmup_ratio}")
         if self.tiny and self.backbone:
             raise ConfigError("give either --tiny or --backbone, not both")
         if not (self.tiny or self.backbone or self.init):
             raise ConfigError("no model: give --backbone PATH (a Video-LLaVA directory), --tiny, or --init CHECKPOINT")
         if self.eval_every and not self.val:
             raise ConfigError("--eval-every needs validation data: give --val FILE")
-        if self.experts is not None and not self.experts:
-            raise ConfigError("experts is empty: name at least one expert (coarse is always added)")
-        expert_options(self.expert_option)
+        missing = [f for f in [*self.data, *self.val] if not Path(f).is_file()]
+        if missing:
+            raise ConfigError(f"{missing[0]}: no such instruction file")
+        return self
 
     def resolved(self) -> TrainConfig:
         """Absolute paths, experts as a sorted list, the learning rate chosen (the
         paper's, or :data:`TINY_LR` for the tiny model)."""
-        values = asdict(self)
+        values = self.model_dump()
         for name in _PATHS:
             if values[name] and (name != "backbone" or Path(values[name]).expanduser().exists()):
                 values[name] = str(Path(values[name]).expanduser().resolve())
@@ -244,75 +235,12 @@ class TrainConfig:
 
     def differences(self, saved: TrainConfig) -> list[str]:
         """Settings that differ from ``saved`` and may not change on resume."""
-        mine, theirs = asdict(self), asdict(saved)
+        mine, theirs = self.model_dump(), saved.model_dump()
         return [k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs[k]]
 
 
-# ---------------------------------------------------------------------- type checks
-def _normalise_key(key: Any) -> str:
+def _key(key: Any) -> str:
     return str(key).strip().replace("-", "_")
-
-
-def _field_types() -> dict[str, Any]:
-    hints = typing.get_type_hints(TrainConfig)
-    return {f.name: hints[f.name] for f in fields(TrainConfig)}
-
-
-def _describe(tp: Any) -> str:
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    optional = type(None) in typing.get_args(tp)
-    base = args[0] if optional and args else tp
-    name = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(base)
-    if name is None:
-        name = "a list of strings (or one comma-separated string)"
-    return name + (" or null" if optional else "")
-
-
-def _coerce(value: Any, tp: Any, comma_list: bool = False) -> Any:
-    """``value`` as type ``tp``, or raise ``TypeError`` (``comma_list``: a string with
-    commas is a list)."""
-    args = typing.get_args(tp)
-    if (typing.get_origin(tp) in (typing.Union, types.UnionType)) and type(None) in args:
-        if value is None:
-            return None
-        tp = next(a for a in args if a is not type(None))
-    if tp is bool and isinstance(value, bool):
-        return value
-    if tp is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if tp is str and isinstance(value, (str, os.PathLike)):
-        return str(value)
-    if typing.get_origin(tp) is list:
-        if isinstance(value, (str, os.PathLike)):
-            value = [v.strip() for v in str(value).split(",") if v.strip()] if comma_list else [str(value)]
-        if isinstance(value, (list, tuple)) and all(isinstance(v, (str, os.PathLike)) for v in value):
-            return [str(v) for v in value]
-    raise TypeError
-
-
-def check_values(data: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """``data`` with keys normalised and values type-checked against :class:`TrainConfig`."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: a training config is a mapping of settings, got {type(data).__name__}")
-    known = _field_types()
-    out: dict[str, Any] = {}
-    unknown = []
-    for raw_key, value in data.items():
-        key = _normalise_key(raw_key)
-        if key not in known:
-            unknown.append(str(raw_key))
-            continue
-        try:
-            out[key] = _coerce(value, known[key], comma_list=key == "experts")
-        except TypeError:
-            raise ConfigError(
-                f"{source}: field {key!r} must be {_describe(known[key])}, got {value!r} ({type(value).__name__})"
-            ) from None
-    if unknown:
-        raise ConfigError(f"{source}: unknown setting(s) {unknown}; known settings: {', '.join(sorted(known))}")
-    return out
 
 
 _OPTION = re.compile(r"\s*([a-z][a-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)", flags=re.S)
@@ -336,24 +264,6 @@ def expert_options(items: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The settings of a YAML (or JSON) run file, type-checked; errors name the file."""
-    try:
-        import yaml
-    except ImportError as exc:
-        raise ConfigError(f"{path}: reading a run file needs pyyaml: pip install 'uprm-core[train]'") from exc
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
-    try:
-        data = yaml.safe_load(text) if path.suffix.lower() != ".json" else json.loads(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML/JSON ({' '.join(str(exc).split())})") from None
-    if data is None:
-        return {}
-    return check_values(data, str(path))
+    """The settings a YAML (or JSON) run file gives, checked; errors name the file, the
+    line and the field."""
+    return TrainConfig.from_file(path).given()

@@ -17,7 +17,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +106,7 @@ class Trainer:
         if not saved_path.is_file():
             raise ConfigError(f"--resume: {run} holds no training run to continue ({CONFIG_FILE} is missing); "
                               "start it without --resume")
-        saved = TrainConfig.from_mapping(_read_json(saved_path)["config"], str(saved_path))
+        saved = TrainConfig.load(_read_json(saved_path)["config"], saved_path)
         changed = cfg.differences(saved)
         if changed:
             detail = "; ".join(f"{k}: {getattr(saved, k)!r} -> {getattr(cfg, k)!r}" for k in changed)
@@ -163,7 +162,7 @@ class Trainer:
     def _run_record(self) -> dict[str, Any]:
         acc = self.acc
         return {
-            "config": asdict(self.config),
+            "config": self.config.to_dict(),
             "derived": {
                 "world_size": acc.num_processes,
                 "micro_batch_size": self.micro,
@@ -457,5 +456,5 @@ def settings_for_resume(settings: dict[str, Any], out: str | os.PathLike | None)
     path = Path(out) / CONFIG_FILE
     if not path.is_file():
         return None
-    saved = TrainConfig.from_mapping(_read_json(path)["config"], str(path))
-    return replace(saved.updated(settings, "settings"), resume=True)
+    saved = TrainConfig.load(_read_json(path)["config"], path)
+    return saved.replace(**{**settings, "resume": True})
