@@ -103,7 +103,7 @@ def _normalise(item: Any, where: str) -> dict[str, Any]:
     if not isinstance(item, Mapping):
         raise EvaluationError(f"{where}: an answers line is a JSON object, got {type(item).__name__}")
     _check_fields(item, where)
-    line = {k: item.get(k) for k in FIELDS}
+    line: dict[str, Any] = {k: item.get(k) for k in FIELDS}
     line["id"] = str(line["id"])
     line["reference"] = line["reference"] or ""
     line["window"] = _window(line["window"], where)
