@@ -192,7 +192,7 @@ def test_a_sheet_with_a_trailing_empty_row_and_one_item_left_out(sheets, tmp_pat
 
     key, paths = _fill(sheets, tmp_path, _rule)
     rows = _read_sheet(paths[0])
-    _write_sheet(paths[0], rows[1:] + [{k: "" for k in rows[0]}])  # a row dropped, an empty row added
+    _write_sheet(paths[0], [*rows[1:], {k: "" for k in rows[0]}])  # a row dropped, an empty row added
     result = read_ratings(paths)
     assert result["missing"] == result["missing_absent"] == 1 and result["missing_blank"] == 0
     assert result["raters"]["rater1"]["ratings"] == len(key["items"]) - 1
