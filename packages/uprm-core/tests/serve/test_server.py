@@ -1,12 +1,17 @@
 """A real ``uprm serve`` process on loopback with a trained tiny checkpoint: a job runs
 from upload to result, its result is what ``uprm detect`` writes for the same file, its
-progress grows window by window, path jobs work, a vanished video fails cleanly."""
+progress grows window by window, path jobs work, a vanished video fails cleanly, a
+killed worker is restarted by the server's supervisor."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import re
 import shutil
+import signal
+import time
 
 import httpx
 import pytest
@@ -121,3 +126,21 @@ def test_a_video_that_vanishes_before_its_turn_fails_cleanly(served, client, vid
     assert wait_job(client, blocker["id"])["state"] == "done"
     health = client.get("/healthz").json()
     assert health == {"status": "ok", "ready": True, "worker": "ready", "version": health["version"]}
+
+
+def test_a_killed_worker_is_restarted(served):
+    """Last in this file: the shared server's worker is killed and comes back ready (after
+    2 s, or 1 s when it had run a minute) for the tests that follow."""
+    [worker] = served.worker_pids()
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 240
+    restarted = re.compile(r"the worker exited with status -9; restarting it in [12] s")
+    while not restarted.search(served.log.read_text()):
+        assert time.monotonic() < deadline, served.log.read_text()[-3000:]
+        time.sleep(0.1)
+    while not (served.worker_pids() and served.worker_pids()[0] != worker):
+        assert time.monotonic() < deadline, "no new worker"
+        time.sleep(0.1)
+    served.wait_ready(deadline)  # the new worker loaded the model
+    [again] = served.worker_pids()
+    assert again != worker and httpx.get(f"{served.url}/healthz").json()["worker"] == "ready"

@@ -3,7 +3,9 @@
 The worker runs in its own process so the API stays light and responsive (it never
 imports torch) and a crash while decoding or inferring cannot take the API down. The
 supervisor starts it, wakes it when a job is accepted (a byte on its stdin), restarts it
-with a growing pause when it dies, and leaves it down when it could not load the model
+when it dies — after 2 s, doubling up to ``max_delay`` (30 s) while it keeps dying
+within a minute (tenacity's ``wait_exponential``), after 1 s and a fresh back-off when
+it had run longer — and leaves it down when it could not load the model
 (:data:`uprm.serve.worker.EXIT_FATAL`). Stopping closes the worker's stdin and sends
 SIGTERM: a running job goes back to the queue.
 """
@@ -17,6 +19,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_never, wait_exponential
 
 from uprm.serve.config import ServeConfig
 from uprm.serve.store import JobStore
@@ -26,15 +32,47 @@ __all__ = ["Supervisor"]
 log = logging.getLogger("uprm.serve")
 
 
-class Supervisor:
-    """Starts, wakes, restarts and stops the worker of ``config``."""
+#: a worker that ran this long (seconds) before it died is restarted after RESET_DELAY, with a fresh back-off
+STEADY = 60.0
+RESET_DELAY = 1.0
+#: the first pause after a worker that died sooner (doubling, at most ``max_delay``)
+FIRST_DELAY = 2.0
 
-    def __init__(self, config: ServeConfig, store: JobStore, max_delay: float = 30.0) -> None:
+
+class _Died(Exception):
+    """The worker died within :data:`STEADY` seconds of its start."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"the worker exited with status {code}")
+        self.code = code
+
+
+class _CannotLoad(Exception):
+    """The worker exited with :data:`~uprm.serve.worker.EXIT_FATAL`: it cannot load the model."""
+
+
+class Supervisor:
+    """Starts, wakes, restarts and stops the worker of ``config``.
+
+    Args:
+        max_delay: the longest pause before a restart (seconds).
+        sleep: how the supervisor's thread pauses before a restart (tests pass one that
+            records the pauses); by default a wait that :meth:`stop` cuts short.
+        clock: monotonic seconds, to tell how long a worker ran (tests pass their own).
+    """
+
+    def __init__(self, config: ServeConfig, store: JobStore, max_delay: float = 30.0, *,
+                 sleep: Callable[[float], Any] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.config, self.store, self.max_delay = config, store, max_delay
         self.proc: subprocess.Popen | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._sleep = sleep or self._stop.wait
+        self._clock = clock
+        self._restarting = Retrying(
+            stop=stop_never, wait=wait_exponential(multiplier=FIRST_DELAY, max=max_delay),
+            retry=retry_if_exception_type(_Died), sleep=self._sleep, before_sleep=self._before_restart, reraise=True)
 
     def start(self) -> None:
         self.config.write()
@@ -50,25 +88,45 @@ class Supervisor:
         return subprocess.Popen(cmd, stdin=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def _loop(self) -> None:
-        from uprm.serve.worker import EXIT_FATAL
-
-        delay = 1.0
-        while not self._stop.is_set():
-            began = time.monotonic()
-            with self._lock:
-                if self._stop.is_set():
-                    return
-                self.proc = self._spawn()
-            code = self.proc.wait()
-            if self._stop.is_set():
-                return
-            if code == EXIT_FATAL:
+        while True:
+            try:
+                code = self._restarting(self._run_worker)
+            except _CannotLoad:
                 log.error("the worker cannot load the model (see above); jobs stay queued until a restart")
                 return
-            delay = 1.0 if time.monotonic() - began > 60 else min(self.max_delay, delay * 2)
-            log.warning("the worker exited with status %s; restarting it in %.0f s", code, delay)
-            self.store.set_meta("worker", {"state": "restarting", "since": time.time(), "exit_code": code})
-            self._stop.wait(delay)
+            if code is None:  # stopping
+                return
+            self._restart_in(code, RESET_DELAY)  # it ran STEADY s: a fresh back-off
+            self._sleep(RESET_DELAY)
+
+    def _run_worker(self) -> int | None:
+        """Start the worker and wait for it. The exit status of a worker that ran
+        :data:`STEADY` seconds, ``None`` when stopping; :class:`_Died` when it died sooner,
+        :class:`_CannotLoad` when it could not load the model."""
+        from uprm.serve.worker import EXIT_FATAL
+
+        began = self._clock()
+        with self._lock:
+            if self._stop.is_set():
+                return None
+            self.proc = self._spawn()
+        code = self.proc.wait()
+        if self._stop.is_set():
+            return None
+        if code == EXIT_FATAL:
+            raise _CannotLoad
+        if self._clock() - began > STEADY:
+            return code
+        raise _Died(code)
+
+    def _before_restart(self, state: RetryCallState) -> None:
+        died = state.outcome.exception() if state.outcome else None
+        self._restart_in(died.code if isinstance(died, _Died) else None, state.upcoming_sleep)
+
+    def _restart_in(self, code: int | None, delay: float) -> None:
+        log.warning("the worker exited with status %s; restarting it in %.0f s", code, delay)
+        self.store.set_meta("worker", {"state": "restarting", "since": time.time(), "exit_code": code,
+                                       "server": os.getpid()})  # this server's (uprm.serve.app.live_worker_state)
 
     def wake(self) -> None:
         """Tell the worker a job is waiting (ignored when it is down: it looks at start)."""
