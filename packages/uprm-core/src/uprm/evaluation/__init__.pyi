@@ -10,6 +10,9 @@ from . import report as report
 from . import run as run
 from . import scoring as scoring
 from . import truth as truth
+from . import answers as answers
+from .answers import read_answers as read_answers
+from .answers import write_answers as write_answers
 from .api import DATASET_THRESHOLDS as DATASET_THRESHOLDS
 from .api import EvalOptions as EvalOptions
 from .api import evaluate as evaluate

@@ -258,11 +258,10 @@ def _dataset(model: Any, data: Sequence[Any], cache: Any, opts: EvalOptions):
         raise EvaluationError(str(exc)) from None
 
 
-def _fingerprint(checkpoint_or_model: Any, files: Sequence[Any], model: Any, opts: EvalOptions) -> dict[str, Any]:
-    from uprm.evaluation.run import model_fingerprint
+def _fingerprint(model_fingerprint: str, files: Sequence[Any], model: Any, opts: EvalOptions) -> dict[str, Any]:
     from uprm.utils import file_sha256
 
-    return {"model": model_fingerprint(checkpoint_or_model), "data": [file_sha256(f) for f in files],
+    return {"model": model_fingerprint, "data": [file_sha256(f) for f in files],
             "split": opts.split, "num_frames": opts.num_frames or model.config.num_frames,
             "max_new_tokens": opts.max_new_tokens, "batch_size": int(opts.batch_size)}
 
@@ -271,14 +270,16 @@ def _run_answers(checkpoint_or_model: Any, files: Sequence[Any], cache: Any, out
                  opts: EvalOptions, failures: list[dict[str, str]]) -> tuple[Any, list[Any], list[Any], dict[str, Any], Any]:
     """The dataset, its items and clip jobs that were answered, their answers and the
     clip store; clips that failed go to ``failures`` and are left out of both lists."""
-    from uprm.evaluation.run import CLIPS_FILE, ClipStore, answer_clips, clip_id, clip_jobs, load_model
+    from uprm.evaluation.run import CLIPS_FILE, ClipStore, answer_clips, clip_id, clip_jobs
+    from uprm.modeling.loading import load_model
 
-    model = load_model(checkpoint_or_model, opts.device)
+    loaded = load_model(checkpoint_or_model, device=opts.device)
+    model = loaded.model
     dataset = _dataset(model, files, cache, opts)
     jobs = clip_jobs(dataset.items)
     store = None
     if out is not None:
-        store = ClipStore(out / CLIPS_FILE, _fingerprint(checkpoint_or_model, files, model, opts), opts.overwrite)
+        store = ClipStore(out / CLIPS_FILE, _fingerprint(loaded.fingerprint, files, model, opts), opts.overwrite)
     results = answer_clips(model, dataset, jobs, batch_size=int(opts.batch_size), max_new_tokens=opts.max_new_tokens,
                            store=store, progress=opts.progress, failures=failures)
     if failures and not results:

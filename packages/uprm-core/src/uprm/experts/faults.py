@@ -10,7 +10,8 @@ installed the expert's module for experts built by hand. :func:`expert_call` tur
 exception raised inside an expert call into an :class:`~uprm.errors.ExpertError` with
 that text, the original chained.
 
-Pure Python (no plugin host, no torch): the block, the feature layer and detection use it.
+Pure Python (no plugin host, no torch), beside the expert contract it wraps: the block,
+the feature layer, the plugin factory and detection use it.
 """
 
 from __future__ import annotations

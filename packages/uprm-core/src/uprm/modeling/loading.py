@@ -104,6 +104,12 @@ def model_fingerprint(checkpoint_or_model: Any) -> str:
     return f"sha256:{h.hexdigest()}"
 
 
+def _looks_like_a_model(obj: Any) -> bool:
+    """A stand-in for a :class:`~uprm.UPRMModel` (a wrapper that delegates to one, as
+    tests script answers with): it has the model's config, trained state and modes."""
+    return all(hasattr(obj, name) for name in ("config", "trainable_state_dict", "answer", "eval", "to"))
+
+
 def load_model(checkpoint_or_model: Any, *, device: str | None = "auto", threads: int | None = None,
                expert_options: Mapping[str, Mapping[str, Any]] | None = None,
                overrides: Mapping[str, Any] | None = None) -> LoadedModel:
@@ -150,7 +156,7 @@ def load_model(checkpoint_or_model: Any, *, device: str | None = "auto", threads
             changes["expert_options"] = expert_options
         model = UPRMModel.from_pretrained(path, **changes)
         checkpoint: str | None = str(path)
-    elif isinstance(checkpoint_or_model, UPRMModel):
+    elif isinstance(checkpoint_or_model, UPRMModel) or _looks_like_a_model(checkpoint_or_model):
         if expert_options or overrides:
             raise ValueError("expert_options and overrides apply when loading a checkpoint, not to a built model")
         model, checkpoint = checkpoint_or_model, None
