@@ -245,16 +245,18 @@ def test_a_cache_file_of_earlier_versions_is_read(server, config, tmp_path):
 
 
 def test_openai_is_imported_only_when_a_judge_is_made(tmp_path):
-    """``uprm.evaluation`` and ``uprm.evaluation.judge`` import without openai; making a
-    judge without it stops at once with the install line (run where openai is hidden)."""
+    """``uprm.evaluation`` and ``uprm.evaluation.judge`` import without openai; asking for
+    a judge without it (from the environment, as ``uprm eval --judge`` does before the
+    model runs, or making one) stops at once with the install line (openai hidden)."""
     script = textwrap.dedent("""
         import sys
         sys.modules["openai"] = None  # as if the judge extra were not installed
         import uprm.evaluation, uprm.evaluation.judge
         from uprm.evaluation import JudgeError, JudgeConfig, LLMJudge
         from uprm.evaluation.judge import make_judge
-        config = JudgeConfig.from_env({"UPRM_JUDGE_MODEL": "m", "UPRM_JUDGE_BASE_URL": "http://127.0.0.1:9/v1"})
-        for make in (lambda: LLMJudge(config), lambda: make_judge(config)):
+        env = {"UPRM_JUDGE_MODEL": "m", "UPRM_JUDGE_BASE_URL": "http://127.0.0.1:9/v1"}
+        config = JudgeConfig(base_url="http://127.0.0.1:9/v1", model="m")
+        for make in (lambda: JudgeConfig.from_env(env), lambda: LLMJudge(config), lambda: make_judge(config)):
             try:
                 make()
             except JudgeError as exc:
@@ -263,7 +265,7 @@ def test_openai_is_imported_only_when_a_judge_is_made(tmp_path):
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
-    assert len(lines) == 2 and all('the LLM judge needs the openai package: pip install "uprm-core[judge]"' in x
+    assert len(lines) == 3 and all('the LLM judge needs the openai package: pip install "uprm-core[judge]"' in x
                                    for x in lines)
 
 

@@ -37,11 +37,13 @@ reference's facts and clues); the GPT score of a record is their mean, the repor
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import math
 import os
 import re
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -99,7 +101,8 @@ class JudgeConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> JudgeConfig:
         """The configuration from the environment (see the module docstring);
-        ``overrides`` (``base_url``, ``model``, ``api_key``, ``timeout``...) win when not None."""
+        ``overrides`` (``base_url``, ``model``, ``api_key``, ``timeout``...) win when not None.
+        A :class:`JudgeError` when the model is not named or ``openai`` is not installed."""
         env = os.environ if environ is None else environ
         values = {k: next((env[n] for n in names if env.get(n)), None) for k, names in _ENV.items()}
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -107,6 +110,8 @@ class JudgeConfig:
         if not values.get("model"):
             raise JudgeError("the LLM judge needs a model name: set UPRM_JUDGE_MODEL (or OPENAI_MODEL), "
                              "or pass --judge-model")
+        if not _openai_installed():  # before a long evaluation, not after it
+            raise JudgeError(f"the LLM judge needs the openai package: {INSTALL}")
         return cls(**values)
 
     @property
@@ -160,6 +165,16 @@ def parse_verdict(text: str) -> Verdict:
         if value is None or not 1 <= value <= 10:
             raise ValueError(f"{key} must be a number from 1 to 10, got {lowered.get(key)!r}")
     return Verdict(values["relevance"], values["consistency"])
+
+
+def _openai_installed() -> bool:
+    """Whether ``openai`` can be imported (looked up, not imported: that takes a second)."""
+    if "openai" in sys.modules:
+        return sys.modules["openai"] is not None
+    try:
+        return importlib.util.find_spec("openai") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _openai() -> Any:
