@@ -165,7 +165,7 @@ class AblationConfig(Settings):
     seeds: Annotated[list[int], BeforeValidator(_seed_list), Field(min_length=1), AfterValidator(_distinct)] = [0]
     variants: Annotated[list[Variant], BeforeValidator(lambda v: list(VARIANTS) if v == "all" else _listed(v)),
                         Field(min_length=1), AfterValidator(_distinct)] = list(VARIANTS)
-    threads: int | None = Field(None, ge=1)
+    threads: Annotated[int | None, Field(ge=1)] = None
 
     @field_validator("out")
     @classmethod

@@ -11,7 +11,7 @@ naming the field.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -46,22 +46,22 @@ class DemoSettings(Settings):
             feature extraction 40× and training 5× slower in CPU time (spinning).
     """
 
-    videos: int = Field(60, ge=1)
-    size: int = Field(64, ge=1)
-    fps: float = Field(8.0, gt=0)
-    min_duration: float = Field(16.0, gt=0)
-    max_duration: float = Field(24.0, gt=0)
-    normal_fraction: float = Field(0.4, ge=0, le=1)
+    videos: Annotated[int, Field(ge=1)] = 60
+    size: Annotated[int, Field(ge=1)] = 64
+    fps: Annotated[float, Field(gt=0)] = 8.0
+    min_duration: Annotated[float, Field(gt=0)] = 16.0
+    max_duration: Annotated[float, Field(gt=0)] = 24.0
+    normal_fraction: Annotated[float, Field(ge=0, le=1)] = 0.4
     # a JSON or YAML list is read as the tuple
-    splits: tuple[float, float, float] = Field((0.75, 0.0, 0.25), strict=False)
-    window: float = Field(4.0, gt=0)
-    stride: float = Field(2.0, gt=0)
-    min_overlap: float = Field(1.0, ge=0)
-    num_frames: int = Field(4, ge=1)
-    steps: int = Field(2500, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    batch_size: int = Field(8, ge=1)
-    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    splits: Annotated[tuple[float, float, float], Field(strict=False)] = (0.75, 0.0, 0.25)
+    window: Annotated[float, Field(gt=0)] = 4.0
+    stride: Annotated[float, Field(gt=0)] = 2.0
+    min_overlap: Annotated[float, Field(ge=0)] = 1.0
+    num_frames: Annotated[int, Field(ge=1)] = 4
+    steps: Annotated[int, Field(ge=1)] = 2500
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    batch_size: Annotated[int, Field(ge=1)] = 8
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.03
     expert_options: dict[str, dict[str, Any]] = {
         "pose": {"pose_dim": 64, "joint_dim": 32, "num_heads": 4},
         "relation": {"node_dim": 64, "num_heads": 4},
@@ -69,7 +69,7 @@ class DemoSettings(Settings):
     }
     balance: bool = True
     sbert: bool = True
-    threads: int | None = Field(1, ge=1)
+    threads: Annotated[int | None, Field(ge=1)] = 1
 
     def options_for(self, experts: list[str]) -> list[str]:
         """``NAME.KEY=VALUE`` options (``uprm train --expert-option``) of the installed experts."""

@@ -90,9 +90,9 @@ class LoRASettings(Settings):
     names, or a list of module names (``["q_proj", "v_proj"]``), which is restricted to
     the language model so that the vision towers' projections are never wrapped."""
 
-    r: int = Field(16, gt=0)
-    alpha: int = Field(32, gt=0)
-    dropout: float = Field(0.05, ge=0, lt=1)
+    r: Annotated[int, Field(gt=0)] = 16
+    alpha: Annotated[int, Field(gt=0)] = 32
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.05
     target_modules: str | list[str] = "all-linear"
     enabled: bool = True
 
@@ -160,16 +160,16 @@ class UPRMConfig(Settings):
     experts: Annotated[list[Name], BeforeValidator(lambda v: _as_list(v, comma=True))] | None = None
     router: Literal[ROUTER_NAMES] = "tradeoff"  # type: ignore[valid-type]
     router_options: dict[str, Any] = {}
-    z_loss_alpha: float = Field(0.05, ge=0)
+    z_loss_alpha: Annotated[float, Field(ge=0)] = 0.05
     lora: LoRASettings = LoRASettings()
-    num_frames: int = Field(8, gt=0)
+    num_frames: Annotated[int, Field(gt=0)] = 8
     backbone: Annotated[PathStr, Field(min_length=1)] | None = None
     tiny_backbone: dict[str, Any] | None = None
     seed: int = 0
     expert_options: dict[str, dict[str, Any]] = {}
     train_modules: Regexes = []
     torch_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    max_new_tokens: int = Field(48, gt=0)
+    max_new_tokens: Annotated[int, Field(gt=0)] = 48
     expert_names: list[str] | None = None
     versions: dict[str, str] = {}
     distributions: dict[str, str] = {}

@@ -152,31 +152,31 @@ class TrainConfig(Settings):
     tiny: bool = False
     init: PathStr | None = None
     train_projector: bool = True
-    max_steps: int | None = Field(None, ge=1)
-    epochs: float = Field(1.0, gt=0)
-    lr: float | None = Field(None, gt=0)
-    batch_size: int = Field(8, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    max_steps: Annotated[int | None, Field(ge=1)] = None
+    epochs: Annotated[float, Field(gt=0)] = 1.0
+    lr: Annotated[float | None, Field(gt=0)] = None
+    batch_size: Annotated[int, Field(ge=1)] = 8
+    grad_accum: Annotated[int, Field(ge=1)] = 1
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.03
     scheduler: Literal["cosine", "linear", "constant"] = "cosine"
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float = Field(1.0, ge=0)
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    max_grad_norm: Annotated[float, Field(ge=0)] = 1.0
+    lora_r: Annotated[int, Field(ge=1)] = 16
+    lora_alpha: Annotated[int, Field(ge=1)] = 32
+    lora_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.05
     lora_targets: str | None = None
-    z_loss_alpha: float = Field(0.05, ge=0)
-    num_frames: int = Field(8, ge=1)
-    save_every: int = Field(500, ge=1)
-    keep_last: int = Field(2, ge=1)
-    eval_every: int = Field(0, ge=0)
+    z_loss_alpha: Annotated[float, Field(ge=0)] = 0.05
+    num_frames: Annotated[int, Field(ge=1)] = 8
+    save_every: Annotated[int, Field(ge=1)] = 500
+    keep_last: Annotated[int, Field(ge=1)] = 2
+    eval_every: Annotated[int, Field(ge=0)] = 0
     resume: bool = False
     seed: int = 0
     model_seed: int = 0
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
     cpu: bool = False
-    num_workers: int = Field(0, ge=0)
+    num_workers: Annotated[int, Field(ge=0)] = 0
     progress: bool = True
 
     @field_validator("expert_option")
