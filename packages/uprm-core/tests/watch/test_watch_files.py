@@ -15,10 +15,19 @@ from uprm.watch import Watcher, WatchError, WatchSettings, read_alerts
 CAUSE = "a person grabbing a bag"
 
 
-def test_uprm_watch_is_the_package_and_callable():
-    import uprm.watch as package
+def test_uprm_watch_is_the_package_and_calling_it_runs_watch(monkeypatch):
+    import sys
+    import types
 
-    assert callable(uprm.watch) and callable(package) and package.watch is not None
+    import uprm.watch as package
+    from uprm.watch import watcher
+
+    assert uprm.watch is package is sys.modules["uprm.watch"] and isinstance(package, types.ModuleType)
+    assert package.watch is watcher.watch and package.Watcher is Watcher is watcher.Watcher
+    calls, report = [], object()
+    monkeypatch.setattr(package, "watch", lambda *args, **kwargs: calls.append((args, kwargs)) or report)
+    assert uprm.watch(["cam1=a.mp4"], "ckpt", window=4, stride=2) is report  # the call goes to watch, as given
+    assert calls == [((["cam1=a.mp4"], "ckpt"), {"window": 4, "stride": 2})]
 
 
 def test_a_threat_video_gives_one_event_with_its_records_and_clip(tmp_path, make_video, watch_model):
