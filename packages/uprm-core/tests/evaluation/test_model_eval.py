@@ -114,13 +114,41 @@ def test_the_numbers_equal_a_recomputation_from_the_files(eval_run, test_json):
     assert report["sbert"] == pytest.approx(sbert_similarity(preds, refs))
 
 
-def test_scoring_the_runs_predictions_again_gives_the_same_numbers(eval_run, test_json, tmp_path):
-    """`uprm eval --predictions` on UPRM's own predictions.json, the records as ground truth."""
+def _plain_loop_numbers(rows, truth) -> dict:
+    """FNR, F2, mAP and per-category FNR of prediction ``rows`` ``(video, start, end,
+    score)`` against ``truth`` (:func:`_truth`), by the plain loops of _reference.py."""
+    labels, pred, by_category = [], [], {}
+    for vid, (d, category, segs) in truth.items():
+        t, p = per_second(segs, d), per_second([r[1:3] for r in rows if r[0] == vid], d)
+        labels, pred = labels + t, pred + p
+        by_category.setdefault(category, ([], []))
+        by_category[category][0].extend(t)
+        by_category[category][1].extend(p)
+    gt_rows = [(v, s, e) for v, (_, _, segs) in truth.items() for s, e in segs]
+    aps = {f"{t:g}": activitynet_ap(rows, gt_rows, t) for t in (0.1, 0.2, 0.3)}
+    fnr, f2 = fnr_f2(labels, pred)
+    return {"fnr": fnr, "f2": f2, "map": {**aps, "average": sum(aps.values()) / 3},
+            "per_category": {c: fnr_f2(t, p)[0] for c, (t, p) in by_category.items()}}
+
+
+def _scored(predictions, test_json) -> dict:
+    return json.loads(invoke("eval", "--predictions", predictions, "--ground-truth", test_json, "--format", "json",
+                             "--no-sbert").output)
+
+
+def test_scoring_the_runs_predictions_again_gives_the_plain_loop_numbers(eval_run, test_json):
+    """`uprm eval --predictions` on UPRM's own predictions.json, the records as ground
+    truth: both that and the run's report equal an independent plain-loop computation.
+    (The tiny checkpoint finds no threat, so these numbers are the degenerate FNR 100,
+    F2 0, mAP 0; the next test scores predictions whose numbers were worked out by hand.)"""
+    results = json.loads((eval_run / "predictions.json").read_text())["results"]
+    rows = [(v, *d["segment"], d["score"]) for v, ds in results.items() for d in ds]
+    want = _plain_loop_numbers(rows, _truth(test_json))
     report = json.loads((eval_run / "report.json").read_text())
-    again = json.loads(invoke("eval", "--predictions", eval_run / "predictions.json", "--ground-truth", test_json,
-                              "--format", "json", "--no-sbert").output)
-    for key in ("fnr", "f2", "map", "per_category"):
-        assert again[key] == report[key], key
+    for numbers in (report, _scored(eval_run / "predictions.json", test_json)):
+        assert (numbers["fnr"], numbers["f2"]) == pytest.approx((want["fnr"], want["f2"]))
+        assert numbers["map"] == pytest.approx(want["map"])
+        assert {c: v["fnr"] for c, v in numbers["per_category"].items()} == pytest.approx(want["per_category"])
 
 
 def test_bad_inputs_are_named(eval_run, checkpoint, test_json, tmp_path):
@@ -288,6 +316,25 @@ def test_scripted_answers_give_the_numbers_computed_by_hand(scripted, evaluate, 
         want = {e: sum(w[e] for w in mine) / len(mine) for e in ("background", "coarse")}
         assert report["expert_weights_per_category"][category] == pytest.approx(want)
         assert math.isclose(sum(want.values()), 1.0, rel_tol=1e-5)
+
+
+def test_scoring_the_scripted_predictions_gives_the_numbers_computed_by_hand(scripted, evaluate, test_json,
+                                                                            tmp_path):
+    """`uprm eval --predictions` on the scripted run's predictions.json, the records as
+    ground truth: the numbers worked out by hand (the scripted test's figures).
+
+    mAP by hand (ActivityNet AP, predictions by score): Fighting 2-3 (tIoU 0.813/3.687 =
+    0.22 with the truth 2.187-5.687), Fighting 3-5.5 (0.714; the truth is taken), Assault
+    3-6 (0.836), Normal 1-2 (no truth). At tIoU 0.1 and 0.2: hits 1 0 1 0, precision 1,
+    1/2, 2/3, 1/2 at recall 1/2, 1/2, 1, 1: AP = 1/2 × 1 + 1/2 × 2/3 = 5/6. At 0.3 the
+    first misses: hits 0 1 1 0, AP = 1/2 × 2/3 + 1/2 × 2/3 = 2/3."""
+    evaluate(scripted(), test_json, out=tmp_path / "run", sbert=False, system="scripted")
+    again = _scored(tmp_path / "run" / "predictions.json", test_json)
+    assert again["fnr"] == pytest.approx(25.0) and again["f2"] == pytest.approx(100 * 30 / 39)
+    assert again["map"] == pytest.approx({"0.1": 500 / 6, "0.2": 500 / 6, "0.3": 200 / 3,
+                                          "average": (500 / 6 + 500 / 6 + 200 / 3) / 3})
+    assert {c: v["fnr"] for c, v in again["per_category"].items()} == {
+        "Fighting": pytest.approx(25.0), "Assault": pytest.approx(25.0), "Normal": None}
 
 
 def _cut(source, target, lines: int, partial: bool = False):
