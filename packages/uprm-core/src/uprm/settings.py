@@ -145,7 +145,7 @@ class Settings(BaseModel):
         """Settings from a YAML or JSON file (``overrides`` win over the file's values)."""
         data, lines = read_settings_file(path, cls.error)
         data.update(overrides)
-        return cls.load(data, path, lines)
+        return cls.load(data, path, {k: n for k, n in lines.items() if k not in overrides})
 
     def replace(self: S, **changes: Any) -> S:
         """A copy with ``changes``, validated like a new object."""
@@ -185,14 +185,43 @@ def read_settings_file(path: str | os.PathLike, error: type[ConfigError] = Confi
     return _read_yaml(path, text, error)
 
 
+_LOADER: Any = None
+
+
+def _yaml_loader() -> Any:
+    """PyYAML's ``SafeLoader`` that also reads ``1e-4`` (no dot) as a number: YAML 1.1
+    wants ``1.0e-4``, and a learning rate written as most people write it would
+    otherwise arrive as the string ``"1e-4"``."""
+    global _LOADER
+    if _LOADER is None:
+        import re
+
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            pass
+
+        Loader.add_implicit_resolver(
+            "tag:yaml.org,2002:float",
+            re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+            list("-+0123456789"))
+        _LOADER = Loader
+    return _LOADER
+
+
 def _read_yaml(path: Path, text: str, error: type[ConfigError]) -> tuple[dict[str, Any], dict[str, int]]:
     try:
         import yaml
     except ImportError:
         raise error(f"{path}: reading a YAML settings file needs pyyaml: pip install pyyaml") from None
+    safe = _yaml_loader()  # a yaml.SafeLoader: plain data only
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=safe)
+        reader = safe(text)
+        try:
+            data = reader.get_single_data()
+        finally:
+            reader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
