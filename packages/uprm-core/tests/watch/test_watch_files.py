@@ -114,28 +114,72 @@ def test_slow_inference_skips_windows_instead_of_queueing_them(tmp_path, make_vi
     assert [e["camera"] for e in report.events] == ["cam1"]        # the threat is still caught
 
 
-def test_a_stop_hook_closes_the_open_event_and_flushes(tmp_path, make_video, watch_model):
+def _count_answered(monkeypatch, on_batch=None) -> list[int]:
+    """Count the windows the watcher answers (one entry per batch); ``on_batch(n)`` after each."""
+    import uprm.watch.watcher as watcher_module
+
+    real, batches = watcher_module.answer_windows, []
+
+    def counted(model, features, threshold):
+        answers = real(model, features, threshold)
+        batches.append(len(features))
+        if on_batch is not None:
+            on_batch(len(features))
+        return answers
+
+    monkeypatch.setattr(watcher_module, "answer_windows", counted)
+    return batches
+
+
+def test_a_stop_hook_closes_the_open_event_and_flushes(tmp_path, make_video, watch_model, monkeypatch):
     video = make_video(tmp_path / "long.mp4", 60.0, (2.0, 60.0))
     alerts = tmp_path / "alerts.jsonl"
-    stop = threading.Event()
+    stop, answered = threading.Event(), _count_answered(monkeypatch)
+    at_stop = []
 
     def on_alert(record):
         if record["type"] == "open":
+            at_stop.append(sum(answered))
             stop.set()
 
     report = uprm.watch([str(video)], watch_model, window=4, stride=2, realtime=True, alerts=str(alerts),
                         stop=stop, on_alert=on_alert)
     records = read_alerts(alerts)
     assert [r["type"] for r in records] == ["open", "close"] and records[1]["reason"] == "shutdown"
-    assert report.stopped_by == "stop" and report.seconds < 30
+    assert report.stopped_by == "stop"
+    # no window is answered after the hook fired (the whole file would be 29 windows)
+    assert sum(answered) == at_stop[0] == report.cameras["cam1"]["windows"] < 29
 
 
-def test_max_seconds(tmp_path, make_video, watch_model):
+class _TickingClock:
+    """The watcher's ``time`` module with a monotonic clock that moves one second per
+    window answered (the rest is the real module): ``max_seconds`` in windows, not in
+    however long this machine takes."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def monotonic(self) -> float:
+        return 1000.0 + self.seconds
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
+def test_max_seconds_stops_the_run_on_the_watchers_clock(tmp_path, make_video, watch_model, monkeypatch):
+    import uprm.watch.watcher as watcher_module
+
+    clock = _TickingClock()
+    monkeypatch.setattr(watcher_module, "time", clock)
+
+    def tick(n):
+        clock.seconds += n
+
+    answered = _count_answered(monkeypatch, tick)
     video = make_video(tmp_path / "long.mp4", 60.0, (99.0, 99.0))
-    start = time.monotonic()
-    report = uprm.watch(str(video), watch_model, window=4, stride=2, realtime=True, max_seconds=3)
-    assert report.stopped_by == "max_seconds" and time.monotonic() - start < 20
-    assert 1.0 <= report.cameras["cam1"]["stream_seconds"] <= 10.0
+    report = uprm.watch(str(video), watch_model, window=4, stride=2, max_seconds=3)  # paced by inference
+    assert report.stopped_by == "max_seconds" and report.seconds == 3.0
+    assert answered == [1, 1, 1] and report.cameras["cam1"]["windows"] == 3  # of the file's 29
 
 
 def test_a_file_that_is_not_a_video_fails_its_camera_only(tmp_path, make_video, watch_model):
