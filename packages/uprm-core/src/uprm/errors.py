@@ -28,6 +28,7 @@ __all__ = [
     "JudgeReplyError",
     "MetricInputError",
     "MissingExpertError",
+    "MissingExtraError",
     "PerceptionError",
     "PlotError",
     "PluginError",
@@ -116,6 +117,23 @@ class UnknownExpertError(UPRMError, KeyError):
 
 class MissingExpertError(UnknownExpertError):
     """A saved model needs experts whose distributions are not installed."""
+
+
+class MissingExtraError(UPRMError, ImportError):
+    """A feature needs an extra of uprm-core that is not (fully) installed
+    (:func:`uprm.extras.require`). ``missing`` maps each extra to its distributions that
+    are absent; ``install`` is the one line that fixes it, ``pip install "uprm-core[a,b]"``."""
+
+    def __init__(self, feature: str, missing: dict[str, list[str]], hint: str | None = None):
+        self.feature = feature
+        self.missing = {extra: list(names) for extra, names in missing.items()}
+        self.install = f'pip install "uprm-core[{",".join(self.missing)}]"'
+        names = [n for names in self.missing.values() for n in names]
+        extras = " and ".join(self.missing)
+        verb = "is" if len(names) == 1 else "are"
+        message = (f"{feature} needs uprm-core's {extras} extra{'s' if len(self.missing) > 1 else ''} "
+                   f"({', '.join(names)} {verb} not installed): {self.install}")
+        super().__init__(message + (f" ({hint})" if hint else ""), name=names[0] if names else None)
 
 
 class ExpertError(PluginError):

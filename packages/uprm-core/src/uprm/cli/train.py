@@ -140,6 +140,9 @@ def cli(ctx: click.Context, config_file: str | None, quiet: bool, **params: Any)
                    accelerate launch --config_file docs/accelerate/ddp.yaml -m uprm train ...
     Resume:        uprm train --out runs/a --resume
     """
+    from uprm.extras import require
+
+    require("train", "accelerate", *(["yaml"] if config_file and not config_file.lower().endswith(".json") else []))
     from click.core import ParameterSource
 
     from uprm.errors import UPRMError
