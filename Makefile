@@ -1,5 +1,8 @@
 # make demo  — build .venv if absent, then run the demo on the built-in default
-# make test  — build .venv if absent, then run the whole test suite
+# make test  — chromium, chromium-driver and ffmpeg for the browser and stream tests
+#              (scripts/system-packages.sh: installed with apt-get when absent, as root or
+#              through `sudo -n`; else it stops at once with the install command), build
+#              .venv if absent, then run the whole test suite
 # A second run does nothing extra: the environment is rebuilt only when a
 # pyproject.toml changes.
 
@@ -19,7 +22,7 @@ export TRANSFORMERS_OFFLINE := 1
 export YOLO_OFFLINE := 1
 export UPRM_CACHE ?= $(CURDIR)/.cache/uprm
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test venv lint bench clean system-packages
 
 venv: $(STAMP)
 
@@ -33,7 +36,11 @@ $(STAMP): pyproject.toml $(wildcard packages/*/pyproject.toml)
 demo: $(STAMP)
 	$(VENV)/bin/uprm demo
 
-test: $(STAMP)
+# before the environment is built, so a missing package stops `make test` at once
+system-packages:
+	@scripts/system-packages.sh
+
+test: system-packages $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)

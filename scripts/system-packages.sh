@@ -1,0 +1,61 @@
+#!/bin/sh
+# The Debian packages the browser and live-stream tests drive: chromium, chromium-driver
+# (chromedriver) and ffmpeg. `make test` and `.ci/run` run this first:
+#
+#   all three on PATH                         nothing to do
+#   UPRM_SKIP_SYSTEM_TESTS=1, CI not true     nothing installed (those tests skip)
+#   root, or `sudo -n true` works             apt-get installs the missing ones
+#   otherwise                                 exit 1 at once, printing the one install command
+#
+# POSIX sh; it runs nothing but `id`, `sudo`, `env` and `apt-get` (tests/test_system_packages.py
+# runs it with fakes of those on PATH).
+set -eu
+
+truthy() {  # as the tests' conftest reads UPRM_SKIP_SYSTEM_TESTS and CI
+    case "${1:-}" in 1 | [Tt][Rr][Uu][Ee] | [Yy][Ee][Ss]) return 0 ;; esac
+    return 1
+}
+
+missing_packages() {
+    out=""
+    command -v chromium >/dev/null 2>&1 || out="$out chromium"
+    command -v chromedriver >/dev/null 2>&1 || out="$out chromium-driver"
+    command -v ffmpeg >/dev/null 2>&1 || out="$out ffmpeg"
+    echo "${out# }"
+}
+
+missing=$(missing_packages)
+[ -z "$missing" ] && exit 0
+
+if truthy "${UPRM_SKIP_SYSTEM_TESTS:-}" && ! truthy "${CI:-}"; then
+    echo "system packages: $missing not installed; UPRM_SKIP_SYSTEM_TESTS=1: the browser and stream tests skip" >&2
+    exit 0
+fi
+
+skip_hint="or set UPRM_SKIP_SYSTEM_TESTS=1 to skip the tests that need them"
+truthy "${CI:-}" && skip_hint="(CI=true: those tests never skip)"
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "The browser and stream tests need chromium, chromedriver and ffmpeg, and there is no apt-get here:" >&2
+    echo "install them with this system's package manager, $skip_hint." >&2
+    exit 1
+fi
+if [ "$(id -u)" = 0 ]; then
+    sudo=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
+    sudo="sudo"
+else
+    echo "The browser and stream tests need the Debian packages $missing; install them with:" >&2
+    echo "  sudo apt-get install -y $missing" >&2
+    echo "$skip_hint." >&2
+    exit 1
+fi
+
+echo "installing system packages: $missing"
+$sudo apt-get update -qq
+# shellcheck disable=SC2086  # one word per package
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+still=$(missing_packages)
+if [ -n "$still" ]; then
+    echo "after apt-get install $missing, still not found on PATH ($PATH): $still" >&2
+    exit 1
+fi
