@@ -213,7 +213,7 @@ def _read_yaml(path: Path, text: str, error: type[ConfigError]) -> tuple[dict[st
     try:
         import yaml
     except ImportError:
-        raise error(f"{path}: reading a YAML settings file needs pyyaml: pip install pyyaml") from None
+        raise error(f'{path}: reading a YAML settings file needs pyyaml: pip install "uprm-core[train]"') from None
     safe = _yaml_loader()  # a yaml.SafeLoader: plain data only
     try:
         node = yaml.compose(text, Loader=safe)

@@ -545,7 +545,7 @@ def _open_sheet(path: Path, sheet: str | None):
     try:
         import openpyxl
     except ImportError as exc:  # pragma: no cover - openpyxl is a declared extra
-        raise AnnotationError(path, "reading the CUVA sheet needs openpyxl (pip install openpyxl)") from exc
+        raise AnnotationError(path, 'reading the CUVA sheet needs openpyxl: pip install "uprm-core[data]"') from exc
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
