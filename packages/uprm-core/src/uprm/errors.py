@@ -39,6 +39,7 @@ __all__ = [
     "UnknownExpertError",
     "VideoError",
     "WatchError",
+    "WatchSettingsError",
 ]
 
 
@@ -228,6 +229,11 @@ class UltralyticsModelError(UPRMError, ValueError):
 class WatchError(UPRMError):
     """The watcher cannot go on: a bad source or setting, or an expert that cannot
     perceive live video. The message names the camera or the setting."""
+
+
+class WatchSettingsError(ConfigError, WatchError):
+    """A setting of ``uprm watch`` that cannot work; the message names it (a
+    :class:`ConfigError` like every settings error, and a :class:`WatchError`)."""
 
 
 class ServeConfigError(ConfigError):

@@ -51,7 +51,8 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option("--num-frames", type=click.IntRange(min=1), default=None, help="Frames per clip (default: the model's).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=None,
               help="Longest answer (default: the model's).")
-@click.option("--device", default=None, help="torch device (default: where the model loads, the CPU).")
+@click.option("--device", default="auto", show_default=True,
+              help="torch device (auto: cuda if available, else cpu).")
 @click.option("--no-sbert", is_flag=True, help="Skip Sentence-BERT similarity (it loads all-MiniLM-L6-v2).")
 @click.option("--judge", is_flag=True,
               help="Score each attribution 1-10 with an LLM judge (OpenAI-compatible; UPRM_JUDGE_BASE_URL, "

@@ -67,7 +67,7 @@ def cli(data_files: tuple[str, ...], experts: str | None, model_path: str | None
         raise click.BadParameter("expert options come from the model's config with --model",
                                  param_hint="--expert-option")
     try:
-        model = _load_model(model_path, seed, num_frames) if model_path is not None else None
+        model = _load_model(model_path, seed, num_frames, device) if model_path is not None else None
     except (UPRMError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     names = _expert_names(experts, model)
@@ -127,13 +127,13 @@ def _print_report(report, out_dir: str, as_json: bool) -> None:
         click.echo(f"  failed: {clip}: {error}", err=True)
 
 
-def _load_model(path: str, seed: int, num_frames: int | None):
-    """A saved checkpoint directory, or ``tiny``."""
-    from uprm.modeling import UPRMConfig, UPRMModel, build_model
+def _load_model(path: str, seed: int, num_frames: int | None, device: str):
+    """A saved checkpoint directory (through :func:`uprm.load_model`), or ``tiny``."""
+    from uprm.modeling import UPRMConfig, build_model, load_model
 
     if path == "tiny":
         overrides = {"seed": seed}
         if num_frames:
             overrides["num_frames"] = num_frames
-        return build_model(UPRMConfig.tiny(**overrides))
-    return UPRMModel.from_pretrained(path)
+        return load_model(build_model(UPRMConfig.tiny(**overrides)), device=device).model
+    return load_model(path, device=device).model

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from uprm.cli._options import detect_options
+
 
 @click.command("serve")
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, file_okay=False),
@@ -24,28 +26,11 @@ import click
               help="Jobs waiting to run; one more is refused with 429.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True,
               help="A job whose worker died this many times while running it fails.")
-@click.option("--window", type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True,
-              help="Window length in seconds (as uprm detect).")
-@click.option("--stride", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
-              help="Seconds between window starts (as uprm detect).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Windows per batch.")
-@click.option("--merge-gap", type=click.FloatRange(min=0), default=None,
-              help="Merge segments at most this far apart [default: window / frames].")
-@click.option("--max-side", type=click.IntRange(min=16), default=None, help="Downscale decoded frames.")
-@click.option("--sidecar-dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="ROOT/keypoints/<video_id>.json and ROOT/scene_graphs/<video_id>.json for experts that read them.")
-@click.option("--expert-option", "expert_option", multiple=True, metavar="NAME.KEY=VALUE",
-              help="Override a perception option of the checkpoint's experts (repeatable), as uprm detect.")
-@click.option("--device", default="auto", show_default=True, help="torch device of the worker (auto: cuda if any).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch threads of the worker [default: every core]; fewer leave CPU to the API during jobs.")
-@click.option("--no-evidence", is_flag=True, help="Do not draw the per-segment evidence sheets.")
+@detect_options()
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
 def cli(checkpoint: str, data_dir: str, media_root: str | None, host: str, port: int, token: str | None,
-        max_upload_mb: float, max_queue: int, max_attempts: int, window: float, stride: float, batch_size: int,
-        merge_gap: float | None, max_side: int | None, sidecar_dir: str | None, expert_option: tuple[str, ...],
-        device: str, threads: int | None, no_evidence: bool, log_level: str) -> None:
+        max_upload_mb: float, max_queue: int, max_attempts: int, detect: dict, log_level: str) -> None:
     """Serve threat detection over HTTP: a REST API (OpenAPI docs at /docs) and a web page.
 
     POST /v1/jobs takes a video (multipart field `video`) or {"path": ...} under
@@ -65,15 +50,11 @@ def cli(checkpoint: str, data_dir: str, media_root: str | None, host: str, port:
         raise click.ClickException(f"uprm serve needs the serve extra: pip install \"uprm-core[serve]\" ({exc})") \
             from exc
     from uprm.errors import ConfigError
-    from uprm.plugins.factory import parse_expert_options
 
     try:
         config = ServeConfig(checkpoint=checkpoint, data_dir=data_dir, media_root=media_root, host=host, port=port,
                              token=token, max_upload_bytes=int(max_upload_mb * (1 << 20)), max_queue=max_queue,
-                             max_attempts=max_attempts, window=window, stride=stride, batch_size=batch_size,
-                             merge_gap=merge_gap, max_side=max_side, sidecar_dir=sidecar_dir,
-                             expert_options=parse_expert_options(expert_option), device=device,
-                             evidence=not no_evidence, threads=threads)
+                             max_attempts=max_attempts, **detect)
         run(config, log_level, announce=lambda url: click.echo(f"uprm serve: {url} (page /, API /v1, docs /docs); "
                                                                f"data in {config.data_dir}", err=False))
     except (ServeConfigError, ConfigError) as exc:

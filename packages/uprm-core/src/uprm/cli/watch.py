@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from uprm.cli._options import detect_options
+
 
 def _pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
     out = {}
@@ -35,20 +37,12 @@ def _pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
               help="Seconds of video before an event's start in its clip.")
 @click.option("--post-roll", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="Seconds of video after an event's end in its clip.")
-@click.option("--window", type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True,
-              help="Seconds of video per window (the last WINDOW seconds; the model's frames sampled uniformly).")
-@click.option("--stride", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
-              help="Seconds between a camera's windows (rounded to a multiple of window / frames).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="An event opens when a window's P(Yes) is at or above this.")
 @click.option("--cooldown", type=click.FloatRange(min=0), default=8.0, show_default=True,
               help="An event closes after P(Yes) stayed below the threshold for this many seconds.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Windows (of all cameras) per pass through the experts and the LLM.")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help="Frames per second kept per camera (ring buffer and clips).")
-@click.option("--max-side", type=click.IntRange(min=16), default=512, show_default=True,
-              help="Downscale frames so the longer side is at most this many pixels.")
 @click.option("--realtime", is_flag=True,
               help="Read file sources at their own frame rate (default: as fast as inference takes their windows).")
 @click.option("--format", "fmt", type=click.Choice(["text", "table", "json"]), default="text", show_default=True,
@@ -69,13 +63,10 @@ def _pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
               help="Give a camera up after this many failed reconnects in a row [default: never].")
 @click.option("--av-option", "av_option", multiple=True, metavar="KEY=VALUE",
               help="An FFmpeg option for every source, e.g. rtsp_transport=udp. Repeatable.")
-@click.option("--expert-option", "expert_option", multiple=True, metavar="NAME.KEY=VALUE",
-              help="Override a perception option of the checkpoint's experts, e.g. pose.weights=/models/yolo11n-pose.pt.")
-@click.option("--device", default="auto", show_default=True, help="torch device (auto: cuda if available, else cpu).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
+@detect_options(files=False, stride=2.0, batch_size=8, max_side=512)
 @click.option("--quiet", "-q", is_flag=True, help="Log only warnings and errors.")
 def cli(sources: tuple[str, ...], checkpoint: str, fmt: str, max_runtime: float | None, stop_file: str | None,
-        report_path: str | None, av_option: tuple[str, ...], expert_option: tuple[str, ...], quiet: bool,
+        report_path: str | None, av_option: tuple[str, ...], detect: dict[str, Any], quiet: bool,
         **options: Any) -> None:
     """Watch live cameras and raise an alert for each threat, located in time and explained.
 
@@ -95,14 +86,12 @@ def cli(sources: tuple[str, ...], checkpoint: str, fmt: str, max_runtime: float 
         --alerts alerts.jsonl --webhook https://hooks.example/uprm --clips clips
     """
     from uprm.errors import UPRMError
-    from uprm.plugins.factory import parse_expert_options
     from uprm.watch.settings import WatchSettings
     from uprm.watch.watcher import Watcher
 
     _logging(quiet or fmt == "table")
     try:
-        settings = WatchSettings.from_options(**options, av_options=_pairs(av_option, "--av-option"),
-                                              expert_options=parse_expert_options(expert_option) or None)
+        settings = WatchSettings.from_options(**options, **detect, av_options=_pairs(av_option, "--av-option"))
         printer = _Printer(fmt)
         watcher = Watcher(list(sources), checkpoint, settings, on_alert=printer.alert,
                           on_status=printer.status if fmt == "table" else None,

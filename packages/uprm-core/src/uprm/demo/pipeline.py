@@ -144,16 +144,16 @@ class _Demo:
                 self.training[name] = {"run": str(run), "experts": config.experts, **info}
 
     def evaluate(self) -> list[dict[str, Any]]:
-        from uprm import UPRMModel
         from uprm.demo.detect import always_yes, detect_model
         from uprm.demo.models import MODELS
         from uprm.demo.scoring import score_detections
+        from uprm.modeling.loading import load_model
 
         detections: dict[str, Any] = {}
         with self.rep.stage("detect"):
             for name in ("untrained", "coarse", "uprm"):
-                model = self.untrained if name == "untrained" else UPRMModel.from_pretrained(
-                    self.training[name]["run"]).eval()
+                source = self.untrained if name == "untrained" else self.training[name]["run"]
+                model = load_model(source, device="cpu").model
                 began = time.perf_counter()
                 detections[name] = detect_model(model, self.test_videos, self.root / "detections" / name,
                                                 self.settings, self.world)

@@ -39,7 +39,7 @@ def _with_coarse(names: list[str], installed: dict[str, Any]) -> list[str]:
 def resolve_config(config: TrainConfig) -> TrainConfig:
     """``config`` with paths absolute, the learning rate chosen, and the experts, router
     and tiny-ness taken from ``--init``'s checkpoint or the installed experts."""
-    from uprm import available_experts
+    from uprm.plugins.manager import available_experts
 
     cfg = config.validate().resolved()
     installed = available_experts()
@@ -64,7 +64,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
 
 
 def _init_config(cfg: TrainConfig):
-    from uprm import UPRMConfig
+    from uprm.modeling.config import UPRMConfig
 
     try:
         return UPRMConfig.from_pretrained(cfg.init)
@@ -74,8 +74,7 @@ def _init_config(cfg: TrainConfig):
 
 def model_config(cfg: TrainConfig, dtype: str = "float32"):
     """The ``UPRMConfig`` of a fresh model for a resolved ``cfg``."""
-    from uprm import UPRMConfig
-    from uprm.modeling.config import LoRASettings
+    from uprm.modeling.config import LoRASettings, UPRMConfig
 
     common = {"experts": cfg.experts, "router": cfg.router, "z_loss_alpha": cfg.z_loss_alpha,
               "num_frames": cfg.num_frames, "seed": cfg.model_seed, "expert_options": expert_options(cfg.expert_option)}
@@ -89,17 +88,17 @@ def model_config(cfg: TrainConfig, dtype: str = "float32"):
 def build_training_model(cfg: TrainConfig, *, dtype: str = "float32") -> nn.Module:
     """The model to train for a resolved ``cfg`` (``dtype``: the frozen base's dtype
     for a real backbone; trainable parameters are always float32)."""
-    from uprm import UPRMConfig, UPRMModel, build_model
+    from uprm.modeling import build_model, load_model
 
     if cfg.init is not None:
         overrides: dict[str, Any] = {"z_loss_alpha": cfg.z_loss_alpha, "num_frames": cfg.num_frames}
         if cfg.backbone is not None:
             overrides["backbone"] = cfg.backbone
-        if cfg.expert_option:  # e.g. weights that moved: merged onto the checkpoint's options
-            saved = UPRMConfig.from_pretrained(cfg.init).expert_options
-            given = expert_options(cfg.expert_option)
-            overrides["expert_options"] = {n: {**saved.get(n, {}), **given.get(n, {})} for n in {*saved, *given}}
-        model = UPRMModel.from_pretrained(cfg.init, **overrides)
+        # expert options (e.g. weights that moved) are merged onto the checkpoint's; the
+        # Accelerator moves the model to its device
+        model = load_model(cfg.init, device="cpu", expert_options=expert_options(cfg.expert_option) or None,
+                           overrides=overrides).model
+        model.train()
     else:
         model = build_model(model_config(cfg, dtype))
     if not cfg.train_projector:  # --freeze-projector: this stage keeps the projector it starts with
