@@ -346,6 +346,7 @@ def evaluate(checkpoint_or_model: Any, data: str | os.PathLike | Sequence[str | 
     opts = EvalOptions(**options)
     files = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     records = select_records(files, opts.split)  # a clear error before the model loads
+    _check_judge_extra(opts.judge)
     out_dir = Path(out) if out is not None else None
     failures: list[dict[str, str]] = []
     dataset, items, jobs, results, store = _run_answers(checkpoint_or_model, files, cache, out_dir, opts, failures)
@@ -382,6 +383,17 @@ def _model_settings(checkpoint_or_model: Any, files: Sequence[Any], cache: Any, 
             "data": [str(f) for f in files], "cache": str(cache) if cache is not None else None,
             "num_frames": dataset.num_frames, "batch_size": int(opts.batch_size),
             "max_new_tokens": opts.max_new_tokens}
+
+
+def _check_judge_extra(judge: Any) -> None:
+    """A judge made from the environment or a :class:`JudgeConfig` needs the ``judge``
+    extra: said before the model runs, not after every answer."""
+    from uprm.evaluation.judge import JudgeConfig
+
+    if judge is True or isinstance(judge, JudgeConfig):
+        from uprm.extras import require
+
+        require("judge", "openai")
 
 
 def _judge(opts: EvalOptions, lines: Sequence[dict], out: Path | None, report: dict[str, Any]) -> list[dict] | None:
