@@ -45,8 +45,6 @@ def test_segments_one_sampling_interval_apart_merge_with_the_interval_as_gap(win
     assert _merged(plan, plan.interval * 0.99) == [(a0, a1), (b0, b1)]  # the interval is the limit
 
 
-@pytest.mark.xfail(strict=True, reason="window spans are rounded to 6 decimals (WindowPlan.span), so when Δ has more "
-                   "decimals two windows one Δ apart can be Δ + 1e-6 apart and stay two segments")
 @pytest.mark.parametrize(("window", "num_frames"), [(8.0, 3), (10.0, 3), (8.0, 6)])
 def test_segments_one_interval_apart_merge_when_the_interval_has_many_decimals(window, num_frames):
     plan = _one_interval_apart(window, num_frames)

@@ -106,6 +106,11 @@ def _weighted_weights(results: list[WindowResult]) -> dict[str, float]:
     return out
 
 
+#: how far apart (seconds) two spans may be beyond the merge gap and still merge: the
+#: rounding of window spans to microseconds
+SPAN_TOLERANCE = 2e-6
+
+
 class SegmentMerger:
     """Merge window segments online (see the module doc).
 
@@ -116,7 +121,10 @@ class SegmentMerger:
     def __init__(self, gap: float = 0.0) -> None:
         if gap < 0:
             raise ValueError(f"the merge gap must be >= 0 seconds, got {gap}")
+        # window spans are rounded to microseconds (WindowPlan.span): two windows one
+        # sampling interval apart may be that interval plus 1 µs apart, and still merge
         self.gap = float(gap)
+        self._reach = self.gap + SPAN_TOLERANCE
         self.open: list[_Run] = []
         self._last_start = float("-inf")
 
@@ -125,8 +133,8 @@ class SegmentMerger:
             raise ValueError(f"windows must come in time order (window {result.index} starts at {result.start} s, "
                              f"before {self._last_start} s)")
         self._last_start = result.start
-        closed = [r for r in self.open if r.end + self.gap < result.start]
-        self.open = [r for r in self.open if r.end + self.gap >= result.start]
+        closed = [r for r in self.open if r.end + self._reach < result.start]
+        self.open = [r for r in self.open if r.end + self._reach >= result.start]
         if result.threat:
             for start, end in result.segments:
                 self._insert(_Run(start, end, {result.index: result}, result, payload))
@@ -135,7 +143,7 @@ class SegmentMerger:
     def _insert(self, run: _Run) -> None:
         keep = []
         for other in self.open:
-            if other.start - self.gap <= run.end and run.start <= other.end + self.gap:
+            if other.start - self._reach <= run.end and run.start <= other.end + self._reach:
                 run.absorb(other)
             else:
                 keep.append(other)
