@@ -21,6 +21,10 @@ attribute                        :func:`rouge_l`, :func:`sbert_similarity`   0-1
 attribute                        :func:`bleu4`                               0-100
 ===============================  ==========================================  =========
 
+How sure a number is (:mod:`uprm.metrics.uncertainty`): :func:`bootstrap` intervals over
+videos (and seeds), :func:`compare_paired` (paired bootstrap delta and permutation p),
+:func:`holm`, :func:`probability_of_improvement`.
+
 Single-number classification scores are fractions as in scikit-learn (multiply FNR and
 F2 by 100 for the paper's tables); the multi-threshold tables are in percent as the
 paper and the field print them; the text metrics keep their packages' scales, which are
@@ -46,21 +50,37 @@ from uprm.metrics.detection import CUVA_THRESHOLDS, UCF_CRIME_THRESHOLDS, interp
 from uprm.metrics.frames import num_samples, segments_to_frames
 from uprm.metrics.grounding import GROUNDING_THRESHOLDS, temporal_grounding
 from uprm.metrics.text import bleu4, rouge_l, sbert_similarity
+from uprm.metrics.uncertainty import (
+    Bootstrap,
+    Comparison,
+    Estimate,
+    bootstrap,
+    compare_paired,
+    holm,
+    probability_of_improvement,
+)
 
 __all__ = [
     "CUVA_THRESHOLDS",
     "GROUNDING_THRESHOLDS",
     "UCF_CRIME_THRESHOLDS",
+    "Bootstrap",
+    "Comparison",
+    "Estimate",
     "MetricInputError",
     "bleu4",
+    "bootstrap",
+    "compare_paired",
     "confusion_counts",
     "f2_score",
     "false_negative_rate",
     "frame_average_precision",
     "frame_roc_auc",
+    "holm",
     "interpolated_ap",
     "map_at_tiou",
     "num_samples",
+    "probability_of_improvement",
     "rouge_l",
     "sbert_similarity",
     "segments_to_frames",
