@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from uprm.evaluation.intervals import VideoUnits, report_intervals
 from uprm.evaluation.truth import Prediction, VideoTruth
 from uprm.metrics import (
     f2_score,
@@ -28,6 +29,7 @@ from uprm.metrics import (
     temporal_grounding,
     video_identification,
 )
+from uprm.metrics.uncertainty import Bootstrap
 
 __all__ = [
     "OUTSIDE_FACTOR",
@@ -78,6 +80,12 @@ class ScoreInputs:
         texts: ``(predicted cause, reference cause)`` pairs of the attribute records.
         grounding: ``(predicted segment or None, annotated segment)`` queries.
         sbert: compute the Sentence-BERT similarity (needs its model).
+        text_videos: the video id of each pair of ``texts`` (so that intervals resample
+            the answers with their videos); empty: the text metrics get no interval.
+        bootstrap: intervals over videos (:class:`uprm.metrics.Bootstrap`); ``None`` or
+            0 samples: none. They add ``"ci"`` and ``"bootstrap"`` to the report.
+        units: filled by :func:`score`: the per-video units of the metrics
+            (:class:`uprm.evaluation.intervals.VideoUnits`, written as ``videos.json``).
     """
 
     truth: Mapping[str, VideoTruth]
@@ -90,6 +98,9 @@ class ScoreInputs:
     grounding: Sequence[tuple[tuple[float, float] | None, tuple[float, float]]] = ()
     sbert: bool = True
     notes: list[str] = field(default_factory=list)
+    text_videos: Sequence[str] = ()
+    bootstrap: Bootstrap | None = None
+    units: VideoUnits | None = None
 
 
 def percent(x: float | None) -> float | None:
@@ -219,21 +230,55 @@ def _video_level(inputs: ScoreInputs) -> dict[str, Any]:
     return {k: (percent(v) if k in ("fnr", "f2", "precision", "recall") else int(v)) for k, v in result.items()}
 
 
-def _text_metrics(inputs: ScoreInputs) -> dict[str, float | None]:
+@dataclass
+class _Texts:
+    rouge: np.ndarray | None = None
+    sbert: np.ndarray | None = None
+
+
+def _text_metrics(inputs: ScoreInputs, per_pair: _Texts) -> dict[str, float | None]:
+    """SB, ROUGE-L and BLEU-4 of the attribute answers; ``per_pair`` gets each pair's
+    ROUGE-L and SB (the intervals resample them)."""
     out: dict[str, float | None] = {"sbert": None, "rouge_l": None, "bleu4": None}
     if not inputs.texts:
         inputs.notes.append("no attribute record: SB, ROUGE-L and BLEU-4 are not computed")
         return out
-    from uprm.metrics import bleu4, rouge_l, sbert_similarity
+    from uprm.metrics import bleu4, rouge_l_scores, sbert_similarities
 
     preds, refs = [p for p, _ in inputs.texts], [r for _, r in inputs.texts]
-    out["rouge_l"], out["bleu4"] = rouge_l(preds, refs), bleu4(preds, refs)
+    per_pair.rouge = rouge_l_scores(preds, refs)
+    out["rouge_l"], out["bleu4"] = float(np.mean(per_pair.rouge)), bleu4(preds, refs)
     if inputs.sbert:
         try:
-            out["sbert"] = sbert_similarity(preds, refs)
+            per_pair.sbert = sbert_similarities(preds, refs)
+            out["sbert"] = float(np.mean(per_pair.sbert))
         except ImportError as exc:
             inputs.notes.append(f"SB not computed: {exc}")
     return out
+
+
+def _units(inputs: ScoreInputs, frames: _Frames, per_pair: _Texts) -> VideoUnits:
+    preds = _by_video(inputs.predictions)
+    videos = list(inputs.truth)
+    counts = []
+    for vid in videos:
+        t, p = frames.truth[vid], frames.pred[vid]
+        tp = int(np.count_nonzero(t & p))
+        counts.append([tp, int(np.count_nonzero(t)) - tp, int(np.count_nonzero(p)) - tp])
+    index = {v: i for i, v in enumerate(videos)}
+    texts: list[tuple[int, str, str]] = []
+    if inputs.texts and len(inputs.text_videos) == len(inputs.texts) and all(v in index for v in inputs.text_videos):
+        texts = [(index[v], p, r) for v, (p, r) in zip(inputs.text_videos, inputs.texts)]
+    elif inputs.texts and inputs.bootstrap is not None and inputs.bootstrap.enabled:
+        inputs.notes.append("the attribute answers are not tied to videos here: SB, ROUGE-L and BLEU-4 get no "
+                            "interval")
+    return VideoUnits(
+        videos=videos, categories=[inputs.truth[v].category for v in videos],
+        counts=np.array(counts, dtype=np.int64).reshape(len(videos), 3),
+        truth=[[(float(s), float(e)) for s, e in inputs.truth[v].segments] for v in videos],
+        predictions=[[(float(s), float(e), float(sc)) for _, s, e, sc in preds.get(v, [])] for v in videos],
+        thresholds=tuple(float(t) for t in inputs.thresholds), texts=texts,
+        rouge=per_pair.rouge if texts else None, sbert=per_pair.sbert if texts else None)
 
 
 def _frame_ranking(frames: _Frames, videos: Sequence[str]) -> dict[str, float | None]:
@@ -251,7 +296,8 @@ def score(inputs: ScoreInputs) -> dict[str, Any]:
     videos = list(inputs.truth)
     report: dict[str, Any] = _fnr_f2(frames.cat("truth", videos), frames.cat("pred", videos))
     report["map"] = _map(inputs)
-    report.update(_text_metrics(inputs))
+    per_pair = _Texts()
+    report.update(_text_metrics(inputs, per_pair))
     report["per_category"] = _per_category(inputs, frames)
     report.update(_frame_ranking(frames, videos))
     report["video"] = _video_level(inputs)
@@ -265,4 +311,8 @@ def score(inputs: ScoreInputs) -> dict[str, Any]:
         "predicted_segments": len(inputs.predictions),
         "attribute_answers": len(inputs.texts),
     }
+    inputs.units = _units(inputs, frames, per_pair)
+    if inputs.bootstrap is not None and inputs.bootstrap.enabled and videos:
+        report["ci"], _ = report_intervals(inputs.units, inputs.bootstrap)
+        report["bootstrap"] = inputs.bootstrap.to_dict()
     return report

@@ -49,7 +49,7 @@ from uprm.metrics.classification import (
 from uprm.metrics.detection import CUVA_THRESHOLDS, UCF_CRIME_THRESHOLDS, interpolated_ap, map_at_tiou, temporal_iou
 from uprm.metrics.frames import num_samples, segments_to_frames
 from uprm.metrics.grounding import GROUNDING_THRESHOLDS, temporal_grounding
-from uprm.metrics.text import bleu4, rouge_l, sbert_similarity
+from uprm.metrics.text import bleu4, rouge_l, rouge_l_scores, sbert_similarities, sbert_similarity
 from uprm.metrics.uncertainty import (
     Bootstrap,
     Comparison,
@@ -82,6 +82,8 @@ __all__ = [
     "num_samples",
     "probability_of_improvement",
     "rouge_l",
+    "rouge_l_scores",
+    "sbert_similarities",
     "sbert_similarity",
     "segments_to_frames",
     "temporal_grounding",

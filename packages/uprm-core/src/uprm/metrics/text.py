@@ -14,7 +14,7 @@ import numpy as np
 
 from uprm.metrics._inputs import MetricInputError, as_texts, check_same_length
 
-__all__ = ["bleu4", "rouge_l", "sbert_similarity"]
+__all__ = ["bleu4", "rouge_l", "rouge_l_scores", "sbert_similarities", "sbert_similarity"]
 
 _INSTALL = "pip install 'uprm-core[metrics]'"
 
@@ -38,13 +38,18 @@ def rouge_l(predictions: Any, references: Any, *, use_stemmer: bool = False) -> 
     rouge-score's tokenizer lower-cases and keeps ASCII letters and digits only: texts
     without any (e.g. Chinese) score 0; so does an empty text. No stemming by default
     (rouge-score's default; ``use_stemmer=True`` applies Porter stemming)."""
+    return float(np.mean(rouge_l_scores(predictions, references, use_stemmer=use_stemmer)))
+
+
+def rouge_l_scores(predictions: Any, references: Any, *, use_stemmer: bool = False) -> np.ndarray:
+    """ROUGE-L F-measure of each pair (what :func:`rouge_l` averages; intervals resample them)."""
     preds, refs = _pairs(predictions, references)
     try:
         from rouge_score import rouge_scorer
     except ImportError as exc:
         raise _need("rouge-score", "rouge_l") from exc
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=use_stemmer)
-    return float(np.mean([scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(preds, refs)]))
+    return np.array([scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(preds, refs)], dtype=np.float64)
 
 
 def bleu4(predictions: Any, references: Any) -> float:
@@ -106,6 +111,12 @@ def sbert_similarity(predictions: Any, references: Any, *, batch_size: int = 64,
     is embedded once, ``batch_size`` at a time. ``device``: ``"cpu"`` by default (same
     numbers everywhere); ``None`` lets sentence-transformers pick a GPU if there is one.
     """
+    return float(np.mean(sbert_similarities(predictions, references, batch_size=batch_size, device=device)))
+
+
+def sbert_similarities(predictions: Any, references: Any, *, batch_size: int = 64, device: str | None = "cpu"
+                       ) -> np.ndarray:
+    """SB of each pair (what :func:`sbert_similarity` averages; intervals resample them)."""
     preds, refs = _pairs(predictions, references)
     model = _sbert_model(device)
     unique = list(dict.fromkeys([*preds, *refs]))
@@ -116,4 +127,4 @@ def sbert_similarity(predictions: Any, references: Any, *, batch_size: int = 64,
     index = {text: i for i, text in enumerate(unique)}
     a = emb[[index[t] for t in preds]]
     b = emb[[index[t] for t in refs]]
-    return float(np.mean(np.einsum("ij,ij->i", a, b)))
+    return np.einsum("ij,ij->i", a, b)

@@ -1,0 +1,256 @@
+"""The report's metrics on any multiset of videos, for intervals and paired comparisons.
+
+:class:`VideoUnits` keeps, per evaluated video, what each metric of ``report.json`` is
+made of — the frame counts of FNR and F2 (true positives, misses, false alarms), the
+ground-truth and predicted segments of mAP, the attribute answers of ROUGE-L, BLEU-4 and
+SB — so :meth:`VideoUnits.statistic` recomputes the metrics exactly on a resample of the
+videos (a video drawn twice counts twice; its segments become two videos for mAP). On all
+the videos once, it gives the report's own numbers (a test checks it).
+:func:`report_intervals` and :func:`compare_units` hand it to
+:mod:`uprm.metrics.uncertainty`.
+
+The units of an evaluation are written next to its report (``videos.json``) so that two
+evaluations can be compared later (``uprm eval compare``) without the models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from uprm.evaluation.errors import EvaluationError
+from uprm.metrics import map_at_tiou
+from uprm.metrics.uncertainty import Bootstrap, Comparison, Estimate, bootstrap, compare_paired
+
+__all__ = ["UNITS_FILE", "VideoUnits", "compare_units", "nest", "report_intervals"]
+
+UNITS_FILE = "videos.json"
+_VERSION = 1
+
+
+def _fnr(tp: float, fn: float) -> float | None:
+    return 100.0 * fn / (tp + fn) if tp + fn else None
+
+
+def _f2(tp: float, fn: float, fp: float) -> float | None:
+    d = 5 * tp + 4 * fn + fp
+    return 100.0 * 5 * tp / d if d else None
+
+
+@dataclass
+class VideoUnits:
+    """Per-video pieces of an evaluation's metrics (see the module docstring).
+
+    Attributes:
+        videos: the video ids, in a fixed order (unit ``i`` is ``videos[i]``).
+        categories: each video's category.
+        counts: ``[V, 3]`` frame counts per video: true positives, misses, false alarms.
+        truth: each video's ground-truth threat segments.
+        predictions: each video's scored predicted segments ``(start, end, score)``.
+        thresholds: the mAP tIoU thresholds.
+        texts: ``(video index, predicted cause, reference cause)`` of the attribute answers.
+        rouge: ROUGE-L of each text pair (0-1), when scored.
+        sbert: SB of each text pair, when scored.
+    """
+
+    videos: list[str]
+    categories: list[str]
+    counts: np.ndarray
+    truth: list[list[tuple[float, float]]]
+    predictions: list[list[tuple[float, float, float]]]
+    thresholds: tuple[float, ...]
+    texts: list[tuple[int, str, str]] = field(default_factory=list)
+    rouge: np.ndarray | None = None
+    sbert: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    # ------------------------------------------------------------------ metrics
+    def statistic(self, units: np.ndarray) -> dict[str, float | None]:
+        """The metrics of the videos ``units`` (indices, repeats allowed), flat keys:
+        ``fnr``, ``f2``, ``map/<threshold>``, ``map/average``, ``rouge_l``, ``bleu4``,
+        ``sbert``, ``per_category/<category>/fnr`` and ``/f2``."""
+        units = np.asarray(units, dtype=np.int64)
+        tp, fn, fp = self.counts[units].sum(axis=0) if units.size else (0, 0, 0)
+        out: dict[str, float | None] = {"fnr": _fnr(tp, fn), "f2": _f2(tp, fn, fp)}
+        out.update(self._map(units))
+        out.update(self._texts(units))
+        cats = np.array(self.categories, dtype=object)[units] if units.size else np.array([], dtype=object)
+        for category in sorted(set(self.categories)):
+            picked = units[cats == category]
+            ctp, cfn, cfp = self.counts[picked].sum(axis=0) if picked.size else (0, 0, 0)
+            out[f"per_category/{category}/fnr"] = _fnr(ctp, cfn)
+            out[f"per_category/{category}/f2"] = _f2(ctp, cfn, cfp)
+        return out
+
+    def _map(self, units: np.ndarray) -> dict[str, float | None]:
+        keys = [f"map/{t:g}" for t in self.thresholds] + ["map/average"]
+        gt = [(k, s, e) for k, u in enumerate(units) for s, e in self.truth[u]]
+        if not gt or not self.thresholds:
+            return dict.fromkeys(keys)
+        preds = [(k, s, e, sc) for k, u in enumerate(units) for s, e, sc in self.predictions[u]]
+        result = map_at_tiou(preds, gt, self.thresholds)
+        return {f"map/{'average' if t == 'average' else format(t, 'g')}": float(v) for t, v in result.items()}
+
+    def _texts(self, units: np.ndarray) -> dict[str, float | None]:
+        out: dict[str, float | None] = {"rouge_l": None, "bleu4": None, "sbert": None}
+        if not self.texts:
+            return out
+        pair_video = np.array([v for v, _, _ in self.texts])
+        drawn = np.bincount(units, minlength=len(self.videos))[pair_video]  # how often each pair's video was drawn
+        rows = np.repeat(np.arange(len(self.texts)), drawn)
+        if rows.size == 0:
+            return out
+        if self.rouge is not None:
+            out["rouge_l"] = float(self.rouge[rows].mean())
+        if self.sbert is not None:
+            out["sbert"] = float(self.sbert[rows].mean())
+        from uprm.metrics import bleu4
+
+        out["bleu4"] = bleu4([self.texts[r][1] for r in rows], [self.texts[r][2] for r in rows])
+        return out
+
+    # ------------------------------------------------------------------ pairs
+    def paired_with(self, other: VideoUnits, source: str = "A", other_source: str = "B") -> VideoUnits:
+        """One table of ``2 V`` units: this evaluation's videos, then ``other``'s results on
+        the same videos in the same order (what :func:`uprm.metrics.compare_paired` reads).
+
+        Raises:
+            EvaluationError: the two evaluations did not score the same videos (the
+                message names those only one of them has) or used other thresholds.
+        """
+        mine, theirs = set(self.videos), set(other.videos)
+        if mine != theirs:
+            only_a, only_b = sorted(mine - theirs), sorted(theirs - mine)
+            raise EvaluationError(
+                f"{source} and {other_source} did not evaluate the same videos, so they cannot be compared paired by "
+                f"video: only in {source}: {_few(only_a)}; only in {other_source}: {_few(only_b)}")
+        if tuple(self.thresholds) != tuple(other.thresholds):
+            raise EvaluationError(f"{source} used the tIoU thresholds {list(self.thresholds)}, {other_source} "
+                                  f"{list(other.thresholds)}: score both with the same --thresholds")
+        order = [other.videos.index(v) for v in self.videos]
+        o = other.select(order)
+        n = len(self.videos)
+        both_rouge = None if self.rouge is None or o.rouge is None else np.concatenate([self.rouge, o.rouge])
+        both_sbert = None if self.sbert is None or o.sbert is None else np.concatenate([self.sbert, o.sbert])
+        return VideoUnits(
+            videos=self.videos + o.videos, categories=self.categories + o.categories,
+            counts=np.concatenate([self.counts, o.counts]), truth=self.truth + o.truth,
+            predictions=self.predictions + o.predictions, thresholds=self.thresholds,
+            texts=self.texts + [(v + n, p, r) for v, p, r in o.texts] if self.texts and o.texts else [],
+            rouge=both_rouge if self.texts and o.texts else None, sbert=both_sbert if self.texts and o.texts else None)
+
+    def select(self, order: Sequence[int]) -> VideoUnits:
+        """These units in the order ``order`` (each video once)."""
+        new_index = {old: new for new, old in enumerate(order)}
+        keep = [i for i, (v, _, _) in enumerate(self.texts) if v in new_index]
+        return VideoUnits(
+            videos=[self.videos[i] for i in order], categories=[self.categories[i] for i in order],
+            counts=self.counts[list(order)].reshape(len(order), 3), truth=[self.truth[i] for i in order],
+            predictions=[self.predictions[i] for i in order], thresholds=self.thresholds,
+            texts=[(new_index[self.texts[i][0]], self.texts[i][1], self.texts[i][2]) for i in keep],
+            rouge=None if self.rouge is None else self.rouge[keep],
+            sbert=None if self.sbert is None else self.sbert[keep])
+
+    # ------------------------------------------------------------------ files
+    def to_dict(self) -> dict[str, Any]:
+        by_video: list[list[dict[str, Any]]] = [[] for _ in self.videos]
+        for k, (v, pred, ref) in enumerate(self.texts):
+            item: dict[str, Any] = {"cause": pred, "reference_cause": ref}
+            if self.rouge is not None:
+                item["rouge_l"] = float(self.rouge[k])
+            if self.sbert is not None:
+                item["sbert"] = float(self.sbert[k])
+            by_video[v].append(item)
+        return {"version": _VERSION, "thresholds": list(self.thresholds), "videos": [
+            {"video_id": vid, "category": cat, "tp": int(c[0]), "fn": int(c[1]), "fp": int(c[2]),
+             "truth": [list(s) for s in t], "predictions": [list(p) for p in pr], "texts": texts}
+            for vid, cat, c, t, pr, texts in zip(self.videos, self.categories, self.counts, self.truth,
+                                                 self.predictions, by_video)]}
+
+    def write(self, path: str | os.PathLike) -> Path:
+        from uprm.utils import atomic_write_json
+
+        atomic_write_json(Path(path), self.to_dict())
+        return Path(path)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> VideoUnits:
+        """The units an evaluation wrote (``videos.json``; a folder: the file in it)."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / UNITS_FILE
+        if not p.is_file():
+            raise EvaluationError(f"{p}: no per-video units; evaluations write them as {UNITS_FILE} next to "
+                                  "report.json (uprm eval ... --bootstrap N with N > 0; re-run the evaluation)")
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+            return cls.from_dict(data)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise EvaluationError(f"{p}: not a {UNITS_FILE} of uprm eval ({exc})") from None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VideoUnits:
+        if data.get("version") != _VERSION:
+            raise ValueError(f"version {data.get('version')!r}, expected {_VERSION}")
+        rows = data["videos"]
+        texts, rouge, sbert = [], [], []
+        for v, row in enumerate(rows):
+            for item in row.get("texts", []):
+                texts.append((v, str(item["cause"]), str(item["reference_cause"])))
+                rouge.append(item.get("rouge_l"))
+                sbert.append(item.get("sbert"))
+        return cls(
+            videos=[str(r["video_id"]) for r in rows], categories=[str(r["category"]) for r in rows],
+            counts=np.array([[int(r["tp"]), int(r["fn"]), int(r["fp"])] for r in rows], dtype=np.int64).reshape(-1, 3),
+            truth=[[(float(s), float(e)) for s, e in r["truth"]] for r in rows],
+            predictions=[[(float(s), float(e), float(sc)) for s, e, sc in r["predictions"]] for r in rows],
+            thresholds=tuple(float(t) for t in data["thresholds"]), texts=texts,
+            rouge=np.array(rouge, dtype=np.float64) if texts and None not in rouge else None,
+            sbert=np.array(sbert, dtype=np.float64) if texts and None not in sbert else None)
+
+
+def _few(names: Sequence[str], limit: int = 5) -> str:
+    if not names:
+        return "none"
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"map/0.1": x, "per_category/Arson/fnr": y}`` -> ``{"map": {"0.1": x},
+    "per_category": {"Arson": {"fnr": y}}}`` (the report's own nesting)."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split("/")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def _rounded(ci: tuple[float, float] | None, digits: int = 4) -> list[float] | None:
+    return None if ci is None else [round(ci[0], digits), round(ci[1], digits)]
+
+
+def report_intervals(units: VideoUnits, spec: Bootstrap) -> tuple[dict[str, Any], dict[str, Estimate]]:
+    """``report.json``'s ``"ci"`` (nested like the report; ``None`` where a metric is
+    undefined) and the estimates by flat key."""
+    estimates = bootstrap(units.statistic, len(units), spec)
+    return nest({k: _rounded(e.ci) for k, e in estimates.items()}), estimates
+
+
+def compare_units(a: VideoUnits, b: VideoUnits, spec: Bootstrap, *, names: tuple[str, str] = ("A", "B")
+                  ) -> dict[str, Comparison]:
+    """A against B, paired by video (flat metric keys; see :func:`uprm.metrics.compare_paired`)."""
+    both = a.paired_with(b, *names)
+    return compare_paired(both.statistic, len(a), spec)
+
