@@ -10,6 +10,14 @@
 3. Windows batched (8) vs one at a time (batch 1), and vs the naive loop a user would
    write without `uprm detect` (decode each window on its own with `load_clip`, extract,
    ask the three questions).
+4. Answering a window (a batch of 8), before and after the questions shared one prefill
+   of the video tokens (`UPRMModel.prefill`): identify alone, the three questions, and
+   what detection asks of a yes window (identify, then locate and attribute); CPU ms
+   per window and its language-model prefill and generation (profile hooks).
+5. Seconds per minute of video, before (`_answer` asking the yes windows again from
+   their features with whole prompts: the UPE block and the video tokens' prefill run
+   twice) and after, at scaled dims: as the untrained model answers (every window "no")
+   and with every window made a "yes" (a video that is all threat).
 
 Every expert installed runs: coarse (the backbone's tower), background (a small random
 SAM encoder), pose and relation reading keypoint and scene-graph files written for the
@@ -17,15 +25,17 @@ videos (two people and three objects on every frame), so the adapters do real wo
 Per-frame costs of YOLO-pose, the detector and SAM at real sizes are in pose.py,
 relation.py and background.py. The model is untrained, so every window is answered
 "no" and only the identify question is asked, as for most windows of real surveillance
-video; the cost of the two further questions of a threat window is measured apart.
+video; the cost of the two further questions of a threat window is measured apart (4, 5).
 
-    python benchmarks/detect.py                 # ~3-5 min on 2 CPU cores (1 torch thread)
+    python benchmarks/detect.py                 # ~5-8 min on 2 CPU cores (1 torch thread)
     python benchmarks/detect.py --skip-scaled --size 160x120
+    python benchmarks/detect.py --only-prefix   # 4 and 5 alone
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import tempfile
@@ -42,12 +52,17 @@ import torch
 import uprm
 from uprm.data import load_clip, write_mp4
 from uprm.detection import detect_video, plan_windows, sidecar_meta
+from uprm.detection import runner as runner_module
+from uprm.detection.profile import stage_hooks
 from uprm.detection.runner import IDENTIFY_TOKENS
+from uprm.prompts import STAGE2_TASKS, YES_ANSWER
 
 SCALED = {"vision_overrides": {"hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 4,
                                "num_attention_heads": 4, "image_size": 112, "patch_size": 16},
           "text_overrides": {"hidden_size": 512, "intermediate_size": 1376, "num_hidden_layers": 4,
                              "num_attention_heads": 8, "num_key_value_heads": 8}}
+#: tokens of a short answer ("The threat occurs between 12 and 15 seconds." is 11 tokens in Vicuna's vocabulary)
+SHORT = 16
 _PERSON = [(0, -40), (-2, -42), (2, -42), (-4, -40), (4, -40), (-8, -30), (8, -30), (-12, -18), (12, -18),
            (-14, -6), (14, -6), (-6, 0), (6, 0), (-6, 18), (6, 18), (-6, 36), (6, 36)]
 
@@ -111,24 +126,128 @@ def per_minute(det) -> dict[str, float]:
     return {k: v / minutes for k, v in stages.items()}
 
 
-def three_questions_cost(model, video: Path, root: Path, batch: int = 8) -> tuple[float, float]:
-    """Seconds per window to answer identify only (as detect asks it: a few tokens) vs all
-    three questions (a threat window; the untrained model writes max_new_tokens = 48 per
-    answer, a worst case)."""
+def window_features(model, video: Path, root: Path, batch: int = 8):
+    """The collated features of the first ``batch`` windows of ``video``."""
     plan = plan_windows(60.0, 8.0, 4.0, model.config.num_frames)
     feats = []
     for w in range(batch):
         clip = load_clip(video, model.config.num_frames, *plan.span(w))
         clip.meta.update(sidecar_meta(root, video.stem))
         feats.append(model.extract(clip))
-    features = model.collate(feats)
-    out = []
-    for tasks, tokens in ((("identify",), IDENTIFY_TOKENS), (("identify", "locate", "attribute"), None)):
-        model.answer(features, tasks, tokens)  # warm-up
-        start = time.perf_counter()
-        model.answer(features, tasks, tokens)
-        out.append((time.perf_counter() - start) / batch)
-    return out[0], out[1]
+    return model.collate(feats)
+
+
+def _shared_follow_up(model, features) -> None:
+    prefix = model.prefill(features)
+    model.answer(prefix, ("identify",), IDENTIFY_TOKENS)
+    model.answer(prefix, ("locate", "attribute"))
+
+
+def _two_pass(model, features) -> None:
+    model._answer_full_prompts(features, ("identify",), IDENTIFY_TOKENS)
+    model._answer_full_prompts(features, ("locate", "attribute"))
+
+
+def question_costs(model, video: Path, root: Path, repeats: int, batch: int = 8) -> dict:
+    """CPU seconds per window and language-model stage seconds (profile hooks) of each
+    way of answering a batch of windows: identify alone (as detect asks it: a few tokens),
+    the three questions (the untrained model writes max_new_tokens = 48 per answer, a
+    worst case; and at most ``SHORT`` tokens, about a trained model's answers), and identify followed by locate + attribute (detection's yes window);
+    before (``_answer_full_prompts``: whole prompts) and after (one shared prefill)."""
+    features = window_features(model, video, root, batch)
+    ways = {
+        ("identify", "before"): lambda: model._answer_full_prompts(features, ("identify",), IDENTIFY_TOKENS),
+        ("identify", "after"): lambda: model.answer(features, ("identify",), IDENTIFY_TOKENS),
+        ("three", "before"): lambda: model._answer_full_prompts(features, STAGE2_TASKS),
+        ("three", "after"): lambda: model.answer(features, STAGE2_TASKS),
+        ("three, 16 tokens each", "before"): lambda: model._answer_full_prompts(features, STAGE2_TASKS, SHORT),
+        ("three, 16 tokens each", "after"): lambda: model.answer(features, STAGE2_TASKS, SHORT),
+        ("identify, then 2 more", "before"): lambda: _two_pass(model, features),
+        ("identify, then 2 more", "after"): lambda: _shared_follow_up(model, features),
+    }
+
+    def profiled(fn):
+        def run():
+            timings: dict[str, float] = {}
+            with stage_hooks(model, timings):
+                fn()
+            return timings
+        return run
+
+    ways[("identify", "after")]()  # warm-up (the runs are round robin, the fastest kept)
+    best = best_of({k: profiled(fn) for k, fn in ways.items()}, repeats)
+    return {k: (cpu / batch, wall / batch, {s: v / batch for s, v in t.items()}) for k, (cpu, wall, t) in best.items()}
+
+
+def print_question_costs(name: str, costs: dict) -> None:
+    print(f"\n4. answering a window, {name} (a batch of 8 windows; per window, fastest of the runs):")
+    print(f"{'questions':<24}{'path':<8}{'CPU ms':>9}{'wall ms':>9}{'prefill':>9}{'generate':>9}{'x identify':>11}")
+    for (what, path), (cpu, wall, t) in costs.items():
+        ident = costs[("identify", path)][0]
+        print(f"{what:<24}{path:<8}{1000 * cpu:>9.1f}{1000 * wall:>9.1f}{1000 * t.get('llm_prefill', 0.0):>9.1f}"
+              f"{1000 * t.get('llm_generation', 0.0):>9.1f}{cpu / ident:>10.2f}x")
+
+
+def _answer_before(model, feats):
+    """detect's ``_answer`` before the shared prefix: identify of every window, then the
+    yes windows' features through the UPE block and whole prompts again."""
+    answers = model._answer_full_prompts(model.collate(feats), ("identify",), IDENTIFY_TOKENS)
+    yes = [i for i, a in enumerate(answers) if a.threat]
+    if yes:
+        more = model._answer_full_prompts(model.collate([feats[i] for i in yes]), ("locate", "attribute"))
+        for i, extra in zip(yes, more):
+            answers[i].locate, answers[i].attribute, answers[i].locate_prob = extra.locate, extra.attribute, \
+                extra.locate_prob
+    return answers
+
+
+@contextlib.contextmanager
+def answering(model, before: bool, all_yes: bool):
+    """detect with the former ``_answer`` (``before``) and/or every identify answer made a
+    yes (``all_yes``: the untrained model says no to every window)."""
+    saved = runner_module._answer
+    if before:
+        runner_module._answer = _answer_before
+    if all_yes:
+        for name in ("answer", "_answer_full_prompts"):
+            setattr(model, name, _saying_yes(getattr(model, name)))
+    try:
+        yield
+    finally:
+        runner_module._answer = saved
+        for name in ("answer", "_answer_full_prompts"):
+            vars(model).pop(name, None)
+
+
+def _saying_yes(fn):
+    def answer(features, tasks=STAGE2_TASKS, *args, **kwargs):
+        out = fn(features, tasks, *args, **kwargs)
+        if "identify" in tuple(tasks):
+            for a in out:
+                a.identify = YES_ANSWER
+        return out
+    return answer
+
+
+def minute_before_after(model, short: Path, run: dict, batch_size: int, repeats: int) -> None:
+    """5: seconds per minute of the 1-minute file, before and after, no window / every
+    window a yes."""
+    def detect(before: bool, all_yes: bool):
+        def go():
+            with answering(model, before, all_yes):
+                return detect_video(short, model, batch_size=batch_size, **run)
+        return go
+
+    ways = {f"{'all yes' if yes else 'no yes'}, {'before' if before else 'after'}": detect(before, yes)
+            for yes in (False, True) for before in (True, False)}
+    best = best_of(ways, repeats)
+    stage_table("5. scaled dims, before / after the shared prefix, 1-minute file, wall",
+                {k: per_minute(det) for k, (_, _, det) in best.items()})
+    minutes = next(iter(best.values()))[2].duration / 60.0
+    print("   CPU seconds per minute of video: " + "; ".join(
+        f"{k} {cpu / minutes:.2f}" for k, (cpu, _, _) in best.items())
+        + f" (after / before: no yes {best['no yes, after'][0] / best['no yes, before'][0]:.2f}x, "
+          f"all yes {best['all yes, after'][0] / best['all yes, before'][0]:.2f}x)")
 
 
 def naive_loop(model, video: Path, root: Path) -> float:
@@ -164,9 +283,10 @@ def length_table(short: tuple, long: tuple, label: str, stages: bool = True) -> 
 def stage_table(title: str, rows: dict[str, dict[str, float]]) -> None:
     names = list(next(iter(rows.values())))
     print(f"\n{title} (seconds per minute of video)")
-    print(f"{'stage':<22}" + "".join(f"{k:>14}" for k in rows))
+    width = {k: max(14, len(k) + 2) for k in rows}
+    print(f"{'stage':<22}" + "".join(f"{k:>{width[k]}}" for k in rows))
     for name in names:
-        print(f"{name:<22}" + "".join(f"{rows[k].get(name, 0.0):>14.3f}" for k in rows))
+        print(f"{name:<22}" + "".join(f"{rows[k].get(name, 0.0):>{width[k]}.3f}" for k in rows))
 
 
 def best_of(runs: dict, repeats: int) -> dict:
@@ -205,6 +325,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: steady on a shared machine)")
     p.add_argument("--repeats", type=int, default=2, help="runs of each measurement (the fastest is kept)")
     p.add_argument("--skip-scaled", action="store_true")
+    p.add_argument("--only-prefix", action="store_true", help="only 4 and 5 (the shared prefix, before and after)")
     p.add_argument("--work", default=None, help="keep the videos here (default: a temporary folder)")
     args = p.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -218,6 +339,9 @@ def main() -> None:
         print(f"videos {width}x{height} at {args.fps} fps written in {time.perf_counter() - start:.1f} s; "
               f"windows 8 s every 4 s, 8 frames each; torch threads {torch.get_num_threads()}")
         run = dict(window=8.0, stride=4.0, sidecar_dir=root, profile=True)
+        if args.only_prefix:
+            prefix_figures(root, short, run, args)
+            return
         tiny = uprm.build_model(uprm.UPRMConfig.tiny(num_frames=8)).eval()
         print(f"experts {list(tiny.expert_names)}")
         for video in (short, long):  # warm-up; parses the sidecar files once
@@ -237,11 +361,18 @@ def main() -> None:
                      "long": lambda: detect_video(long, plain, batch_size=args.batch_size, **run)}, args.repeats)
         length_table(p["short"], p["long"], "coarse + background (no sidecar files)", stages=False)
         batching(tiny, short, root, run, args.batch_size, args.repeats)
-        for name, model in (("tiny", tiny), ("scaled", scaled)):
-            if model is not None:
-                ident, three = three_questions_cost(model, short, root)
-                print(f"   {name}: answering a window: identify only {1000 * ident:.1f} ms, all three questions "
-                      f"{1000 * three:.1f} ms ({three / ident:.2f}x; asked only of windows answered yes)")
+        print_question_costs("tiny", question_costs(tiny, short, root, args.repeats))
+        if scaled is not None:
+            prefix_figures(root, short, run, args, scaled)
+
+
+def prefix_figures(root: Path, short: Path, run: dict, args, scaled=None) -> None:
+    """4 and 5 at scaled dims (the load average is printed with them: the machine is shared)."""
+    scaled = scaled or uprm.build_model(uprm.UPRMConfig.tiny(num_frames=8, **SCALED)).eval()
+    print(f"\nload average before 4-5: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    print_question_costs("scaled", question_costs(scaled, short, root, args.repeats))
+    minute_before_after(scaled, short, run, args.batch_size, args.repeats)
+    print(f"load average after 4-5: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -17,10 +17,13 @@ from uprm.detection.merge import DetectedSegment, SegmentMerger, WindowResult, w
 from uprm.detection.perception import Perception
 from uprm.detection.plan import WindowPlan, plan_windows
 
-__all__ = ["VideoDetection", "detect", "detect_video", "load_model", "sidecar_meta"]
+__all__ = ["ProgressCallback", "VideoDetection", "detect", "detect_video", "sidecar_meta"]
 
 #: called with (segment number from 1, the segment, the evidence of its best window)
 SegmentCallback = Callable[[int, DetectedSegment, Evidence], None]
+
+#: called after each batch with (windows done, windows in the video)
+ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass
@@ -62,33 +65,6 @@ class VideoDetection:
         }
 
 
-def load_model(model_or_checkpoint: Any, device: str | None = None,
-               expert_options: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
-    """A :class:`~uprm.UPRMModel` in eval mode: the model itself, or one loaded from a
-    checkpoint directory (``expert_options`` override the saved experts' options, e.g. a
-    pose model's local weights path on this machine)."""
-    from uprm.modeling import UPRMConfig, UPRMModel
-
-    if isinstance(model_or_checkpoint, (str, os.PathLike)):
-        overrides = {}
-        if expert_options:
-            saved = UPRMConfig.from_pretrained(model_or_checkpoint).expert_options
-            merged = {n: dict(o) for n, o in saved.items()}
-            for name, options in expert_options.items():
-                merged.setdefault(name, {}).update(options)
-            overrides["expert_options"] = merged
-        model = UPRMModel.from_pretrained(model_or_checkpoint, **overrides)
-    elif isinstance(model_or_checkpoint, UPRMModel):
-        if expert_options:
-            raise ValueError("expert_options apply when loading a checkpoint, not to a built model")
-        model = model_or_checkpoint
-    else:
-        raise TypeError(f"expected a UPRMModel or a checkpoint directory, got {type(model_or_checkpoint).__name__}")
-    if device is not None:
-        model.to(device)
-    return model.eval()
-
-
 def sidecar_meta(sidecar_dir: str | os.PathLike | None, video_id: str) -> dict[str, str]:
     """``clip.meta`` sidecar paths of a video from ``ROOT/keypoints/<id>.json`` and
     ``ROOT/scene_graphs/<id>.json`` (the synthetic world's layout), those that exist."""
@@ -114,6 +90,7 @@ class _Run:
     merger: SegmentMerger
     on_segment: SegmentCallback | None
     timings: dict[str, float]
+    on_progress: ProgressCallback | None = None
     windows: list[WindowResult] = field(default_factory=list)
     segments: list[DetectedSegment] = field(default_factory=list)
 
@@ -133,6 +110,8 @@ class _Run:
             self._close(self.merger.add(result, payload))
         following = batch[-1] + 1
         buffer.release_before(plan.starts[following] if following < len(plan) else plan.starts[-1] + plan.num_frames)
+        if self.on_progress is not None:
+            self.on_progress(len(self.windows), len(plan))
 
     def finish(self) -> None:
         self._close(self.merger.finish())
@@ -189,6 +168,7 @@ def detect_video(
     on_segment: SegmentCallback | None = None,
     profile: bool = False,
     device: str | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> VideoDetection:
     """Detect, locate and explain the threats of one video of any length.
 
@@ -214,7 +194,11 @@ def detect_video(
         on_segment: called as each segment is final with ``(number, segment, evidence)``
             (used to draw evidence sheets; without it no frames are kept for evidence).
         profile: also time the UPE block, the LLM's prefill and generation (hooks).
-        device: move the model there first (default: leave it where it is).
+        device: move the model there first (default: leave a given model where it is; a
+            checkpoint goes to ``"auto"``, :func:`uprm.load_model`).
+        on_progress: called after each batch with ``(windows done, windows in the
+            video)``; an exception it raises stops the detection (the service uses it
+            to report progress and to stop when its server is gone).
 
     Raises:
         uprm.VideoError: a bad video file.
@@ -222,9 +206,10 @@ def detect_video(
             expert and what to pass, e.g. ``sidecar_dir``).
     """
     from uprm.data import VideoReader
+    from uprm.modeling.loading import load_model
 
     path = Path(video)
-    model = load_model(model_or_checkpoint, device)
+    model = load_model(model_or_checkpoint, device=device).model
     timings: dict[str, float] = {}
     begin = time.perf_counter()
     with VideoReader(path, max_side=max_side) as reader:
@@ -232,7 +217,8 @@ def detect_video(
         plan = plan_windows(duration, window, stride, model.config.num_frames)
         gap = plan.interval if merge_gap is None else float(merge_gap)
         run = _Run(model, plan, FrameBuffer(reader, plan, path.stem, sidecar_meta(sidecar_dir, path.stem)),
-                   Perception(model.block.experts, share_perception, timings), SegmentMerger(gap), on_segment, timings)
+                   Perception(model.block.experts, share_perception, timings), SegmentMerger(gap), on_segment, timings,
+                   on_progress)
         _run_batches(run, batch_size, progress, profile)
     seconds = time.perf_counter() - begin
     settings = {"window": float(window), "stride": float(stride), "num_frames": plan.num_frames,
