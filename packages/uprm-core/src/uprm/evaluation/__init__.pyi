@@ -2,6 +2,7 @@
 # imports to load each name on first use (uprm/evaluation/__init__.py), type checkers read them
 # as they are. Only ``from .module import name as name`` lines (lazy-loader's stub format).
 
+from . import answers as answers
 from . import api as api
 from . import errors as errors
 from . import human as human
@@ -10,7 +11,6 @@ from . import report as report
 from . import run as run
 from . import scoring as scoring
 from . import truth as truth
-from . import answers as answers
 from .answers import read_answers as read_answers
 from .answers import write_answers as write_answers
 from .api import DATASET_THRESHOLDS as DATASET_THRESHOLDS
