@@ -63,6 +63,11 @@ def _fail(exc: Exception) -> click.ClickException:
               help="Verdict cache (JSON lines; default OUT/judge_cache.jsonl).")
 @click.option("--system", default=None, help="The approach's name in the tables (default: the --out folder's).")
 @click.option("--overwrite", is_flag=True, help="Answer every clip again, even those already in OUT/clips.jsonl.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Resamples of the videos for each metric's 95 % interval (percentile bootstrap; the video is "
+                   "the unit resampled); 0 turns intervals off.")
+@click.option("--bootstrap-seed", type=int, default=0, show_default=True,
+              help="Seed of the bootstrap's draws (the same seed gives the same intervals).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "none"]), default="table", show_default=True,
               help="How to print the report.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -116,7 +121,7 @@ def cli(ctx: click.Context, **opts: Any) -> None:
 def _common(opts: dict[str, Any]) -> dict[str, Any]:
     return {"split": opts["split"], "dataset": opts["dataset"], "thresholds": opts["thresholds"],
             "rate": opts["rate"], "extra_videos": opts["extra_videos"], "sbert": not opts["no_sbert"],
-            "system": opts["system"]}
+            "system": opts["system"], "bootstrap": opts["bootstrap"], "bootstrap_seed": opts["bootstrap_seed"]}
 
 
 def _require_metrics(opts: dict[str, Any]) -> None:

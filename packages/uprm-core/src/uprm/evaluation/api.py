@@ -69,8 +69,15 @@ class EvalOptions:
     system: str | None = None
     progress: bool = False
     overwrite: bool = False
+    bootstrap: int = 1000
+    bootstrap_seed: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.bootstrap, bool) or not isinstance(self.bootstrap, int) or self.bootstrap < 0:
+            raise EvaluationError(f"bootstrap: a whole number >= 0 of resamples of the videos (0: no intervals), "
+                                  f"got {self.bootstrap!r}")
+        if isinstance(self.bootstrap_seed, bool) or not isinstance(self.bootstrap_seed, int):
+            raise EvaluationError(f"bootstrap_seed: a whole number, got {self.bootstrap_seed!r}")
         if int(self.batch_size) < 1:
             raise EvaluationError(f"batch_size: must be at least 1, got {self.batch_size}")
         if not float(self.rate) > 0:
@@ -78,6 +85,12 @@ class EvalOptions:
         if self.extra_videos not in EXTRA_VIDEO_POLICIES:
             raise EvaluationError(f"extra_videos: expected one of {EXTRA_VIDEO_POLICIES}, got {self.extra_videos!r}")
         self.resolved_thresholds = resolve_thresholds(self.dataset, self.thresholds)
+
+    def bootstrap_spec(self) -> Any:
+        """The intervals' :class:`uprm.metrics.Bootstrap` (resamples of videos, seed, 95 %)."""
+        from uprm.metrics.uncertainty import Bootstrap
+
+        return Bootstrap(samples=self.bootstrap, seed=self.bootstrap_seed)
 
     def settings(self) -> dict[str, Any]:
         return {"split": self.split, "dataset": self.dataset, "thresholds": list(self.resolved_thresholds),
@@ -119,11 +132,26 @@ def _finish(report: dict[str, Any], options: EvalOptions, notes: list[str], extr
 
 
 # --------------------------------------------------------------------------- predictions
-def _texts_from_answers(path: str | os.PathLike) -> list[tuple[str, str]]:
-    """``(cause, reference_cause)`` of the attribute lines of an ``answers.jsonl``."""
+def _texts_from_answers(path: str | os.PathLike | None) -> tuple[list[tuple[str, str]], list[str]]:
+    """``(cause, reference_cause)`` of the attribute lines of an ``answers.jsonl`` and the
+    video id of each (empty when a line has none: the text metrics then get no interval)."""
+    if path is None:
+        return [], []
     from uprm.evaluation.answers import attribute_texts, read_answers
 
-    return attribute_texts(read_answers(path))
+    lines = [x for x in read_answers(path) if x.get("task") == "attribute"]
+    videos = [x.get("video_id") for x in lines]
+    return attribute_texts(lines), [str(v) for v in videos] if all(v is not None for v in videos) else []
+
+
+def _write_units(inputs: Any, out: str | os.PathLike) -> None:
+    """The per-video units of the report (``videos.json``): what ``uprm eval compare``
+    and the ablation's paired comparisons read later, without the models."""
+    from uprm.evaluation.intervals import UNITS_FILE
+
+    if inputs.units is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        inputs.units.write(Path(out) / UNITS_FILE)
 
 
 def score_predictions(predictions: str | os.PathLike | Sequence[Prediction], ground_truth: str | os.PathLike,
@@ -135,11 +163,13 @@ def score_predictions(predictions: str | os.PathLike | Sequence[Prediction], gro
         predictions: an ActivityNet results file (``{"results": {vid: [{"segment": [s,
             e], "score": x}]}}``) or ``(video_id, start, end, score)`` rows.
         ground_truth: an ActivityNet ground-truth file or an instruction JSON.
-        out: a folder for ``report.json`` / ``.md`` / ``.csv`` (nothing written if ``None``).
+        out: a folder for ``report.json`` / ``.md`` / ``.csv`` and ``videos.json`` (the
+            per-video units ``uprm eval compare`` reads); nothing written if ``None``.
         answers: an ``answers.jsonl`` (the one layout, :mod:`uprm.evaluation.answers`)
             whose attribute lines give SB / ROUGE-L / BLEU-4.
         options: :class:`EvalOptions` fields: ``split``, ``dataset``, ``thresholds``,
-            ``rate``, ``extra_videos``, ``sbert``, ``system``.
+            ``rate``, ``extra_videos``, ``sbert``, ``system``, ``bootstrap`` (resamples of
+            the videos for the 95 % intervals, 1000; 0: none) and ``bootstrap_seed``.
 
     Returns the report (the dict written to ``report.json``).
     """
@@ -154,13 +184,15 @@ def score_predictions(predictions: str | os.PathLike | Sequence[Prediction], gro
     rows, extra = apply_extra_policy(rows, truth, opts.extra_videos, source)
     notes: list[str] = []
     truth = _with_extra_videos(truth, extra, opts.extra_videos, notes)
+    texts, text_videos = _texts_from_answers(answers)
     inputs = ScoreInputs(truth, rows, opts.resolved_thresholds, opts.rate, sbert=opts.sbert, notes=notes,
-                         texts=_texts_from_answers(answers) if answers is not None else ())
+                         texts=texts, text_videos=text_videos, bootstrap=opts.bootstrap_spec())
     system = opts.system or (Path(predictions).resolve().parent.name if is_file else "system")
     report = _finish(_headline(system, score(inputs)), opts, notes,
                      {"mode": "predictions", "predictions": source, "answers": str(answers) if answers else None})
     if out is not None:
         write_report_files(report, out)
+        _write_units(inputs, out)
     return report
 
 
@@ -325,7 +357,8 @@ def evaluate(checkpoint_or_model: Any, data: str | os.PathLike | Sequence[str | 
             extracted online.
         out: the run folder: ``predictions.json``, ``answers.jsonl``, ``clips.jsonl``,
             ``report.json`` / ``.md`` / ``.csv``, ``expert_weights.png`` (and
-            ``judge.jsonl`` with a judge); a rerun resumes. ``None``: nothing written.
+            ``judge.jsonl`` with a judge) and ``videos.json`` (the per-video units that
+            ``uprm eval compare`` reads); a rerun resumes. ``None``: nothing written.
         options: :class:`EvalOptions` fields — ``split`` (keep the records of this split),
             ``batch_size`` (clips per ``model.answer``, 4), ``num_frames`` and
             ``max_new_tokens`` (default: the model's), ``device``, ``ground_truth`` (an
@@ -335,7 +368,9 @@ def evaluate(checkpoint_or_model: Any, data: str | os.PathLike | Sequence[str | 
             ``sbert`` (False skips SB), ``judge`` (True: an LLM judge from the
             environment; or a :class:`~uprm.evaluation.judge.JudgeConfig` /
             :class:`~uprm.evaluation.judge.LLMJudge`), ``judge_cache``, ``system`` (the
-            row's name), ``progress``, ``overwrite`` (ignore answers already in ``out``).
+            row's name), ``progress``, ``overwrite`` (ignore answers already in ``out``),
+            ``bootstrap`` (resamples of the videos for the report's 95 % intervals,
+            ``"ci"``; 1000; 0: none) and ``bootstrap_seed`` (0).
 
     Returns the report (the dict written to ``report.json``): ``fnr``, ``f2``, ``map``,
     ``sbert``, ``rouge_l``, ``bleu4``, ``gpt``, ``per_category`` and the extras; see
@@ -361,10 +396,11 @@ def evaluate(checkpoint_or_model: Any, data: str | os.PathLike | Sequence[str | 
     identified: dict[str, bool] = {}
     for res in results.values():
         identified[res.video_id] = identified.get(res.video_id, False) or res.answers().threat
+    attribute = [x for x in lines if x["task"] == "attribute"]
     inputs = ScoreInputs(truth, predictions, opts.resolved_thresholds, opts.rate, clips=_clip_scores(jobs, results),
-                         identified=identified, texts=[(x["cause"], x["reference_cause"]) for x in lines
-                                                       if x["task"] == "attribute"],
-                         grounding=_grounding(items, results), sbert=opts.sbert, notes=notes)
+                         identified=identified, texts=[(x["cause"], x["reference_cause"]) for x in attribute],
+                         text_videos=[str(x["video_id"]) for x in attribute], grounding=_grounding(items, results),
+                         sbert=opts.sbert, notes=notes, bootstrap=opts.bootstrap_spec())
     report = _headline(opts.system or _default_system(checkpoint_or_model, out_dir), score(inputs))
     report["expert_weights"], report["expert_weights_per_category"] = _expert_weights(results, truth)
     report["counts"].update(clips=len(jobs), records=len(lines))
@@ -373,6 +409,7 @@ def evaluate(checkpoint_or_model: Any, data: str | os.PathLike | Sequence[str | 
     report = _finish(report, opts, notes, _model_settings(checkpoint_or_model, files, cache, dataset, opts))
     if out_dir is not None:
         _write_outputs(out_dir, report, truth, predictions, lines, verdicts, [results[j.clip] for j in jobs], store)
+        _write_units(inputs, out_dir)
     return report
 
 
