@@ -133,3 +133,46 @@ def test_a_model_evaluation_writes_intervals_and_units_with_the_answers_videos(e
     assert flat["fnr"] == report["fnr"] or flat["fnr"] == pytest.approx(report["fnr"])
     for key in ("fnr", "f2", "rouge_l", "bleu4", "sbert"):
         assert key in report["ci"]
+
+
+def test_bleu_on_a_resample_equals_sacrebleus_corpus_bleu_of_the_drawn_pairs():
+    """The resampled BLEU-4 counts each pair's n-grams once; it must equal the plain
+    metric recomputed on the drawn pairs (a video drawn twice: its answers twice)."""
+    from uprm.evaluation.intervals import VideoUnits
+    from uprm.metrics import bleu4
+
+    rng = np.random.default_rng(4)
+    words = np.array(["a", "man", "woman", "hits", "kicks", "steals", "the", "bag", "car", "fire", "sets", "parked",
+                      "street", ".", ",", "runs", "away"])
+    texts = [(int(rng.integers(0, 12)), " ".join(rng.choice(words, int(rng.integers(0, 9)))),
+              " ".join(rng.choice(words, int(rng.integers(1, 10))))) for _ in range(30)]
+    texts.append((0, "a man sets fire to a parked car", "a man sets fire to a parked car"))
+    units = VideoUnits(videos=[f"v{i}" for i in range(12)], categories=["Arson"] * 12,
+                       counts=np.zeros((12, 3), dtype=np.int64), truth=[[] for _ in range(12)],
+                       predictions=[[] for _ in range(12)], thresholds=(0.5,), texts=texts)
+    for _ in range(25):
+        drawn = rng.integers(0, 12, 12)
+        pairs = [(p, r) for u in drawn for v, p, r in texts if v == u]
+        fast = units.statistic(drawn)["bleu4"]
+        if not pairs:
+            assert fast is None
+            continue
+        assert fast == pytest.approx(bleu4([p for p, _ in pairs], [r for _, r in pairs]), abs=1e-9)
+
+
+def test_the_texts_are_tokenised_once_not_on_every_resample(monkeypatch):
+    from sacrebleu.metrics import BLEU
+
+    from uprm.evaluation.intervals import VideoUnits
+
+    calls = []
+    real = BLEU.corpus_score
+    monkeypatch.setattr(BLEU, "corpus_score", lambda self, h, r: calls.append(len(h)) or real(self, h, r))
+    texts = [(v, f"a man hits a woman {v}", "a man hits a woman") for v in range(4)]
+    units = VideoUnits(videos=list("abcd"), categories=["Fighting"] * 4, counts=np.zeros((4, 3), dtype=np.int64),
+                       truth=[[]] * 4, predictions=[[]] * 4, thresholds=(0.5,), texts=texts)
+    units.statistic(np.arange(4))
+    first = len(calls)
+    for drawn in ([0, 0, 1, 2], [3, 3, 3, 1], [1, 2, 3, 0]):
+        units.statistic(np.array(drawn))
+    assert first >= 1 and len(calls) == first

@@ -68,6 +68,7 @@ class VideoUnits:
     texts: list[tuple[int, str, str]] = field(default_factory=list)
     rouge: np.ndarray | None = None
     sbert: np.ndarray | None = None
+    _bleu: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -112,10 +113,17 @@ class VideoUnits:
             out["rouge_l"] = float(self.rouge[rows].mean())
         if self.sbert is not None:
             out["sbert"] = float(self.sbert[rows].mean())
-        from uprm.metrics import bleu4
-
-        out["bleu4"] = bleu4([self.texts[r][1] for r in rows], [self.texts[r][2] for r in rows])
+        out["bleu4"] = self._bleu4(drawn)
         return out
+
+    def _bleu4(self, drawn: np.ndarray) -> float:
+        """Corpus BLEU-4 of the text pairs, pair ``k`` taken ``drawn[k]`` times: equal to
+        :func:`uprm.metrics.bleu4` of those pairs (a test checks it), but the per-pair
+        n-gram statistics are counted once (sacrebleu's corpus BLEU sums them over the
+        pairs before the score) rather than re-tokenised on every resample."""
+        if self._bleu is None:
+            self._bleu = _bleu_statistics([p for _, p, _ in self.texts], [r for _, _, r in self.texts])
+        return _bleu_from_statistics(drawn.astype(np.int64) @ self._bleu)
 
     # ------------------------------------------------------------------ pairs
     def paired_with(self, other: VideoUnits, source: str = "A", other_source: str = "B") -> VideoUnits:
@@ -189,7 +197,8 @@ class VideoUnits:
             p = p / UNITS_FILE
         if not p.is_file():
             raise EvaluationError(f"{p}: no per-video units; evaluations write them as {UNITS_FILE} next to "
-                                  "report.json (uprm eval ... --bootstrap N with N > 0; re-run the evaluation)")
+                                  "report.json (`uprm eval ... --out DIR`; an evaluation made before intervals "
+                                  "existed has none: run it again)")
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
             return cls.from_dict(data)
@@ -215,6 +224,39 @@ class VideoUnits:
             thresholds=tuple(float(t) for t in data["thresholds"]), texts=texts,
             rouge=np.array(rouge, dtype=np.float64) if texts and None not in rouge else None,
             sbert=np.array(sbert, dtype=np.float64) if texts and None not in sbert else None)
+
+
+def _bleu_statistics(predictions: Sequence[str], references: Sequence[str]) -> np.ndarray:
+    """``[pairs, 2 + 2 * 4]`` sacrebleu statistics of each pair as :func:`uprm.metrics.bleu4`
+    scores it (13a tokens, one reference): hypothesis and reference length, matching and
+    total n-grams of each order."""
+    from uprm.metrics.text import bleu4
+
+    bleu4(predictions, references)  # the same checks and the same install hint as the plain metric
+    metric = _bleu_metric()
+    rows = []
+    for pred, ref in zip(predictions, references):
+        s = metric.corpus_score([pred], [[ref]])
+        rows.append([s.sys_len, s.ref_len, *s.counts, *s.totals])
+    return np.array(rows, dtype=np.int64).reshape(len(rows), 2 + 2 * metric.max_ngram_order)
+
+
+def _bleu_metric() -> Any:
+    """sacrebleu's BLEU as ``sacrebleu.corpus_bleu`` (and so :func:`uprm.metrics.bleu4`) makes it."""
+    from sacrebleu.metrics import BLEU
+
+    return BLEU(smooth_method="exp", effective_order=False)
+
+
+def _bleu_from_statistics(total: np.ndarray) -> float:
+    """Corpus BLEU-4 (0-100) of summed :func:`_bleu_statistics` rows (sacrebleu's
+    ``BLEU.compute_bleu``, the step after its corpus statistics)."""
+    metric = _bleu_metric()
+    n = metric.max_ngram_order
+    return float(metric.compute_bleu(correct=total[2:2 + n].tolist(), total=total[2 + n:].tolist(),
+                                     sys_len=int(total[0]), ref_len=int(total[1]), smooth_method=metric.smooth_method,
+                                     smooth_value=metric.smooth_value, effective_order=metric.effective_order,
+                                     max_ngram_order=n).score)
 
 
 def _few(names: Sequence[str], limit: int = 5) -> str:
