@@ -2,11 +2,15 @@
 # imports to load each name on first use (uprm/synthetic/__init__.py), type checkers read them
 # as they are. Only ``from .module import name as name`` lines (lazy-loader's stub format).
 
+from .config import DESIGNS as DESIGNS
 from .config import WorldConfig as WorldConfig
 from .events import EVENT_SCENES as EVENT_SCENES
+from .events import KEYED_CATEGORIES as KEYED_CATEGORIES
 from .events import NORMAL as NORMAL
 from .events import THREAT_CATEGORIES as THREAT_CATEGORIES
 from .events import ThreatEvent as ThreatEvent
+from .keyed import KEYED_DESIGN as KEYED_DESIGN
+from .keyed import make_keyed_video as make_keyed_video
 from .video import SyntheticVideo as SyntheticVideo
 from .video import make_video as make_video
 from .world import WORLD_FORMAT as WORLD_FORMAT

@@ -217,6 +217,24 @@ def _guard(tau: float, u: float, ex: Mapping[str, Any]) -> np.ndarray:
     return p
 
 
+DANCE_HZ = 0.9
+
+
+def _dance(tau: float, u: float, ex: Mapping[str, Any]) -> np.ndarray:
+    """Dancing (the keyed world's look-alike of a fight: as much movement, other dynamics):
+    straight arms swing up overhead in turn to a slow beat, the hips sway, the feet step."""
+    p = _base()
+    beat = 2 * math.pi * DANCE_HZ * tau + float(ex.get("phase", 0.0))
+    s, c = math.sin(beat), math.cos(beat)
+    p[LS], p[RS] = 2.0 + 0.6 * s, 2.0 - 0.6 * s
+    p[LE], p[RE] = 0.25 + 0.2 * c, 0.25 - 0.2 * c
+    p[LEAN] = 0.08 * s
+    p[LH], p[RH] = 0.04 + 0.15 * max(0.0, s), -0.04 - 0.15 * max(0.0, -s)
+    p[LK], p[RK] = 0.3 * max(0.0, s), 0.3 * max(0.0, -s)
+    p[TILT] = 0.1 * c
+    return p
+
+
 def _push(tau: float, u: float, ex: Mapping[str, Any]) -> np.ndarray:
     """Both arms thrust forward at chest height, lunging."""
     e = _smooth(u * 1.6)
@@ -345,6 +363,7 @@ MOTIONS: dict[str, Motion] = {
     "wave": _wave,
     "fight": _fight,
     "guard": _guard,
+    "dance": _dance,
     "push": _push,
     "fall": _fall,
     "lie": _lie,

@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from uprm.synthetic.events import THREAT_CATEGORIES
+from uprm.synthetic.events import KEYED_CATEGORIES, THREAT_CATEGORIES
 
-__all__ = ["WorldConfig"]
+__all__ = ["DESIGNS", "WorldConfig"]
+
+#: how a world is designed: ``"default"`` (six threats, colour-blind look-alikes) or ``"keyed"``
+#: (each threat differs from its twin in exactly one expert's input; :mod:`uprm.synthetic.keyed`)
+DESIGNS = ("default", "keyed")
 
 
 @dataclass(frozen=True)
@@ -18,11 +22,16 @@ class WorldConfig:
         size: frame side in pixels (square frames).
         fps: frames per second of the videos (and of the annotation frame indices).
         min_duration, max_duration: video length range in seconds.
-        normal_fraction: share of normal videos.
-        categories: the threat categories to use (subset of :data:`THREAT_CATEGORIES`).
-        splits: train / val / test fractions (stratified by category).
+        normal_fraction: share of normal videos. The keyed design renders a threat and its
+            twin in pairs, so there it is always 0.5 (whatever is given).
+        categories: the threat categories to use (subset of :data:`THREAT_CATEGORIES`; for the
+            keyed design a subset of :data:`KEYED_CATEGORIES`, and the default six mean those four).
+        splits: train / val / test fractions (stratified by category; the keyed design keeps a
+            threat and its twin in one split).
         crf: H.264 quality (lower = larger, sharper files).
         supersample: draw at this factor, then downsample (anti-aliasing).
+        design: ``"default"`` or ``"keyed"`` (:data:`DESIGNS`). Left out of :meth:`to_dict` when
+            default, so a default world's files and fingerprint are what they were before designs.
     """
 
     size: int = 128
@@ -34,8 +43,13 @@ class WorldConfig:
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
     crf: int = 18
     supersample: int = 2
+    design: str = "default"
 
     def __post_init__(self) -> None:
+        if self.design not in DESIGNS:
+            raise ValueError(f"design must be one of {list(DESIGNS)}, got {self.design!r}")
+        if self.design == "keyed":
+            self._keyed()
         if not isinstance(self.size, int) or self.size < 32:
             raise ValueError(f"size must be an int >= 32, got {self.size!r}")
         if not self.fps > 0:
@@ -54,8 +68,21 @@ class WorldConfig:
         object.__setattr__(self, "categories", tuple(self.categories))
         object.__setattr__(self, "splits", tuple(float(f) for f in self.splits))
 
+    def _keyed(self) -> None:
+        """The keyed design's categories (the default six mean its four) and its pairs (half twins)."""
+        categories = tuple(self.categories)
+        if categories == THREAT_CATEGORIES:
+            categories = KEYED_CATEGORIES
+        unknown = [c for c in categories if c not in KEYED_CATEGORIES]
+        if unknown or not categories:
+            raise ValueError(f"unknown categories {unknown} for the keyed design; choose from {list(KEYED_CATEGORIES)}")
+        object.__setattr__(self, "categories", tuple(dict.fromkeys(categories)))
+        object.__setattr__(self, "normal_fraction", 0.5)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["categories"] = list(self.categories)
         d["splits"] = list(self.splits)
+        if self.design == "default":
+            del d["design"]
         return d

@@ -15,11 +15,14 @@ import numpy as np
 from uprm.synthetic.body import fight_move, strike_move
 from uprm.synthetic.scene import Car, Person, Scene
 
-__all__ = ["EVENT_SCENES", "NORMAL", "THREAT_CATEGORIES", "EventScript", "ThreatEvent"]
+__all__ = ["EVENT_SCENES", "KEYED_CATEGORIES", "NORMAL", "THREAT_CATEGORIES", "EventScript", "ThreatEvent"]
 
 NORMAL = "Normal"
 #: the six threats, in UCF-Crime's category names
 THREAT_CATEGORIES = ("Fighting", "Assault", "Stealing", "Arson", "RoadAccidents", "Vandalism")
+#: the threats of the keyed world (``design="keyed"``, :mod:`uprm.synthetic.keyed`), one per channel:
+#: pose, relation, background, coarse
+KEYED_CATEGORIES = ("Fighting", "Stealing", "Arson", "RoadAccidents")
 #: scene kinds each kind of event can happen in (a threat and its twin share them)
 EVENT_SCENES: dict[str, tuple[str, ...]] = {
     "Fighting": ("street", "shop", "parking_lot", "plaza"),

@@ -43,25 +43,34 @@ What is written (docs/formats.md, "The synthetic surveillance world")::
 A world is a pure function of its configuration and seed: the same JSON bytes and the
 same decoded frames on every run; video ``i`` depends only on ``(seed, i)`` and its
 category. Writing is atomic and resumable (a finished video is not rendered again).
+
+``design="keyed"`` (``--design keyed``) renders the keyed world instead
+(:mod:`uprm.synthetic.keyed`): four threats, each rendered in a pair with its twin that
+differs in exactly one expert's input, splits by pair, and ``OUT/design.json`` naming the
+channel of each category. Everything else is written as above, so ``uprm data``, ``train``,
+``eval`` and ``ablate`` read a keyed world as they read any other.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from uprm.data.mp4 import write_mp4
+from uprm.synthetic import keyed
 from uprm.synthetic.config import WorldConfig
 from uprm.synthetic.events import NORMAL
-from uprm.synthetic.video import make_video
+from uprm.synthetic.video import SyntheticVideo, make_video
 from uprm.utils import atomic_write_json, atomic_write_text
 
 __all__ = ["WORLD_FORMAT", "WorldConfig", "generate_world"]
@@ -115,6 +124,32 @@ def _dump(obj: Any) -> str:
 _FOLDERS = ("videos", "keypoints", "scene_graphs", "annotations", "instructions", "meta")
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One video to render: its id, ground-truth category, how to script it, and what its
+    summary adds (the keyed design's pair and role)."""
+
+    video_id: str
+    category: str
+    make: Callable[[], SyntheticVideo]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _plan(num_videos: int, seed: int, config: WorldConfig) -> tuple[list[_Job], dict[str, str], dict[str, Any] | None]:
+    """The videos, their splits, and (keyed design) the contents of ``design.json``."""
+    if config.design == "keyed":
+        slots = keyed.keyed_plan(num_videos, config)
+        splits = keyed.keyed_splits(slots, config.splits, seed)
+        jobs = [_Job(s.video_id, s.label, s.maker(seed, config), s.summary()) for s in slots]
+        return jobs, splits, keyed.design_summary(slots, splits, config, seed)
+    categories = _categories(num_videos, config, seed)
+    ids = _video_ids(categories)
+    splits = _assign_splits(list(zip(ids, categories)), config.splits, seed)
+    jobs = [_Job(ids[i], categories[i], functools.partial(make_video, i, seed, categories[i], ids[i], config))
+            for i in range(num_videos)]
+    return jobs, splits, None
+
+
 def generate_world(
     out_dir: str | os.PathLike,
     num_videos: int,
@@ -132,7 +167,9 @@ def generate_world(
         num_videos: how many videos.
         seed: the world's seed; the same seed gives the same world.
         config: a :class:`WorldConfig`; ``config_overrides`` (``size=``, ``fps=``,
-            ``min_duration=``, ...) replace its fields.
+            ``min_duration=``, ``design="keyed"``, ...) replace its fields. The keyed design
+            (:mod:`uprm.synthetic.keyed`) also writes ``design.json``; its ``num_videos`` is a
+            multiple of twice the number of categories (a threat and its twin per category).
         progress: show a tqdm bar.
         overwrite: render every video again even if a finished copy is there.
 
@@ -150,12 +187,11 @@ def generate_world(
     dirs = {name: out / name for name in _FOLDERS}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
-    categories = _categories(num_videos, config, seed)
-    ids = _video_ids(categories)
-    splits = _assign_splits(list(zip(ids, categories)), config.splits, seed)
-    fingerprint = hashlib.sha256(
-        _dump({"format": WORLD_FORMAT, "seed": seed, "config": config.to_dict()}).encode()
-    ).hexdigest()[:16]
+    jobs, splits, design = _plan(num_videos, seed, config)
+    stamp: dict[str, Any] = {"format": WORLD_FORMAT, "seed": seed, "config": config.to_dict()}
+    if design is not None:
+        stamp["keyed_format"] = keyed.KEYED_FORMAT
+    fingerprint = hashlib.sha256(_dump(stamp).encode()).hexdigest()[:16]
     iterator: Iterable[int] = range(num_videos)
     if progress:
         from tqdm.auto import tqdm
@@ -163,13 +199,19 @@ def generate_world(
         iterator = tqdm(iterator, desc="synthetic world", unit="video")
     summaries = []
     for i in iterator:
-        summary = _finished(dirs, ids[i], categories[i], fingerprint) if not overwrite else None
+        job = jobs[i]
+        summary = _finished(dirs, job.video_id, job.category, fingerprint) if not overwrite else None
         if summary is None:
-            summary = _render(dirs, i, seed, categories[i], ids[i], config, fingerprint)
-        summaries.append(dict(summary, split=splits[ids[i]]))
+            summary = _render(dirs, job, config, fingerprint)
+        summaries.append(dict(summary, split=splits[job.video_id]))
     annotations = _write_annotations(dirs, summaries)
     records = _write_instructions(dirs, annotations, seed)
     world = _world_summary(out, seed, config, summaries, records)
+    if design is None:
+        (out / "design.json").unlink(missing_ok=True)  # no stale design beside a default world
+    else:
+        atomic_write_json(out / "design.json", design)
+        world["design"] = "design.json"
     atomic_write_json(out / "world.json", world)
     return world
 
@@ -193,17 +235,16 @@ def _finished(dirs: dict[str, Path], video_id: str, category: str, fingerprint: 
     return None
 
 
-def _render(dirs: dict[str, Path], index: int, seed: int, category: str, video_id: str, config: WorldConfig,
-            fingerprint: str) -> dict[str, Any]:
+def _render(dirs: dict[str, Path], job: _Job, config: WorldConfig, fingerprint: str) -> dict[str, Any]:
     """Render one video and its sidecars, each atomically; its meta file, written last,
     marks it finished."""
-    video = make_video(index, seed, category, video_id, config)
-    mp4, keypoints, scene_graph = _video_paths(dirs, video_id)
+    video = job.make()
+    mp4, keypoints, scene_graph = _video_paths(dirs, job.video_id)
     write_mp4(mp4, (video.scene.render(video.time(j)) for j in range(video.num_frames)), config.fps, config.crf)
     atomic_write_text(keypoints, _dump(video.keypoints_json()))
     atomic_write_text(scene_graph, _dump(video.scene_graph_json()))
-    summary = dict(video.summary(), fingerprint=fingerprint)
-    atomic_write_json(dirs["meta"] / f"{video_id}.json", summary)
+    summary = dict(video.summary(), **job.extra, fingerprint=fingerprint)
+    atomic_write_json(dirs["meta"] / f"{job.video_id}.json", summary)
     return summary
 
 
