@@ -93,7 +93,7 @@ def test_units_round_trip_through_their_file(tmp_path):
     everything = np.arange(len(back))
     assert back.statistic(everything) == pytest.approx(inp.units.statistic(everything))
     path.write_text("{not json")
-    with pytest.raises(EvaluationError, match="videos.json"):
+    with pytest.raises(EvaluationError, match=r"videos\.json"):
         VideoUnits.read(path)
 
 

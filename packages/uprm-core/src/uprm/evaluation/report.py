@@ -1,7 +1,11 @@
 """The report files: ``report.json``, ``report.md`` (the paper's Table 1/2 row, the
 per-category FNR of Tables 4/5, the field's extras), ``report.csv`` (the same numbers,
 one row per system) and ``expert_weights.png`` (Fig. 5: the router's mean weight of each
-expert per category). Every file is written atomically."""
+expert per category). Every file is written atomically.
+
+When the report has intervals (``report["ci"]``, a bootstrap over videos), report.md
+writes each number with its 95 % interval, ``79.4 [61.2, 92.0]``, and says how they were
+drawn; report.csv adds ``<column>_low`` / ``<column>_high`` after its other columns."""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ from typing import Any
 
 from uprm.utils import atomic_path, atomic_write_json, atomic_write_text
 
-__all__ = ["FIGURE_NAME", "csv_row", "markdown", "plot_expert_weights", "write_report_files"]
+__all__ = ["FIGURE_NAME", "csv_row", "interval_note", "markdown", "plot_expert_weights", "table1_keys",
+           "write_report_files"]
 
 FIGURE_NAME = "expert_weights.png"
 
@@ -47,6 +52,58 @@ def table1_columns(report: Mapping[str, Any]) -> list[tuple[str, Any, int]]:
     return cols
 
 
+def table1_keys(report: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """Where each column of :func:`table1_columns` sits in the report (and in its
+    ``"ci"``): ``("fnr",)``, ``("map", "0.1")``, …"""
+    keys = [("fnr",), ("f2",), *[("map", k) for k in _map_keys(report)], ("map", "average"), ("sbert",),
+            ("rouge_l",), ("bleu4",)]
+    if report.get("gpt") is not None:
+        keys.append(("gpt",))
+    return keys
+
+
+def _ci_at(report: Mapping[str, Any], path: tuple[str, ...]) -> list[float] | None:
+    """The interval at ``path`` of the report's ``"ci"`` (None: none)."""
+    node: Any = report.get("ci")
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return list(node) if isinstance(node, (list, tuple)) and len(node) == 2 else None
+
+
+#: digits of a number printed with its interval: percent and BLEU (0-100) one, SB and ROUGE-L (0-1) two
+_CI_DIGITS = {"sbert": 2, "rouge_l": 2}
+
+
+def _fmt_ci(value: Any, ci: list[float] | None, digits: int) -> str:
+    """``79.4 [61.2, 92.0]``; the value alone when there is no interval."""
+    if ci is None or value is None:
+        return _fmt(value, digits)
+    return f"{_fmt(float(value), digits)} [{_fmt(float(ci[0]), digits)}, {_fmt(float(ci[1]), digits)}]"
+
+
+def _cell(report: Mapping[str, Any], path: tuple[str, ...], value: Any, digits: int) -> str:
+    if not report.get("ci"):
+        return _fmt(value, digits)
+    return _fmt_ci(value, _ci_at(report, path), _CI_DIGITS.get(path[-1], 1))
+
+
+def interval_note(report: Mapping[str, Any]) -> str | None:
+    """How the report's intervals were drawn (None: it has none)."""
+    spec = report.get("bootstrap")
+    if not report.get("ci") or not isinstance(spec, Mapping):
+        return None
+    videos = (report.get("counts") or {}).get("videos")
+    level = 100 * float(spec.get("confidence", 0.95))
+    return (f"In brackets: {level:g} % intervals, percentile bootstrap over videos ({spec.get('samples')} resamples "
+            f"of the {videos if videos is not None else ''} videos with replacement, seed {spec.get('seed')}; "
+            f"the unit resampled is the {spec.get('unit', 'video')}, as the seconds of one video are not independent). "
+            "Every metric is recomputed on each resample as on the whole set (frame counts pooled, mAP re-ranked, "
+            "BLEU-4 over the drawn answers); a number without one has none (undefined on the resamples, or answers "
+            "not tied to their videos).")
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -70,12 +127,16 @@ def markdown(report: Mapping[str, Any]) -> str:
     parts = [f"# Evaluation of {system}", "",
              f"Identifying (frame-level, {unit}), locating (ActivityNet mAP@tIoU) and attributing (SB, ROUGE-L, "
              "BLEU-4); FNR, F2 and mAP in percent.", "",
-             _md_table(["Approach", *[c[0] for c in cols]], [[system, *[_fmt(v, d) for _, v, d in cols]]])]
+             _md_table(["Approach", *[c[0] for c in cols]],
+                       [[system, *[_cell(report, key, v, d) for key, (_, v, d) in zip(table1_keys(report), cols)]]])]
+    note = interval_note(report)
+    if note:
+        parts += ["", note]
     per_cat = report.get("per_category") or {}
     if per_cat:
         names = list(per_cat)
-        parts += ["", "## FNRs↓ per category (Tables 4/5)", "",
-                  _md_table(["Approach", *names], [[system, *[_fmt(per_cat[n].get("fnr")) for n in names]]])]
+        cells = [_cell(report, ("per_category", n, "fnr"), per_cat[n].get("fnr"), 2) for n in names]
+        parts += ["", "## FNRs↓ per category (Tables 4/5)", "", _md_table(["Approach", *names], [[system, *cells]])]
     weights = report.get("expert_weights_per_category") or {}
     if weights:
         experts = list(report.get("expert_weights") or next(iter(weights.values())))
@@ -90,16 +151,23 @@ def markdown(report: Mapping[str, Any]) -> str:
 
 
 def csv_row(report: Mapping[str, Any]) -> dict[str, str]:
-    """The report as one CSV row: the Table 1/2 numbers, then ``FNR/<category>``."""
+    """The report as one CSV row: the Table 1/2 numbers, then ``FNR/<category>``, then
+    (with intervals) ``<column>_low`` and ``<column>_high`` of each of them."""
     keys = {"FNRs↓": "fnr", "F2": "f2", "Average": "map_average", "SB": "sbert", "Rouge": "rouge_l",
             "BLEU": "bleu4", "GPT": "gpt"}
     row = {"approach": str(report.get("system") or "UPRM")}
-    for header, value, _ in table1_columns(report):
+    bounds: dict[str, list[float] | None] = {}
+    for path, (header, value, _) in zip(table1_keys(report), table1_columns(report)):
         name = keys.get(header, header.replace("mAP@", "map_"))
         row[name] = "" if value is None else repr(float(value))
+        bounds[name] = _ci_at(report, path)
     for category, values in (report.get("per_category") or {}).items():
         fnr = values.get("fnr")
         row[f"fnr/{category}"] = "" if fnr is None else repr(float(fnr))
+        bounds[f"fnr/{category}"] = _ci_at(report, ("per_category", category, "fnr"))
+    if report.get("ci"):  # after the other columns, so that those keep their places
+        for name, ci in bounds.items():
+            row[f"{name}_low"], row[f"{name}_high"] = ("", "") if ci is None else (repr(ci[0]), repr(ci[1]))
     return row
 
 
