@@ -277,7 +277,9 @@ def test_keyed_world_is_written_as_any_world_with_its_pairs_in_world_json(keyed_
         assert (threat["scene"], threat["duration"]) == (twin["scene"], twin["duration"])
     records = json.loads((out / "instructions" / "synthetic_test.json").read_text())
     assert {r["video_id"] for r in records} == set(by_id)
-    assert design["counts"] == {"test": {c: {"threat": 1, "twin": 1} for c in KEYED_CATEGORIES}}
+    assert design["counts"]["test"] == {c: {"threat": 1, "twin": 1} for c in KEYED_CATEGORIES}
+    assert list(design["counts"]) == ["train", "val", "test"] and not any(
+        r["threat"] + r["twin"] for split in ("train", "val") for r in design["counts"][split].values())
     assert not list(out.rglob("*.tmp"))
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-SYNTHETIC_HELP = "Render the synthetic surveillance world (videos, annotations, poses, scene graphs)."
+SYNTHETIC_HELP = ("Render the synthetic surveillance world (videos, annotations, poses, scene graphs); "
+                  "--design keyed: each threat differs from its twin in one expert's input.")
 
 
 def _splits(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float, float]:

@@ -540,10 +540,9 @@ def design_summary(slots: Sequence[KeyedSlot], splits: dict[str, str], config: W
                    seed: int) -> dict[str, Any]:
     """``design.json``: the channel each category is keyed to, its twin and what differs,
     the channels, every pair with its split, and the videos per split, category and role."""
-    counts: dict[str, dict[str, dict[str, int]]] = {}
+    counts = {split: {c: {"threat": 0, "twin": 0} for c in config.categories} for split in ("train", "val", "test")}
     for s in slots:
-        role = counts.setdefault(splits[s.video_id], {}).setdefault(s.category, {"threat": 0, "twin": 0})
-        role[s.role] += 1
+        counts[splits[s.video_id]][s.category][s.role] += 1
     pairs = [{"pair": s.pair, "category": s.category, "channel": KEYED_DESIGN[s.category]["channel"],
               "threat": s.video_id, "twin": t.video_id, "split": splits[s.video_id]}
              for s, t in zip(slots[::2], slots[1::2])]
@@ -553,6 +552,6 @@ def design_summary(slots: Sequence[KeyedSlot], splits: dict[str, str], config: W
         "seed": seed,
         "categories": {c: KEYED_DESIGN[c] for c in config.categories},
         "channels": CHANNELS,
-        "counts": {split: counts[split] for split in ("train", "val", "test") if split in counts},
+        "counts": counts,
         "pairs": pairs,
     }
