@@ -176,3 +176,37 @@ def test_the_texts_are_tokenised_once_not_on_every_resample(monkeypatch):
     for drawn in ([0, 0, 1, 2], [3, 3, 3, 1], [1, 2, 3, 0]):
         units.statistic(np.array(drawn))
     assert first >= 1 and len(calls) == first
+
+
+def test_map_on_a_resample_equals_map_at_tiou_of_the_drawn_videos():
+    """The resampled mAP decides each prediction's match once per video; it must equal
+    ActivityNet's AP (map_at_tiou) recomputed on the drawn rows, a video drawn twice
+    being two videos: tied scores, tIoU ties, several ground truths and overlapping
+    predictions per video, videos without ground truth or without predictions."""
+    from uprm.evaluation.intervals import VideoUnits
+    from uprm.metrics import map_at_tiou
+
+    rng = np.random.default_rng(7)
+    truth, preds = [], []
+    for i in range(15):
+        truth.append([] if i % 5 == 0 else sorted((float(s), float(s + rng.integers(1, 6)))
+                                                  for s in rng.integers(0, 15, int(rng.integers(1, 4)))))
+        preds.append([] if i % 7 == 3 else [(float(s), float(s + rng.integers(0, 6)), float(rng.choice([0.2, 0.5, 0.9])))
+                                            for s in rng.integers(0, 15, int(rng.integers(1, 6)))])
+    truth[1], preds[1] = [(0.0, 4.0), (4.0, 8.0)], [(2.0, 6.0, 0.5), (2.0, 6.0, 0.5)]  # a tIoU tie between truths
+    thresholds = (0.0, 0.1, 0.3, 0.5, 0.7)
+    units = VideoUnits(videos=[f"v{i}" for i in range(15)], categories=["Arson"] * 15,
+                       counts=np.zeros((15, 3), dtype=np.int64), truth=truth, predictions=preds,
+                       thresholds=thresholds)
+    draws = [np.arange(15), np.array([1, 1, 1]), np.array([0, 5, 10]), np.array([3, 3, 2])]
+    draws += [rng.integers(0, 15, 15) for _ in range(40)]
+    for drawn in draws:
+        fast = units.statistic(drawn)
+        gt = [(k, s, e) for k, u in enumerate(drawn) for s, e in truth[u]]
+        if not gt:
+            assert fast["map/average"] is None
+            continue
+        want = map_at_tiou([(k, s, e, sc) for k, u in enumerate(drawn) for s, e, sc in preds[u]], gt, thresholds)
+        assert fast["map/average"] == want["average"]  # the same floats
+        for t in thresholds:
+            assert fast[f"map/{t:g}"] == want[t]

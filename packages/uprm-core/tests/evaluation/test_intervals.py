@@ -16,12 +16,13 @@ CATS = ("Fighting", "Arson", "Normal")
 
 
 def world(seed: int = 0, videos: int = 24, quality: float = 0.7):
-    """Ground truth, predictions and attribute answers of a made-up system."""
-    rng = np.random.default_rng(seed)
+    """Ground truth, predictions and attribute answers of a made-up system; the ground
+    truth depends on ``seed`` only (not on ``quality``), so two systems can be paired."""
+    rng, truth_rng = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     truth, preds, texts, text_videos = {}, [], [], []
     for i in range(videos):
         vid, cat = f"v{i:02d}", CATS[i % 3]
-        segs = [] if cat == "Normal" else [(float(rng.integers(0, 8)), float(rng.integers(10, 20)))]
+        segs = [] if cat == "Normal" else [(float(truth_rng.integers(0, 8)), float(truth_rng.integers(10, 20)))]
         truth[vid] = VideoTruth(vid, duration=20.0, segments=segs, category=cat)
         for s, e in segs:
             if rng.random() < quality:

@@ -88,12 +88,16 @@ def cli(ctx: click.Context, **opts: Any) -> None:
          and left out of the scores while the others go on; the exit status is then 1.
       2. Existing predictions, UPRM's or any system's, without a model:
          uprm eval --predictions predictions.json --ground-truth gt.json [--out DIR]
-      3. Human evaluation (3 raters, 1-5):
+      3. Two evaluations of the same ground truth, paired by video (deltas, intervals, p):
+         uprm eval compare runs/a/eval runs/b/eval --out compare-a-b
+      4. Human evaluation (3 raters, 1-5):
          uprm eval sheets --answers runs/a/eval/answers.jsonl --answers runs/b/eval/answers.jsonl --out sheets
          uprm eval ratings sheets/rater*.csv
 
     FNR and F2 are frame-level on --rate samples per second over each video; FNR, F2 and
-    mAP are printed in percent, SB and ROUGE 0-1, BLEU 0-100. See docs/evaluation.md.
+    mAP are printed in percent, SB and ROUGE 0-1, BLEU 0-100, each with a 95 % interval
+    from a bootstrap over videos (--bootstrap; OUT/videos.json keeps what it resamples).
+    See docs/evaluation.md.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -191,6 +195,42 @@ def _print_report(report: dict[str, Any], fmt: str, out_dir: str | None) -> None
         click.echo(markdown(report), nl=False)
     if out_dir is not None:
         click.echo(f"report written to {Path(out_dir) / 'report.json'}", err=True)
+
+
+# --------------------------------------------------------------------------- two evaluations
+@cli.command("compare")
+@click.argument("eval_a", type=click.Path(exists=True))
+@click.argument("eval_b", type=click.Path(exists=True))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for comparison.json and comparison.md.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Resamples of the videos for each delta's 95 % interval, and permutations for its p-value; "
+                   "0: the deltas alone.")
+@click.option("--bootstrap-seed", type=int, default=0, show_default=True, help="Seed of the resamples.")
+@click.option("--names", default=None, metavar="A,B",
+              help="The two systems' names in the table (default: their reports' system).")
+def compare_cmd(eval_a: str, eval_b: str, out_dir: str | None, bootstrap: int, bootstrap_seed: int,
+                names: str | None) -> None:
+    """Compare two evaluations of the same ground truth, paired by video.
+
+    EVAL_A and EVAL_B are `uprm eval --out` folders (report.json and videos.json). For each
+    metric (FNR, F2, mAP at each threshold and average, SB, ROUGE-L, BLEU-4, FNR and F2
+    per category): A, B, delta = A - B with a 95 % interval from a paired bootstrap over
+    videos, and the p-value of a paired permutation test. `*` marks a delta whose
+    interval excludes 0. Evaluations of different videos, ground truth, thresholds or
+    rate are refused, naming what differs. Writes OUT/comparison.json and
+    OUT/comparison.md and prints the table.
+    """
+    from uprm.errors import UPRMError
+    from uprm.evaluation.comparison import COMPARISON_FILE, compare, comparison_markdown
+
+    try:
+        result = compare(eval_a, eval_b, out_dir, bootstrap=bootstrap, seed=bootstrap_seed, names=names)
+    except (UPRMError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    click.echo(comparison_markdown(result), nl=False)
+    if out_dir is not None:
+        click.echo(f"comparison written to {Path(out_dir) / COMPARISON_FILE}", err=True)
 
 
 # --------------------------------------------------------------------------- human evaluation

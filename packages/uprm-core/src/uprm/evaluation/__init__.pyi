@@ -4,8 +4,10 @@
 
 from . import answers as answers
 from . import api as api
+from . import comparison as comparison
 from . import errors as errors
 from . import human as human
+from . import intervals as intervals
 from . import judge as judge
 from . import report as report
 from . import run as run
@@ -18,11 +20,13 @@ from .api import EvalOptions as EvalOptions
 from .api import evaluate as evaluate
 from .api import resolve_thresholds as resolve_thresholds
 from .api import score_predictions as score_predictions
+from .comparison import compare as compare
 from .errors import EvaluationError as EvaluationError
 from .errors import JudgeError as JudgeError
 from .errors import JudgeReplyError as JudgeReplyError
 from .human import export_sheets as export_sheets
 from .human import read_ratings as read_ratings
+from .intervals import VideoUnits as VideoUnits
 from .judge import JudgeConfig as JudgeConfig
 from .judge import LLMJudge as LLMJudge
 from .judge import Verdict as Verdict

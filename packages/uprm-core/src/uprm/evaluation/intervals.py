@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from uprm.evaluation.errors import EvaluationError
-from uprm.metrics import map_at_tiou
+from uprm.metrics import interpolated_ap, temporal_iou
 from uprm.metrics.uncertainty import Bootstrap, Comparison, Estimate, bootstrap, compare_paired
 
 __all__ = ["UNITS_FILE", "VideoUnits", "compare_units", "nest", "report_intervals"]
@@ -69,6 +69,7 @@ class VideoUnits:
     rouge: np.ndarray | None = None
     sbert: np.ndarray | None = None
     _bleu: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _matches: _Matches | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -92,13 +93,26 @@ class VideoUnits:
         return out
 
     def _map(self, units: np.ndarray) -> dict[str, float | None]:
+        """mAP@tIoU of the drawn videos (a video drawn twice is two videos): equal to
+        :func:`uprm.metrics.map_at_tiou` of their rows (a test checks it). A prediction
+        can only match ground truth of its own video, so whether it is a true positive
+        does not depend on the other videos drawn: that is decided once per video
+        (:func:`_video_matches`), and a resample only ranks the drawn predictions and
+        sums the precision over recall (:func:`uprm.metrics.interpolated_ap`)."""
         keys = [f"map/{t:g}" for t in self.thresholds] + ["map/average"]
-        gt = [(k, s, e) for k, u in enumerate(units) for s, e in self.truth[u]]
-        if not gt or not self.thresholds:
+        if self._matches is None:
+            self._matches = _Matches.of(self)
+        m = self._matches
+        npos = int(m.truths[units].sum()) if units.size else 0
+        if npos == 0 or not self.thresholds:
             return dict.fromkeys(keys)
-        preds = [(k, s, e, sc) for k, u in enumerate(units) for s, e, sc in self.predictions[u]]
-        result = map_at_tiou(preds, gt, self.thresholds)
-        return {f"map/{'average' if t == 'average' else format(t, 'g')}": float(v) for t, v in result.items()}
+        lengths = m.lengths[units]
+        rows = np.repeat(m.offsets[units] - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        ranked = rows[np.argsort(-m.scores[rows], kind="stable")]  # ties in the order given, as map_at_tiou
+        ap = interpolated_ap(m.hits[:, ranked], npos) * 100.0
+        out = {f"map/{t:g}": float(a) for t, a in zip(self.thresholds, ap)}
+        out["map/average"] = float(np.mean(ap))
+        return out
 
     def _texts(self, units: np.ndarray) -> dict[str, float | None]:
         out: dict[str, float | None] = {"rouge_l": None, "bleu4": None, "sbert": None}
@@ -132,7 +146,9 @@ class VideoUnits:
 
         Raises:
             EvaluationError: the two evaluations did not score the same videos (the
-                message names those only one of them has) or used other thresholds.
+                message names those only one of them has), used other thresholds, or
+                another ground truth (other threat segments, category or number of
+                threat samples of a video: the message names those videos).
         """
         mine, theirs = set(self.videos), set(other.videos)
         if mine != theirs:
@@ -143,8 +159,14 @@ class VideoUnits:
         if tuple(self.thresholds) != tuple(other.thresholds):
             raise EvaluationError(f"{source} used the tIoU thresholds {list(self.thresholds)}, {other_source} "
                                   f"{list(other.thresholds)}: score both with the same --thresholds")
-        order = [other.videos.index(v) for v in self.videos]
-        o = other.select(order)
+        position = {v: i for i, v in enumerate(other.videos)}
+        o = other.select([position[v] for v in self.videos])
+        differ = [v for i, v in enumerate(self.videos) if not _same_truth(self, o, i)]
+        if differ:
+            raise EvaluationError(
+                f"{source} and {other_source} were scored against different ground truth (threat segments, category "
+                f"or threat samples per video differ) for {len(differ)} video(s): {_few(differ)}; compare "
+                "evaluations of the same ground truth (same --ground-truth, --split and --rate)")
         n = len(self.videos)
         both_rouge = None if self.rouge is None or o.rouge is None else np.concatenate([self.rouge, o.rouge])
         both_sbert = None if self.sbert is None or o.sbert is None else np.concatenate([self.sbert, o.sbert])
@@ -224,6 +246,61 @@ class VideoUnits:
             thresholds=tuple(float(t) for t in data["thresholds"]), texts=texts,
             rouge=np.array(rouge, dtype=np.float64) if texts and None not in rouge else None,
             sbert=np.array(sbert, dtype=np.float64) if texts and None not in sbert else None)
+
+
+@dataclass
+class _Matches:
+    """Every prediction of the units, video after video: its score, and per threshold
+    whether it matches ground truth of its video (``hits``, ``[T, P]``); per video the
+    first row, the number of rows and of ground-truth segments."""
+
+    scores: np.ndarray
+    hits: np.ndarray
+    offsets: np.ndarray
+    lengths: np.ndarray
+    truths: np.ndarray
+
+    @classmethod
+    def of(cls, units: VideoUnits) -> _Matches:
+        thr = np.asarray(units.thresholds, dtype=np.float64)
+        lengths = np.array([len(p) for p in units.predictions], dtype=np.int64)
+        hits = [_video_matches(t, p, thr) for t, p in zip(units.truth, units.predictions)]
+        return cls(scores=np.array([sc for p in units.predictions for _, _, sc in p], dtype=np.float64),
+                   hits=np.concatenate(hits, axis=1) if hits else np.zeros((thr.size, 0), bool),
+                   offsets=np.cumsum(lengths) - lengths, lengths=lengths,
+                   truths=np.array([len(t) for t in units.truth], dtype=np.int64))
+
+
+def _video_matches(truth: Sequence[tuple[float, float]], predictions: Sequence[tuple[float, float, float]],
+                   thresholds: np.ndarray) -> np.ndarray:
+    """``[T, P]``: whether each prediction of one video is a true positive at each
+    threshold, as ActivityNet matches (and :func:`uprm.metrics.map_at_tiou`): by
+    descending score (ties in the order given), each takes the free ground truth of
+    highest tIoU >= threshold (among equal tIoU the one given first)."""
+    hits = np.zeros((thresholds.size, len(predictions)), bool)
+    if not truth or not predictions:
+        return hits
+    p, g = np.asarray(predictions, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    tiou = temporal_iou(p[:, None, 0], p[:, None, 1], g[None, :, 0], g[None, :, 1])  # [P, G]
+    order = np.argsort(-p[:, 2], kind="stable")
+    for t, threshold in enumerate(thresholds):
+        free = np.ones(len(truth), bool)
+        for k in order:
+            ok = free & (tiou[k] >= threshold)
+            if ok.any():
+                best = int(np.argmax(np.where(ok, tiou[k], -np.inf)))  # the first of the highest
+                free[best], hits[t, k] = False, True
+    return hits
+
+
+def _same_truth(a: VideoUnits, b: VideoUnits, i: int) -> bool:
+    """Video ``i`` has the same ground truth in both: category, threat segments (to a
+    microsecond) and threat samples (true positives + misses)."""
+    if a.categories[i] != b.categories[i] or len(a.truth[i]) != len(b.truth[i]):
+        return False
+    if int(a.counts[i][0] + a.counts[i][1]) != int(b.counts[i][0] + b.counts[i][1]):
+        return False
+    return all(abs(x - y) <= 1e-6 for s, t in zip(sorted(a.truth[i]), sorted(b.truth[i])) for x, y in zip(s, t))
 
 
 def _bleu_statistics(predictions: Sequence[str], references: Sequence[str]) -> np.ndarray:
