@@ -43,10 +43,13 @@ seeds: 3
     assert cfg.variants == ["full", "wo_ptr"]  # the table's order, whatever the order given
     assert load_config(path, out="x", seeds="0,1").seeds == [0, 1]  # a flag's "0,1"
     assert load_config(path, out="x").variants == list(VARIANTS)  # default: all eight
+    assert (cfg.bootstrap, cfg.bootstrap_seed, cfg.permutations) == (1000, 0, None)  # intervals by default
+    flags = load_config(path, out="x", bootstrap=0, bootstrap_seed=7, permutations=200)
+    assert (flags.bootstrap, flags.bootstrap_seed, flags.permutations) == (0, 7, 200)
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"colour": 1}, "colour: unknown setting (known settings: cache, evaluation, expert_options, experts, out,"),
+    ({"colour": 1}, "colour: unknown setting (known settings: bootstrap, bootstrap_seed, cache, evaluation, expert_options,"),
     ({"train": None}, "train: Field required"),
     ({"out": None}, "out: missing: give `out:` in the grid or --out DIR"),
     ({"train": "nowhere.json"}, "train: nowhere.json: no such file"),
@@ -56,6 +59,8 @@ seeds: 3
     ({"seeds": True}, "seeds: Input should be a valid list (got True)"),
     ({"variants": ["full", "wo_hpe"]}, "variants[1]: Input should be 'full', 'wo_pose', 'wo_relation',"),
     ({"threads": 0}, "threads: Input should be greater than or equal to 1 (got 0)"),
+    ({"bootstrap": -1}, "bootstrap: Input should be greater than or equal to 0 (got -1)"),
+    ({"permutations": 0}, "permutations: Input should be greater than or equal to 1 (got 0)"),
     ({"expert_options": {"pose": 1}}, "expert_options.pose: Input should be a valid dictionary (got 1)"),
     ({"training": {"tiny": True, "max_steps": "many"}},
      "training: max_steps: Input should be a valid integer (got 'many')"),
@@ -73,7 +78,7 @@ seeds: 3
     ({"evaluation": {"dataset": "kinetics"}}, "evaluation: dataset: expected one of ['cuva', 'ucf']"),
     ({"evaluation": {"sbert": "no"}}, "evaluation: sbert: Input should be a valid boolean (got 'no')"),
     ({"evaluation": {"thresholds": [0.5, 2]}}, "evaluation: thresholds: expected distinct numbers in [0, 1]"),
-    ({"evaluation": {"judge": True}}, "evaluation: judge: unknown setting (known settings: batch_size, dataset,"),
+    ({"evaluation": {"judge": True}}, "evaluation: judge: unknown setting (known settings: batch_size, bootstrap, bootstrap_seed, dataset,"),
     ({"evaluation": {"ground_truth": "gt.json"}}, "evaluation: ground_truth: gt.json: no such file"),
 ])
 def test_bad_grids_name_the_file_and_the_key(tmp_path, data, changes, message):

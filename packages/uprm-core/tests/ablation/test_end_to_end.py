@@ -1,6 +1,8 @@
 """A real tiny ablation: three variants (full, w/o pose, the residual form) x two seeds,
 each through stage 1, training and evaluation of a few steps; then reruns — nothing is
-redone, a deleted report is redone alone, a training run cut short resumes."""
+redone, a deleted report is redone alone, a training run cut short resumes, an
+evaluation without its per-video units is scored again from its answers, and
+`uprm ablate --bootstrap` re-summarises the finished folder without training."""
 
 from __future__ import annotations
 
@@ -13,17 +15,18 @@ import pytest
 
 from uprm.ablation import ablate
 
-from .conftest import grid, toy_host
+from .conftest import grid, invoke, toy_host
 
 VARIANTS = ["full", "wo_pose", "residual"]
 SEEDS = [0, 1]
 METRICS = ["fnr", "f2", "map_0.1", "map_0.2", "map_0.3", "map_average", "sbert", "rouge_l", "bleu4"]
+SAMPLES = 200  # resamples of the intervals (the default is 1000)
 
 
 @pytest.fixture(scope="module")
 def ablation(files, tmp_path_factory):
     out = tmp_path_factory.mktemp("ablation-run") / "out"
-    config = grid(files, out, variants=VARIANTS, seeds=SEEDS)
+    config = grid(files, out, variants=VARIANTS, seeds=SEEDS, bootstrap=SAMPLES)
     with toy_host():
         result = ablate(config, quiet=True)
     return config, out, result
@@ -58,14 +61,30 @@ def test_every_run_leaves_its_folders_and_the_table_its_files(ablation):
                 assert (run / name).is_file(), run / name
             assert (run / "start").is_dir() == (variant == "residual")
             assert len((run / "train" / "log.jsonl").read_text().splitlines()) == 3
-    for name in ("ablation.md", "ablation.csv", "ablation.json", "convergence.png"):
+    for name in ("ablation.md", "ablation.csv", "ablation.json", "convergence.png", "ablation_effects.png"):
         assert (out / name).is_file()
     assert (out / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "ablation_effects.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result["files"]["figure"] == str(out / "convergence.png")
+    assert result["files"]["effects"] == str(out / "ablation_effects.png")
+    for variant in VARIANTS:
+        for seed in SEEDS:
+            assert (out / variant / f"seed{seed}" / "eval" / "videos.json").is_file()
     assert (out / "caches" / "residual").is_dir()  # residual's features differ in their key only
 
 
-def test_the_table_is_the_mean_and_std_of_the_runs_reports(ablation):
+def _expected_cell(row: dict, key: str, mean: float, std: float | None) -> str:
+    """``mean [low, high]`` (``†`` when the difference from full excludes zero), else ``mean ± std``."""
+    ci = row["metrics"][key].get("ci")
+    if key == "final_loss" or ci is None:
+        digits = 3 if key == "final_loss" else 2
+        return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+    delta = (row.get("vs_full") or {}).get(key) or {}
+    marked = delta.get("ci") is not None and (delta["ci"][0] > 0 or delta["ci"][1] < 0)
+    return f"{mean:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" + (" †" if marked else "")
+
+
+def test_the_table_is_the_mean_of_the_runs_reports_with_intervals(ablation):
     _, out, result = ablation
     saved = json.loads((out / "ablation.json").read_text())
     table = (out / "ablation.md").read_text()
@@ -92,8 +111,7 @@ def test_the_table_is_the_mean_and_std_of_the_runs_reports(ablation):
             assert stats["mean"] == pytest.approx(mean) and stats["n"] == len(defined)
             assert (stats["std"] is None) if std is None else stats["std"] == pytest.approx(std)
             assert float(rows_csv[variant][f"{key}_mean"]) == pytest.approx(mean)
-            digits = 3 if key == "final_loss" else 2
-            cells.append(f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}"))
+            cells.append(_expected_cell(row, key, mean, std))
         label = {"full": "UPRM (full)", "wo_pose": "w/o HPE (pose)", "residual": "residual fine experts"}[variant]
         assert f"| {label} | 0,1 | " + " | ".join(cells) + " |" in table
     assert result["table"] in table
@@ -155,3 +173,60 @@ def test_a_training_run_cut_short_resumes_from_its_checkpoint(ablation):
     assert steps == [1, 2, 3]
     assert "resuming at step 2" in (run / "log.txt").read_text()
     assert again["rows"] == first["rows"]  # the same numbers as the uninterrupted run
+
+
+def test_the_json_has_each_variants_intervals_and_differences_from_full(ablation):
+    _, out, result = ablation
+    saved = json.loads((out / "ablation.json").read_text())
+    assert saved["bootstrap"]["samples"] == SAMPLES and saved["bootstrap"]["unit"] == "video and seed"
+    assert saved["bootstrap"]["videos"] == 3 and saved["bootstrap"]["delta"] == "variant − full"
+    rows = {r["variant"]: r for r in saved["rows"]}
+    assert "vs_full" not in rows["full"]
+    for variant in ("wo_pose", "residual"):
+        fnr = rows[variant]["vs_full"]["fnr"]
+        assert set(fnr) == {"delta", "ci", "p", "p_holm", "variant", "full"}
+        assert fnr["delta"] == pytest.approx(rows[variant]["metrics"]["fnr"]["mean"] - rows["full"]["metrics"]["fnr"]["mean"])
+        assert 0.0 <= rows[variant]["p_improvement"] <= 1.0
+    assert result["rows"] == saved["rows"]
+
+
+def _units_file(out: Path, variant: str, seed: int) -> Path:
+    return out / variant / f"seed{seed}" / "eval" / "videos.json"
+
+
+def test_an_evaluation_without_its_units_is_scored_again_not_retrained(ablation):
+    config, out, first = ablation
+    run = out / "wo_pose" / "seed0"
+    units = _units_file(out, "wo_pose", 0)
+    kept, answers = units.read_text(), (run / "eval" / "clips.jsonl").read_text()
+    units.unlink()  # as an evaluation made before evaluations wrote their units
+    trained = _mtimes(run / "train") | _mtimes(run / "pretune")
+    again = _rerun(config)
+    status = {(r["variant"], r["seed"]): r["status"] for r in again["runs"]}
+    assert status.pop(("wo_pose", 0)) == "ran" and set(status.values()) == {"done"}
+    assert units.read_text() == kept and (run / "eval" / "clips.jsonl").read_text() == answers
+    assert _mtimes(run / "train") | _mtimes(run / "pretune") == trained  # nothing trained again
+    assert again["rows"] == first["rows"]
+
+
+def test_the_command_resummarises_a_finished_folder_with_other_resamples(ablation, tmp_path):
+    config, out, _ = ablation
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps(config))
+    runs = _mtimes(out / "full") | _mtimes(out / "wo_pose") | _mtimes(out / "residual")
+    with toy_host():
+        result = invoke("ablate", "--config", path, "--bootstrap", 50, "--bootstrap-seed", 3, "--permutations", 20)
+    assert "finished before" in result.output and "done in" not in result.output
+    assert "intervals: 50 resamples of 3 videos and the seeds, 20 permutations per difference from full" in result.output
+    assert _mtimes(out / "full") | _mtimes(out / "wo_pose") | _mtimes(out / "residual") == runs
+    saved = json.loads((out / "ablation.json").read_text())
+    assert (saved["bootstrap"]["samples"], saved["bootstrap"]["seed"], saved["bootstrap"]["permutations"]) == (50, 3, 20)
+    fnr = next(r["vs_full"]["fnr"] for r in saved["rows"] if r["variant"] == "wo_pose")
+    assert fnr["p"] >= 1 / 21  # (1 + k) / (1 + 20)
+    with toy_host():
+        invoke("ablate", "--config", path, "--bootstrap", 0, "--quiet")
+    saved = json.loads((out / "ablation.json").read_text())
+    assert saved["bootstrap"]["samples"] == 0 and saved["rows"][0]["metrics"]["fnr"]["ci"] is None
+    assert not (out / "ablation_effects.png").exists()  # no intervals to draw: an old figure is not left behind
+    assert " ± " in (out / "ablation.md").read_text()
+    _rerun(config)  # back to the module's own summary

@@ -84,7 +84,8 @@ def test_the_dry_run_prints_the_plan_and_runs_nothing(toy, files, tmp_path):
     assert pre["train"]["init"] is None and pre["pretune"] is None
     assert res["expert_options"] == {"pose": {"residual": True}}  # only the installed residual form
     assert res["pretune"]["init"] == str(tmp_path / "out/residual/seed5/start")
-    assert res["evaluation"] == {"sbert": False, "batch_size": 8, "system": "residual/seed5", "progress": False}
+    assert res["evaluation"] == {"bootstrap": 0, "sbert": False, "batch_size": 8, "system": "residual/seed5",
+                                 "progress": False}  # the ablation's intervals pool seeds; none per run
 
 
 def test_without_stage1_data_nothing_is_pretuned_and_wo_pretune_is_skipped(data, tmp_path):

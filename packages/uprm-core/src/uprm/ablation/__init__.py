@@ -11,8 +11,11 @@ Variants (:mod:`uprm.ablation.plan`): ``full``, ``wo_pose``, ``wo_relation``,
 each at every seed of the grid. Runs live in ``OUT/<variant>/seed<k>/{pretune,train,
 eval}`` (:mod:`uprm.ablation.runner`); a finished run is kept, a cut one resumes, a
 failed one is reported while the others go on. The result: ``OUT/ablation.md``,
-``ablation.csv``, ``ablation.json`` (mean ± std over seeds, :mod:`uprm.ablation.table`)
-and ``OUT/convergence.png`` (the training losses overlaid). See docs/ablation.md.
+``ablation.csv``, ``ablation.json`` (each metric's mean over seeds with its 95 % interval
+over videos and seeds, and each variant's paired difference from full with Holm-corrected
+p-values and the probability of improvement: :mod:`uprm.ablation.table`,
+:mod:`uprm.ablation.effects`), ``OUT/ablation_effects.png`` (those differences, a forest
+plot) and ``OUT/convergence.png`` (the training losses overlaid). See docs/ablation.md.
 """
 
 from __future__ import annotations
@@ -88,6 +91,41 @@ def _notes(plan: Plan, failures: list[dict[str, Any]]) -> list[str]:
     return notes
 
 
+def _effects(plan: Plan, results: list[Any], echo: Callable[..., None]) -> tuple[Any, list[str]]:
+    """The intervals and differences from full of the finished runs
+    (:func:`uprm.ablation.effects.measure`), or ``None`` and a note saying why not."""
+    from uprm.ablation.effects import measure, read_units
+    from uprm.metrics.uncertainty import Bootstrap
+
+    cfg = plan.config
+    finished = [(r.run.variant, r.run.seed, r.run.eval_dir) for r in results
+                if r.status != "failed" and r.report is not None]
+    if not finished:
+        return None, []
+    units, missing = read_units(finished)
+    if missing:
+        return None, ["no intervals or differences from full: these evaluations have no per-video units "
+                      f"(videos.json): {', '.join(missing)}"]
+    spec = Bootstrap(samples=cfg.bootstrap, seed=cfg.bootstrap_seed)
+    effects = measure(units, spec, permutations=cfg.permutations, order=plan.variants)
+    if spec.enabled:
+        echo(f"intervals: {spec.samples} resamples of {len(effects.videos)} videos and the seeds, "
+             f"{effects.permutations} permutations per difference from full: {effects.seconds:.1f} s")
+    return effects, []
+
+
+def _effects_figure(out: Path, effects: Any, columns: list[Any]) -> Path | None:
+    """``ablation_effects.png`` (an old one goes when there is nothing to draw: it would
+    not be this table's)."""
+    from uprm.ablation.forest import plot_effects
+
+    path = out / "ablation_effects.png"
+    drawn = None if effects is None else plot_effects(effects, [(c.key, c.header) for c in columns], LABELS, path)
+    if drawn is None:
+        path.unlink(missing_ok=True)
+    return drawn
+
+
 def _finish(plan: Plan, results: list[Any], echo: Callable[..., None]) -> dict[str, Any]:
     from uprm.ablation.convergence import plot_convergence
     from uprm.ablation.table import aggregate, markdown, write_tables
@@ -97,19 +135,24 @@ def _finish(plan: Plan, results: list[Any], echo: Callable[..., None]) -> dict[s
     runs = [r.to_dict() for r in results]
     failures = [r for r in runs if r["status"] == "failed"]
     columns, rows = aggregate(_finished(results), plan.variants)
-    notes = _notes(plan, failures)
+    effects, why_not = _effects(plan, results, echo)
+    notes = _notes(plan, failures) + why_not
     extra = {"runs": runs, "failures": failures, "skipped": [vars(s) for s in plan.skipped],
              "experts": plan.experts, "config": plan.config.to_dict()}
-    files = write_tables(out, columns, rows, notes, extra)
+    files = write_tables(out, columns, rows, notes, extra, effects)
+    effects_png = _effects_figure(out, effects, columns)
+    if effects_png is not None:
+        files["effects"] = effects_png
     curves = [(row.label, [out / row.variant / f"seed{s}" / "train" for s in row.seeds]) for row in rows]
     figure = plot_convergence(curves, out / "convergence.png")
     if figure is not None:
         files["figure"] = figure
-    table = markdown(columns, rows, notes)
+    table = markdown(columns, rows, notes, effects)
     echo("\n" + table, end="")
     echo("wrote " + ", ".join(str(p) for p in files.values()))
     return {"out": str(out), "table": table, "columns": [vars(c) for c in columns],
-            "rows": [r.to_dict(columns) for r in rows], "files": {k: str(v) for k, v in files.items()}, **extra}
+            "rows": [r.to_dict(columns, effects) for r in rows], "files": {k: str(v) for k, v in files.items()},
+            **({"bootstrap": effects.settings()} if effects is not None else {}), **extra}
 
 
 def ablate(config: str | os.PathLike | Mapping[str, Any] | AblationConfig, *, dry_run: bool = False,
@@ -118,9 +161,12 @@ def ablate(config: str | os.PathLike | Mapping[str, Any] | AblationConfig, *, dr
     :class:`AblationConfig`; ``overrides`` such as ``out``, ``variants``, ``seeds`` on
     top) through training and evaluation, and write its table and figure.
 
-    Returns ``{"out", "table" (Markdown), "columns", "rows" (per variant: seeds and
-    each metric's mean, std, n, values), "runs" (per run: status ``ran``/``done``/
-    ``failed``, seconds, stage, error, log), "failures", "skipped", "files", ...}``.
+    Returns ``{"out", "table" (Markdown), "columns", "rows" (per variant: seeds, each
+    metric's mean, std, n, values and 95 % ``ci``; ``intervals``, ``vs_full`` (``delta`` =
+    variant − full, ``ci``, ``p``, ``p_holm``) and ``p_improvement``), "bootstrap",
+    "runs" (per run: status ``ran``/``done``/``failed``, seconds, stage, error, log),
+    "failures", "skipped", "files", ...}``. ``overrides`` include ``bootstrap``
+    (resamples, 1000; 0: no intervals), ``bootstrap_seed`` and ``permutations``.
     With ``dry_run``: ``{"plan": [...], "skipped": [...], "experts": [...]}`` and nothing
     is run. Prints a progress line per run and the table unless ``quiet``.
     """

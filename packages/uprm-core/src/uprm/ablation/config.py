@@ -17,6 +17,9 @@
     seeds: [0, 1]
     variants: [full, wo_pose, wo_relation, wo_background, wo_upe, wo_ptr, wo_pretune, residual]
     threads: 1                                         # torch threads (optional)
+    bootstrap: 1000                                    # resamples of the intervals (0: none)
+    bootstrap_seed: 0
+    permutations: 1000                                 # of each paired p-value (default: bootstrap)
 
 Keys may be written with ``-`` or ``_``. Relative paths are taken from the current
 directory, as ``uprm train`` takes them. ``training`` holds ``uprm train`` settings
@@ -106,6 +109,8 @@ class Evaluation(Settings):
     rate: float | None = None
     extra_videos: str | None = None
     sbert: bool | None = None
+    bootstrap: int | None = None  # each run's own report.json intervals (the ablation passes 0 unless set)
+    bootstrap_seed: int | None = None
 
 
 #: ``uprm.evaluate`` options a grid may set
@@ -166,6 +171,9 @@ class AblationConfig(Settings):
     variants: Annotated[list[Variant], BeforeValidator(lambda v: list(VARIANTS) if v == "all" else _listed(v)),
                         Field(min_length=1), AfterValidator(_distinct)] = list(VARIANTS)
     threads: Annotated[int | None, Field(ge=1)] = None
+    bootstrap: Annotated[int, Field(ge=0)] = 1000
+    bootstrap_seed: int = 0
+    permutations: Annotated[int | None, Field(ge=1)] = None
 
     @field_validator("out")
     @classmethod

@@ -10,13 +10,17 @@ A run's folder is ``OUT/<variant>/seed<k>/``:
   with ``init`` (the same weights a fresh run would draw, since every initialisation
   comes from the model seed);
 - ``pretune/``: the stage-1 run (when this run owns it; others use the owner's);
-- ``train/``: the ``uprm train`` run directory; ``eval/``: the ``uprm eval`` folder;
+- ``train/``: the ``uprm train`` run directory; ``eval/``: the ``uprm eval`` folder,
+  with ``videos.json`` (the per-video units the ablation's intervals and paired
+  comparisons are computed from, :mod:`uprm.ablation.effects`);
 - ``log.txt``: everything the run printed (training's announcements, warnings, the
   traceback of a failure).
 
 A finished step is never redone: a training run with ``summary.json`` and its model, an
-evaluation with ``report.json``. A training run killed half-way resumes from its last
-checkpoint; an evaluation from its ``clips.jsonl``. A failure is caught, written to the
+evaluation with ``report.json`` and ``videos.json`` (an evaluation made before
+evaluations wrote their units is scored again from its ``clips.jsonl``: the model
+answers nothing again and nothing is retrained). A training run killed half-way resumes
+from its last checkpoint; an evaluation from its ``clips.jsonl``. A failure is caught, written to the
 run's log and reported; the other runs go on.
 """
 
@@ -85,8 +89,11 @@ def pretune_settings(run: RunPlan, config: AblationConfig) -> dict[str, Any] | N
 
 
 def eval_settings(run: RunPlan, config: AblationConfig) -> dict[str, Any]:
-    """The ``uprm.evaluate`` keyword arguments of the run (without ``overwrite``)."""
-    return {**config.evaluation, "system": run.name, "progress": False}
+    """The ``uprm.evaluate`` keyword arguments of the run (without ``overwrite``). A run's
+    own report gets no intervals unless the grid's ``evaluation`` asks (``bootstrap``):
+    the ablation's intervals pool the seeds (:mod:`uprm.ablation.effects`), and a report's
+    own would cost 1,000 recomputations of its metrics per run."""
+    return {"bootstrap": 0, **config.evaluation, "system": run.name, "progress": False}
 
 
 def run_spec(run: RunPlan, config: AblationConfig) -> dict[str, Any]:
@@ -167,13 +174,15 @@ def _train(settings: dict[str, Any]) -> bool:
 
 def _evaluate(run: RunPlan, config: AblationConfig, overwrite: bool) -> tuple[dict[str, Any], bool]:
     from uprm.evaluation import evaluate
+    from uprm.evaluation.intervals import UNITS_FILE
 
     report_path = run.eval_dir / "report.json"
     if report_path.is_file() and not overwrite:
         report = json.loads(report_path.read_text(encoding="utf-8"))
-        if not report.get("failed"):
+        if not report.get("failed") and (run.eval_dir / UNITS_FILE).is_file():
             return report, False
-        # an evaluation that left clips out is not finished: their clips are tried again
+        # an evaluation that left clips out is not finished: their clips are tried again; one without its
+        # per-video units is scored again from its answers (clips.jsonl), to write them
     report = evaluate(str(run.train_dir), list(config.test), cache=run.cache, out=str(run.eval_dir),
                       overwrite=overwrite, **eval_settings(run, config))
     failed = report.get("failed") or []

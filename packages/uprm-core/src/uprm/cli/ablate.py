@@ -22,8 +22,15 @@ import click
                                               "and run nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress lines and no table (the files are written).")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Resamples of the 95 % intervals, which draw the test videos and the seeds with replacement, "
+                   "and of each variant's paired difference from full (default: the file's, else 1000; "
+                   "0: mean ± std, no intervals).")
+@click.option("--bootstrap-seed", type=int, default=None, help="Seed of the resamples (default 0).")
+@click.option("--permutations", type=click.IntRange(min=1), default=None, metavar="R",
+              help="Permutations of each paired p-value (default: as many as --bootstrap).")
 def cli(config_file: str, out: str | None, variants: str | None, seeds: str | None, dry_run: bool, as_json: bool,
-        quiet: bool) -> None:
+        quiet: bool, bootstrap: int | None, bootstrap_seed: int | None, permutations: int | None) -> None:
     """Run the ablation grid of Tables 1-2: full, w/o pose (HPE), w/o relation (ORE),
     w/o background (VBE), w/o UPE (coarse only), w/o PTR (basic router), w/o
     pre-tuning, and the residual form of the fine experts, at every seed.
@@ -33,8 +40,13 @@ def cli(config_file: str, out: str | None, variants: str | None, seeds: str | No
     the grid has stage-1 data, shared by the variants with the same model), then
     `uprm eval` on the test files. Finished runs are kept, so a killed ablation resumes;
     a failed run is reported and the others go on (exit status 1 at the end).
-    Writes OUT/ablation.md, ablation.csv, ablation.json (each metric's mean ± std over
-    seeds, the paper's units) and OUT/convergence.png (Fig. 9), and prints the table.
+    Writes OUT/ablation.md, ablation.csv, ablation.json (each metric's mean over seeds
+    with its 95 % interval over videos and seeds, the paper's units; each variant's
+    paired difference from full, variant − full, with its interval and Holm-corrected
+    p-value, marked † when the interval excludes zero; the probability of improvement of
+    full over each variant), OUT/ablation_effects.png (those differences, a forest plot)
+    and OUT/convergence.png (Fig. 9), and prints the table. Run it again on a finished
+    folder (e.g. with another --bootstrap) to re-summarise without retraining.
     """
     from uprm.extras import require_all
 
@@ -45,7 +57,7 @@ def cli(config_file: str, out: str | None, variants: str | None, seeds: str | No
 
     try:
         result = ablate(config_file, dry_run=dry_run, quiet=quiet or as_json, out=out, variants=variants,
-                        seeds=seeds)
+                        seeds=seeds, bootstrap=bootstrap, bootstrap_seed=bootstrap_seed, permutations=permutations)
     except AblationError as exc:
         raise click.ClickException(str(exc)) from exc
     if dry_run:
