@@ -42,6 +42,8 @@ def test_threat_and_twin_differ_in_exactly_the_channel_the_design_names(category
     threat, twin = _pair(category, pair, seed)
     assert threat.category == category and twin.category == NORMAL
     assert threat.segments and not twin.segments
+    # what people do (the stage-1 pose captions of uprm.ablation.stage1) differs only when the pose does
+    assert (threat.activities != twin.activities) == (KEYED_DESIGN[category]["channel"] == "pose")
     a, b = _inputs(threat), _inputs(twin)
     expected = KEYED_DESIGN[category]["inputs"]
     assert {name: "same" if _equal(a[name], b[name]) else "differ" for name in a} == expected

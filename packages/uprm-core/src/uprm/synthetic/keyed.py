@@ -411,7 +411,7 @@ class KeyedScript(EventScript):
         else:
             moving.times, moving.xs, stopped.times, stopped.xs = _braking_tracks(
                 t_in, x_in, t_i, c_i, x_b, f, v, length, wait, self.W)
-        self.activities.append("car crash" if threat else "cars stopping in traffic")
+        # no activity: `activities` says what people do (stage-1 pose captions), the same in both
 
 
 def _braking_tracks(t_in: float, x_in: float, t_i: float, c_i: float, x_b: float, f: int, v: float,
