@@ -28,8 +28,32 @@ def test_quick_demo_writes_results_timelines_and_prints_the_table(tmp_path):
         assert set(ROW_KEYS) <= set(row)
         assert set(row["map"]) == {"0.1", "0.2", "0.3", "average"}
     assert isinstance(doc["seconds"], float) and doc["seconds"] > 0
-    assert set(doc["stages"]) == {"world", "windows", "features", "train coarse", "train uprm", "detect", "score"}
+    assert set(doc["stages"]) == {"world", "windows", "features", "train", "train coarse", "train uprm", "detect",
+                                  "score"}
     rows = {r["model"]: r for r in doc["rows"]}
+    # every row's FNR, F2 and mAP average with its 95 % interval around it
+    assert doc["bootstrap"] == {"samples": QUICK.bootstrap, "seed": 0, "confidence": 0.95, "unit": "video"}
+    for row in doc["rows"]:
+        assert set(row["ci"]) == {"fnr", "f2", "map"}
+        for key, value in (("fnr", row["fnr"]), ("f2", row["f2"]), ("map", row["map"]["average"])):
+            low, high = row["ci"][key]
+            assert low <= value <= high, (row["model"], key)
+    # UPRM against each other row, paired by video, and the printed verdict of each
+    assert [(c["a"], c["b"]) for c in doc["comparisons"]] == [("uprm", "untrained"), ("uprm", "always"),
+                                                              ("uprm", "coarse")]
+    for comparison in doc["comparisons"]:
+        assert comparison["videos"] == len([v for v in json.loads((out / "world" / "world.json").read_text())["videos"]
+                                            if v["split"] == "test"])
+        other = rows[comparison["b"]]
+        for key in ("fnr", "f2", "map"):
+            m = comparison["metrics"][key]
+            theirs = other["map"]["average"] if key == "map" else other[key]
+            assert m["b"] == pytest.approx(theirs) and m["delta"] == pytest.approx(m["a"] - m["b"])
+            assert m["ci"] is not None and m["p"] is not None and m["p_holm"] >= m["p"]
+            assert comparison["verdicts"][key] in result.output
+    # the coarse model trained in the second process is the one this process would have trained
+    assert doc["training"]["coarse"]["run"] == str(out / "runs" / "coarse")
+    assert doc["stages"]["train coarse"]["cpu_seconds"] > 0
     assert rows["always"]["fnr"] == 0.0 and rows["always"]["sbert"] is None and rows["always"]["rouge_l"] is None
     tests = [v for v in json.loads((out / "world" / "world.json").read_text())["videos"] if v["split"] == "test"]
     assert tests
@@ -45,12 +69,24 @@ def test_quick_demo_writes_results_timelines_and_prints_the_table(tmp_path):
     assert "FNR" in lines[header] and "mAP avg" in lines[header] and "BLEU" in lines[header]
     assert [line.split("|")[1].strip() for line in lines[header + 2 : header + 6]] == [
         "untrained UPRM", "always yes", "coarse only (w/o UPE)", "UPRM (all experts)"]
-    assert "[7/7] score" in result.output and "wrote" in lines[-1]
+    assert "[6/6] score" in result.output and "wrote" in lines[-1]
+    assert "coarse only in a second process" in result.output
+    assert f"percentile bootstrap over the {len(tests)} test videos ({QUICK.bootstrap} resamples" in result.output
     # the demo's answers are uprm eval's layout: the rating sheets take them as they are
     sheets = CliRunner().invoke(cli, ["eval", "sheets", "--answers", str(out / "eval" / "uprm" / "answers.jsonl"),
                                       "--raters", "2", "--frames", "1", "--out", str(tmp_path / "sheets")])
     assert sheets.exit_code == 0, sheets.output
     assert (tmp_path / "sheets" / "rater2.csv").is_file()
+    # training side by side changes nothing: coarse-only trained here again is the same model, weight for weight
+    import torch
+    from safetensors.torch import load_file
+
+    from uprm.demo.models import train_config, train_model
+
+    config = train_config("coarse", QUICK, out / "data" / "demo_train.json", out / "cache", tmp_path / "again", 0)
+    again, _ = train_model(config, lambda text: None, 1)
+    here, there = load_file(again / "model.safetensors"), load_file(out / "runs" / "coarse" / "model.safetensors")
+    assert sorted(here) == sorted(there) and all(torch.equal(here[k], there[k]) for k in here)
 
 
 def test_always_yes_is_every_window_merged_as_detect_merges():
@@ -105,6 +141,23 @@ def test_the_always_yes_row_pays_for_every_false_alarm(tmp_path):
     assert row["counts"]["videos"] == 2  # only the test split
 
 
+def test_a_row_carries_the_95_percent_interval_of_fnr_f2_and_map_around_its_value(tmp_path):
+    truth = _two_threats(tmp_path / "gt.json")
+    found = {"Fighting001_syn": [{"segment": [2.0, 6.0], "score": 0.9, "cause": "punching"}],
+             "Stealing001_syn": [{"segment": [5.0, 9.0], "score": 0.4, "cause": "a bag"}],
+             "Normal_Videos_001_syn": [{"segment": [3.0, 5.0], "score": 0.7, "cause": "a wave"}]}
+    row = score_detections("uprm", found, truth, tmp_path / "uprm", sbert=False, bootstrap=300)
+    assert set(row["ci"]) == {"fnr", "f2", "map"}
+    for key, value in (("fnr", row["fnr"]), ("f2", row["f2"]), ("map", row["map"]["average"])):
+        low, high = row["ci"][key]
+        assert low <= value <= high and low < high, key  # the three videos disagree: a real interval
+    report = json.loads((tmp_path / "uprm" / "report.json").read_text())
+    assert row["ci"]["map"] == report["ci"]["map"]["average"] and report["bootstrap"]["samples"] == 300
+    assert (tmp_path / "uprm" / "videos.json").is_file()  # what the paired comparisons read
+    plain = score_detections("uprm", found, truth, tmp_path / "plain", sbert=False)
+    assert plain["ci"] == {"fnr": None, "f2": None, "map": None} and plain["f2"] == row["f2"]
+
+
 def test_a_model_row_scores_the_cause_of_the_segment_that_found_the_threat(tmp_path):
     truth = _ground_truth(tmp_path / "gt.json")
     found = {"Fighting001_syn": [{"segment": [0.0, 1.0], "score": 0.9, "cause": "a car"},
@@ -128,6 +181,113 @@ def test_explanations_pick_the_best_overlapping_segment_and_leave_a_missed_threa
     assert [(x["video_id"], x["cause"], x["reference_cause"]) for x in lines] == [
         ("a", "punching", "punching"), ("b", "", "fire; a bin")]
     assert all(x["task"] == "attribute" for x in lines)
+
+
+def _two_threats(path):
+    """Three test videos: two threats and a normal one."""
+    database = {
+        "Fighting001_syn": {"annotations": [{"segment": [2.0, 6.0], "label": "Fighting"}], "duration": 10.0,
+                            "subset": "testing", "causes": ["punching"]},
+        "Stealing001_syn": {"annotations": [{"segment": [4.0, 7.0], "label": "Stealing"}], "duration": 10.0,
+                            "subset": "testing", "causes": ["a bag snatched"]},
+        "Normal_Videos_001_syn": {"annotations": [], "duration": 10.0, "subset": "testing"},
+    }
+    path.write_text(json.dumps({"version": "t", "database": database}))
+    return path
+
+
+def test_the_table_shows_fnr_f2_and_map_with_their_intervals():
+    rows = [{"model": "uprm", "fnr": 30.0, "f2": 51.04, "map": {"0.1": 90.0, "0.3": 80.0, "average": 85.0},
+             "rouge_l": 0.5, "bleu4": 12.345, "sbert": None,
+             "ci": {"fnr": [12.5, 48.0], "f2": [38.24, 63.06], "map": [70.0, 97.5]}},
+            {"model": "always", "fnr": 0.0, "f2": 44.0, "map": {"0.1": 50.0, "0.3": 0.0, "average": 25.0},
+             "rouge_l": None, "bleu4": None, "sbert": None, "ci": {"fnr": None, "f2": [35.0, 50.7], "map": None}}]
+    lines = format_table(rows).splitlines()
+    assert len({len(line) for line in lines}) == 1
+    assert [c.strip() for c in lines[2].split("|")[1:-1]] == [
+        "UPRM (all experts)", "30.0 [12.5, 48.0]", "51.0 [38.2, 63.1]", "90.0", "80.0", "85.0 [70.0, 97.5]", "–",
+        "0.50", "12.35"]
+    # no interval (bootstrap off, or undefined on the videos drawn): the value alone
+    assert [c.strip() for c in lines[3].split("|")[1:4]] == ["always yes", "0.0", "44.0 [35.0, 50.7]"]
+
+
+def _comparison(delta, ci, p, p_holm=None):
+    from uprm.metrics.uncertainty import Comparison
+
+    return Comparison(50.0 + delta, 50.0, delta, ci, p, p_holm)
+
+
+def test_the_verdict_says_beats_only_where_the_interval_of_the_difference_excludes_zero():
+    from uprm.demo import verdict
+
+    # F2 (higher is better): the interval wholly above zero, p small
+    assert verdict(_comparison(12.0, (3.5, 21.0), 0.004), "f2", "UPRM", "always yes", 45) == (
+        "UPRM beats always yes on F2: Δ +12.0 [+3.5, +21.0], p 0.004")
+    # the interval includes zero: no claim, whatever the point estimate
+    assert verdict(_comparison(12.0, (-1.0, 21.0), 0.08), "f2", "UPRM", "always yes", 45) == (
+        "UPRM and always yes are not distinguishable on F2 on 45 test videos: Δ +12.0 [-1.0, +21.0], p 0.080")
+    # FNR: lower is better, so an interval wholly below zero is UPRM's win, wholly above is the baseline's
+    assert verdict(_comparison(-40.0, (-60.0, -20.0), 0.001), "fnr", "UPRM", "coarse only", 45).startswith(
+        "UPRM beats coarse only on FNR: Δ -40.0 [-60.0, -20.0]")
+    assert verdict(_comparison(30.0, (18.0, 41.0), 0.001), "fnr", "UPRM", "always yes", 45).startswith(
+        "always yes beats UPRM on FNR: ")
+    # mAP: the baseline ahead, the interval wholly below zero
+    assert verdict(_comparison(-9.0, (-15.0, -2.0), 0.01), "map", "UPRM", "coarse only", 45).startswith(
+        "coarse only beats UPRM on mAP avg: ")
+
+
+def test_the_verdict_makes_no_claim_the_corrected_permutation_test_does_not_back():
+    from uprm.demo import verdict
+
+    # the interval excludes zero, but the Holm-corrected p does not reach 0.05
+    text = verdict(_comparison(12.7, (6.2, 44.0), 0.03, p_holm=0.09), "map", "UPRM", "always yes", 45)
+    assert text == ("UPRM and always yes are not distinguishable on mAP avg on 45 test videos: "
+                    "Δ +12.7 [+6.2, +44.0], p 0.030 (Holm 0.090) (the interval excludes zero, the permutation test "
+                    "does not at 0.05)")
+    assert verdict(_comparison(12.7, (6.2, 44.0), 0.03, p_holm=0.03), "map", "UPRM", "always yes", 45).startswith(
+        "UPRM beats always yes on mAP avg")
+    # no interval (bootstrap off): no claim either
+    assert "no interval computed" in verdict(_comparison(12.7, None, None), "map", "UPRM", "always yes", 45)
+    assert "undefined" in verdict(_comparison(0.0, None, None).__class__(None, None, None, None, None), "fnr",
+                                  "UPRM", "always yes", 45)
+
+
+def test_uprm_is_compared_with_each_row_paired_by_video_with_holm_over_the_baselines(tmp_path):
+    from uprm.demo import compare_models
+    from uprm.demo.compare import format_comparisons
+    from uprm.metrics.uncertainty import Bootstrap
+
+    truth = _two_threats(tmp_path / "gt.json")
+    exact = {"Fighting001_syn": [{"segment": [2.0, 6.0], "score": 0.9, "cause": "punching"}],
+             "Stealing001_syn": [{"segment": [4.0, 7.0], "score": 0.8, "cause": "a bag snatched"}]}
+    half = {"Fighting001_syn": [{"segment": [2.0, 6.0], "score": 0.9, "cause": "punching"}]}
+    always = always_yes(dict.fromkeys(["Fighting001_syn", "Stealing001_syn", "Normal_Videos_001_syn"], 10.0),
+                        QUICK.replace(window=4.0, stride=2.0, num_frames=4))
+    dirs, rows = {}, {}
+    for name, found in (("untrained", {}), ("always", always), ("coarse", half), ("uprm", exact)):
+        rows[name] = score_detections(name, found, truth, tmp_path / name, sbert=False, explain=name != "always")
+        dirs[name] = tmp_path / name
+    spec = Bootstrap(samples=200, seed=3)
+    comparisons = compare_models(dirs, spec, labels={"uprm": "UPRM", "coarse": "coarse only"})
+    assert [(c["a"], c["b"], c["videos"]) for c in comparisons] == [
+        ("uprm", "untrained", 3), ("uprm", "always", 3), ("uprm", "coarse", 3)]
+    # always-yes's segments all score 1: mAP ranks them in the predictions file's order, in the report and here
+    # alike (in the ground truth's order its mAP average would be 83.3, not its row's 100)
+    assert comparisons[1]["metrics"]["map"]["b"] == pytest.approx(rows["always"]["map"]["average"]) == 100.0
+    vs_coarse = comparisons[2]["metrics"]
+    # UPRM finds both threats (FNR 0), coarse only one of them (its 3 of 7 threat seconds missed)
+    assert vs_coarse["fnr"]["a"] == 0.0 and vs_coarse["fnr"]["b"] == pytest.approx(100 * 3 / 7)
+    assert vs_coarse["fnr"]["delta"] == pytest.approx(-100 * 3 / 7)
+    for key in ("fnr", "f2", "map"):
+        m = vs_coarse[key]
+        assert m["ci"][0] <= m["delta"] <= m["ci"][1]
+        # Holm over the three baselines of one metric: never below the raw p, at most three times it
+        assert m["p"] <= m["p_holm"] <= min(1.0, 3 * m["p"]) + 1e-12
+    # three videos cannot carry a claim: the permutation test finds the difference in many swaps
+    assert comparisons[2]["verdicts"]["fnr"].startswith("UPRM and coarse only are not distinguishable on FNR on 3")
+    text = format_comparisons(comparisons, spec)
+    assert text.splitlines()[0].startswith("Paired by test video (Δ = UPRM − baseline")
+    assert "200 bootstrap resamples of the 3 test videos" in text and len(text.splitlines()) == 1 + 3 * 3
 
 
 def test_the_table_prints_every_row_with_dashes_for_missing_numbers():
@@ -210,3 +370,14 @@ def test_the_demo_writes_uprm_evals_answers_layout_and_the_rating_sheets_read_it
     assert row["answer"] == line["answer"] and row["clip"] == line["clip"]
     page = (tmp_path / "sheets" / "rater1.html").read_text()
     assert len(re.findall(r"src='data:image/jpeg;base64,", page)) == 2  # the true segment's frames
+
+
+@pytest.mark.slow
+def test_a_training_that_fails_in_the_second_process_raises_here_with_its_traceback(tmp_path):
+    from uprm.demo.models import TrainingProcess
+
+    missing = tmp_path / "no_such_train.json"
+    other = TrainingProcess("coarse", QUICK, missing, tmp_path / "cache", tmp_path / "runs" / "coarse", 0, 1)
+    with pytest.raises(RuntimeError, match=r"(?s)training coarse in a second process failed:.*Traceback.*no_such_train"):
+        other.result()
+    assert other.lines() == []

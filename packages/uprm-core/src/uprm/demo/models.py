@@ -11,7 +11,8 @@ from typing import Any
 
 from uprm.demo.settings import DemoSettings
 
-__all__ = ["MODELS", "extract_cache", "fresh_run_dir", "train_config", "train_model", "untrained_model"]
+__all__ = ["MODELS", "TrainingProcess", "extract_cache", "fresh_run_dir", "train_config", "train_model",
+           "untrained_model"]
 
 #: the rows of the demo's table, in order
 MODELS = ("untrained", "always", "coarse", "uprm")
@@ -86,3 +87,81 @@ def train_model(config: Any, log: Callable[[str], None], every: int) -> tuple[Pa
     (run / "announce.txt").write_text(announce.getvalue(), encoding="utf-8")
     return run, {"final_loss": last.get("loss"), "steps": last.get("step"),
                  "expert_weights": last.get("expert_weights")}
+
+
+def _train_in_process(name: str, settings: DemoSettings, data: Path, cache: Path, out: Path, seed: int, every: int,
+                      messages: Any) -> None:
+    """A second process's work (:class:`TrainingProcess`): train ``name`` and post its log
+    lines, then ``("done", run, info, seconds)`` or ``("error", traceback)``, to ``messages``."""
+    import traceback
+
+    try:
+        import torch
+
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        wall, cpu = time.perf_counter(), time.process_time()
+        config = train_config(name, settings, data, cache, out, seed)
+        run, info = train_model(config, lambda text: messages.put(("line", text)), every)
+        took = {"seconds": round(time.perf_counter() - wall, 2), "cpu_seconds": round(time.process_time() - cpu, 2)}
+        messages.put(("done", str(run), {"experts": config.experts, **info}, took))
+    except BaseException:  # everything goes back to the parent, which raises it
+        messages.put(("error", traceback.format_exc()))
+
+
+class TrainingProcess:
+    """One model trained in a second process (spawned: a fresh interpreter, one torch
+    thread) while this one trains another. :meth:`lines` hands over its progress lines as
+    they come; :meth:`result` waits for it and returns ``(run, info, seconds)``.
+    """
+
+    def __init__(self, name: str, settings: DemoSettings, data: Path, cache: Path, out: Path, seed: int,
+                 every: int) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.name = name
+        self._messages = context.Queue()
+        self._process = context.Process(target=_train_in_process, name=f"uprm demo: train {name}", daemon=True,
+                                        args=(name, settings, data, cache, out, seed, every, self._messages))
+        self._process.start()
+        self._pending: list[str] = []
+        self._outcome: tuple | None = None
+
+    def _take(self, block: bool) -> bool:
+        """Read one message (waiting up to a second when ``block``); False when none came."""
+        import queue
+
+        try:
+            message = self._messages.get(timeout=1.0) if block else self._messages.get_nowait()
+        except queue.Empty:
+            return False
+        if message[0] == "line":
+            self._pending.append(message[1])
+        else:
+            self._outcome = message
+        return True
+
+    def lines(self) -> list[str]:
+        """The progress lines that arrived since the last call."""
+        while self._outcome is None and self._take(block=False):
+            pass
+        out, self._pending = self._pending, []
+        return out
+
+    def result(self) -> tuple[Path, dict[str, Any], dict[str, float]]:
+        """Wait for the process; its run directory, ``{"experts", "final_loss", "steps",
+        ...}`` and its wall and CPU seconds. Raises :class:`RuntimeError` with the
+        process's traceback when training failed there, or when it died without a word."""
+        while self._outcome is None:
+            if not self._take(block=True) and not self._process.is_alive():
+                while self._take(block=False):  # what it posted just before it ended
+                    pass
+                if self._outcome is None:
+                    raise RuntimeError(f"training {self.name} in a second process: it ended with exit code "
+                                       f"{self._process.exitcode} and no result")
+        self._process.join()
+        if self._outcome[0] == "error":
+            raise RuntimeError(f"training {self.name} in a second process failed:\n{self._outcome[1]}")
+        _, run, info, took = self._outcome
+        return Path(run), info, took

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +17,8 @@ from uprm.demo.settings import DEFAULT, DemoSettings
 
 __all__ = ["Reporter", "run_demo"]
 
-STAGES = ("world", "windows", "features", "train coarse", "train uprm", "detect", "score")
+#: the numbered stages; "train" also records "train coarse" and "train uprm" (each model's own seconds)
+STAGES = ("world", "windows", "features", "train", "detect", "score")
 
 
 @dataclass
@@ -70,22 +71,38 @@ def run_demo(out: str | os.PathLike = "demo", *, seed: int = 0, settings: DemoSe
     state.train()
     rows = state.evaluate()
     document = {
-        "rows": rows, "seconds": round(time.perf_counter() - start_wall, 1),
-        "cpu_seconds": round(time.process_time() - start_cpu, 1), "stages": rep.stages, "seed": seed,
+        "rows": rows, "comparisons": state.comparisons, "bootstrap": state.bootstrap.to_dict(),
+        "seconds": round(time.perf_counter() - start_wall, 1),
+        "cpu_seconds": round(time.process_time() - start_cpu + state.other_cpu, 1), "stages": rep.stages, "seed": seed,
         "quick": quick, "settings": settings.to_dict(), "world": state.world_counts, "training": state.training,
         "machine": {**machine, "load_average_end": [round(x, 2) for x in os.getloadavg()]},
     }
-    from uprm.demo.table import format_table
     from uprm.utils import atomic_write_json
 
     atomic_write_json(root / "results.json", document)
-    rep.line("")
-    rep.line(format_table(rows))
-    rep.line("")
-    rep.line(f"{len(state.test_videos)} held-out test videos ({state.world_counts['test_threat_videos']} with a "
-             f"threat); mAP at tIoU 0.1/0.2/0.3 (UCF-Crime's); timelines in {root / 'detections'}/<model>/")
-    rep.line(f"wrote {root / 'results.json'} in {document['seconds']:.0f} s (CPU {document['cpu_seconds']:.0f} s)")
+    _print_results(rep, state, document, root)
     return document
+
+
+def _print_results(rep: Reporter, state: _Demo, document: dict[str, Any], root: Path) -> None:
+    """The table with its intervals, how they were made, and the paired verdicts."""
+    from uprm.demo.compare import format_comparisons
+    from uprm.demo.table import format_table
+
+    spec = state.bootstrap
+    n = len(state.test_videos)
+    rep.line("")
+    rep.line(format_table(document["rows"]))
+    rep.line("")
+    rep.line(f"{n} held-out test videos ({state.world_counts['test_threat_videos']} with a threat); FNR, F2 and mAP "
+             f"in percent, mAP at tIoU 0.1/0.2/0.3 (UCF-Crime's); timelines in {root / 'detections'}/<model>/")
+    if spec.enabled:
+        rep.line(f"[low, high]: 95 % interval, percentile bootstrap over the {n} test videos ({spec.samples} resamples, "
+                 f"seed {spec.seed}; the video is the unit resampled, not the second)")
+    rep.line("")
+    rep.line(format_comparisons(document["comparisons"], spec))
+    rep.line("")
+    rep.line(f"wrote {root / 'results.json'} in {document['seconds']:.0f} s (CPU {document['cpu_seconds']:.0f} s)")
 
 
 def _experts_line(rep: Reporter) -> None:
@@ -106,6 +123,7 @@ class _Demo:
         self.world = root / "world"
         self.cache = root / "cache"
         self.training: dict[str, Any] = {}
+        self.other_cpu = 0.0  # CPU seconds of the second process (training side by side)
 
     def data(self) -> None:
         from uprm.demo.models import extract_cache, untrained_model
@@ -133,15 +151,54 @@ class _Demo:
                      f"written, {report.cached} cached -> {self.cache}")
 
     def train(self) -> None:
+        """Train coarse-only and UPRM: side by side in two processes when the machine has
+        two CPUs (``settings.parallel``), else one after the other. Either way each
+        model's own seconds are recorded as the stages "train coarse" and "train uprm"."""
+        parallel = self.settings.parallel and (os.cpu_count() or 1) >= 2
+        with self.rep.stage("train"):
+            if parallel:
+                self.rep.line("      coarse only in a second process, UPRM in this one")
+                self._train_side_by_side()
+            else:
+                for name in ("coarse", "uprm"):
+                    self._train_here(name)
+
+    def _train_here(self, name: str, also: Callable[[], None] | None = None) -> None:
+        """Train ``name`` in this process; ``also`` runs at each logged step (the other
+        process's lines)."""
         from uprm.demo.models import train_config, train_model
 
         s = self.settings
-        for name in ("coarse", "uprm"):
-            with self.rep.stage(f"train {name}"):
-                config = train_config(name, s, self.files["train"], self.cache, self.root / "runs" / name, self.seed)
-                every = max(1, s.steps // 4)
-                run, info = train_model(config, lambda text: self.rep.line(f"      {text}"), every)
-                self.training[name] = {"run": str(run), "experts": config.experts, **info}
+        wall, cpu = time.perf_counter(), time.process_time()
+        config = train_config(name, s, self.files["train"], self.cache, self.root / "runs" / name, self.seed)
+
+        def log(text: str) -> None:
+            if also is not None:
+                also()
+            self.rep.line(f"      {name:<6} {text}")
+
+        run, info = train_model(config, log, max(1, s.steps // 4))
+        self.training[name] = {"run": str(run), "experts": config.experts, **info}
+        self.rep.stages[f"train {name}"] = {"seconds": round(time.perf_counter() - wall, 2),
+                                            "cpu_seconds": round(time.process_time() - cpu, 2)}
+
+    def _train_side_by_side(self) -> None:
+        from uprm.demo.models import TrainingProcess
+
+        s = self.settings
+        other = TrainingProcess("coarse", s, self.files["train"], self.cache, self.root / "runs" / "coarse", self.seed,
+                                max(1, s.steps // 4))
+
+        def relay() -> None:
+            for text in other.lines():
+                self.rep.line(f"      coarse {text}")
+
+        self._train_here("uprm", also=relay)
+        run, info, took = other.result()
+        relay()
+        self.training = {"coarse": {"run": str(run), **info}, **self.training}
+        self.rep.stages = {**self.rep.stages, "train coarse": took}
+        self.other_cpu = float(took["cpu_seconds"])
 
     def evaluate(self) -> list[dict[str, Any]]:
         from uprm.demo.detect import always_yes, detect_model
@@ -162,13 +219,31 @@ class _Demo:
                               f"({time.perf_counter() - began:.1f} s)")
             detections["always"] = always_yes(self.durations, self.settings)
         rows = []
+        s = self.settings
         with self.rep.stage("score"):
             truth = self.world / "annotations" / "activitynet.json"
             videos = {path.stem: path for path in self.test_videos}  # <video_id>.mp4
             for name in MODELS:
                 rows.append(score_detections(name, detections[name], truth, self.root / "eval" / name,
-                                             explain=name != "always", sbert=self.settings.sbert, videos=videos))
+                                             explain=name != "always", sbert=s.sbert, videos=videos,
+                                             bootstrap=s.bootstrap, bootstrap_seed=s.bootstrap_seed))
+            self.comparisons = self._compare()
         return rows
+
+    def _compare(self) -> list[dict[str, Any]]:
+        """UPRM against each other row, paired by test video (:mod:`uprm.demo.compare`)."""
+        from uprm.demo.compare import compare_models
+        from uprm.demo.models import MODELS
+        from uprm.demo.table import LABELS
+
+        dirs = {name: self.root / "eval" / name for name in MODELS}
+        return compare_models(dirs, self.bootstrap, reference="uprm", labels={**LABELS, "uprm": "UPRM"})
+
+    @property
+    def bootstrap(self) -> Any:
+        from uprm.metrics.uncertainty import Bootstrap
+
+        return Bootstrap(samples=self.settings.bootstrap, seed=self.settings.bootstrap_seed)
 
 
 def _count(path: Path) -> int:

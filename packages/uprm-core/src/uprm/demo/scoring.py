@@ -11,10 +11,13 @@ from typing import Any
 
 from uprm.demo.detect import Detections, write_predictions
 
-__all__ = ["ROW_KEYS", "explanations", "score_detections", "tiou"]
+__all__ = ["CI_KEYS", "ROW_KEYS", "explanations", "row_intervals", "score_detections", "tiou"]
 
-#: the keys of a row of ``results.json``
+#: the keys of a row of ``results.json`` (a row also has ``"ci"``: :data:`CI_KEYS`)
 ROW_KEYS = ("model", "fnr", "f2", "map", "rouge_l", "bleu4", "sbert")
+
+#: the metrics of a row that get a 95 % interval (``row["ci"]``): ``map`` is the mAP average
+CI_KEYS = ("fnr", "f2", "map")
 
 
 def tiou(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -56,14 +59,27 @@ def explanations(detections: Detections, truth: Mapping[str, Any],
     return lines
 
 
+def row_intervals(report: Mapping[str, Any]) -> dict[str, list[float] | None]:
+    """``{"fnr", "f2", "map"}``: the 95 % intervals of a row's metrics from the report's
+    ``"ci"`` (``map``: the mAP average's); ``None`` where there is none (no bootstrap, or a
+    metric undefined on the videos)."""
+    ci = report.get("ci") or {}
+    maps = ci.get("map") if isinstance(ci.get("map"), Mapping) else {}
+    return {"fnr": ci.get("fnr"), "f2": ci.get("f2"), "map": maps.get("average")}
+
+
 def score_detections(name: str, detections: Detections | None, ground_truth: Path, out: Path, *,
                      explain: bool = True, sbert: bool = True,
-                     videos: Mapping[str, str | os.PathLike] | None = None) -> dict[str, Any]:
+                     videos: Mapping[str, str | os.PathLike] | None = None,
+                     bootstrap: int = 0, bootstrap_seed: int = 0) -> dict[str, Any]:
     """The report of ``uprm eval --predictions`` for one model's detections on the
     test split (written to ``out``, with ``answers.jsonl`` in ``uprm eval``'s layout:
-    :func:`explanations`), and its row of the table. ``explain=False``: a model that
-    gives no causes (the always-yes baseline): no answers, SB, ROUGE, BLEU are ``None``.
-    ``videos``: ``{video_id: file}`` of the test videos, for the answers' ``video``."""
+    :func:`explanations`, and the per-video units ``videos.json`` the paired comparisons
+    read), and its row of the table. ``explain=False``: a model that gives no causes (the
+    always-yes baseline): no answers, SB, ROUGE, BLEU are ``None``. ``videos``:
+    ``{video_id: file}`` of the test videos, for the answers' ``video``. ``bootstrap``:
+    resamples of the test videos for the row's 95 % intervals (``row["ci"]``, see
+    :func:`row_intervals`; 0: none)."""
     from uprm.evaluation import score_predictions
     from uprm.evaluation.answers import ANSWERS_FILE, write_answers
     from uprm.evaluation.truth import read_ground_truth
@@ -76,6 +92,8 @@ def score_detections(name: str, detections: Detections | None, ground_truth: Pat
     if explain:
         answers = write_answers(out / ANSWERS_FILE, explanations(detections, truth, videos))
     report = score_predictions(predictions, ground_truth, out, answers=answers, split="test", dataset="ucf",
-                               sbert=sbert and explain, system=name)
+                               sbert=sbert and explain, system=name, bootstrap=bootstrap,
+                               bootstrap_seed=bootstrap_seed)
     row = {key: report.get(key) for key in ROW_KEYS[1:]}
-    return {"model": name, **row, "video": report.get("video"), "counts": report.get("counts")}
+    return {"model": name, **row, "ci": row_intervals(report), "video": report.get("video"),
+            "counts": report.get("counts")}

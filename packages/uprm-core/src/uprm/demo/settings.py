@@ -29,7 +29,9 @@ class DemoSettings(Settings):
         min_duration, max_duration: video length range, seconds.
         normal_fraction: share of normal videos (each threat also has a look-alike twin).
         splits: the world's train / val / test fractions (the demo trains on train and
-            detects on test; val is not used).
+            detects on test; val is not used). Half and half: 45 test videos, so the
+            intervals are narrow enough to say something (15 made one seed look like a
+            failure; benchmarks/demo_sizing.md).
         window, stride: seconds; training clips are the instruction builder's windows and
             ``uprm detect`` slides the same windows over the test videos.
         min_overlap: a training window is a threat when the threat covers more than this
@@ -44,16 +46,21 @@ class DemoSettings(Settings):
         threads: torch threads (``None``: torch's default). One: the tiny model's matrices are
             too small for two threads to pay, and on a busy machine a second thread made
             feature extraction 40× and training 5× slower in CPU time (spinning).
+        parallel: train the coarse-only model in a second process while UPRM trains in
+            this one, when the machine has at least two CPUs (each on ``threads`` torch
+            threads; the trainer seeds itself, so the models are the same either way).
+        bootstrap: resamples of the test videos for the 95 % intervals and the paired
+            comparisons (0: none); ``bootstrap_seed`` seeds them.
     """
 
-    videos: Annotated[int, Field(ge=1)] = 60
+    videos: Annotated[int, Field(ge=1)] = 90
     size: Annotated[int, Field(ge=1)] = 64
     fps: Annotated[float, Field(gt=0)] = 8.0
     min_duration: Annotated[float, Field(gt=0)] = 16.0
     max_duration: Annotated[float, Field(gt=0)] = 24.0
     normal_fraction: Annotated[float, Field(ge=0, le=1)] = 0.4
     # a JSON or YAML list is read as the tuple
-    splits: Annotated[tuple[float, float, float], Field(strict=False)] = (0.75, 0.0, 0.25)
+    splits: Annotated[tuple[float, float, float], Field(strict=False)] = (0.5, 0.0, 0.5)
     window: Annotated[float, Field(gt=0)] = 4.0
     stride: Annotated[float, Field(gt=0)] = 2.0
     min_overlap: Annotated[float, Field(ge=0)] = 1.0
@@ -70,6 +77,9 @@ class DemoSettings(Settings):
     balance: bool = True
     sbert: bool = True
     threads: Annotated[int | None, Field(ge=1)] = 1
+    parallel: bool = True
+    bootstrap: Annotated[int, Field(ge=0)] = 1000
+    bootstrap_seed: int = 0
 
     def options_for(self, experts: list[str]) -> list[str]:
         """``NAME.KEY=VALUE`` options (``uprm train --expert-option``) of the installed experts."""
@@ -82,4 +92,4 @@ DEFAULT = DemoSettings()
 
 #: a few-seconds smoke version of the same pipeline (``uprm demo --quick``)
 QUICK = DemoSettings(videos=6, size=32, min_duration=6.0, max_duration=6.0, splits=(0.5, 0.0, 0.5), window=6.0,
-                     stride=6.0, num_frames=2, steps=2, sbert=False)
+                     stride=6.0, num_frames=2, steps=2, sbert=False, bootstrap=200)
