@@ -22,7 +22,6 @@ from uprm.ablation.effects import Effects, check_same_videos, measure, metric_ke
 from uprm.ablation.errors import AblationError
 from uprm.ablation.forest import effects_figure, plot_effects
 from uprm.ablation.table import MARK, Column, Row, markdown, write_tables
-from uprm.ablation.units import FastUnits
 from uprm.evaluation.intervals import VideoUnits
 from uprm.evaluation.scoring import ScoreInputs, score
 from uprm.evaluation.truth import VideoTruth
@@ -68,19 +67,6 @@ def _grid(**drops: tuple[str, ...]) -> dict[str, dict[int, VideoUnits]]:
 @pytest.fixture(scope="module")
 def effects() -> Effects:
     return measure(_grid(), Bootstrap(samples=300, seed=4), order=VARIANTS)
-
-
-def test_fast_units_give_the_evaluations_numbers_on_any_resample():
-    rng = np.random.default_rng(0)
-    units = _units("full", 1, texts=True)
-    units.predictions[3] = [(5.0, 5.0, 0.5), (4.0, 15.0, 0.5), (5.0, 12.0, 0.5)]  # tied scores, a zero-length one
-    fast = FastUnits(units)
-    for size in (1, 5, 30, 45):
-        for _ in range(20):
-            drawn = rng.integers(0, len(units), size)
-            assert fast.statistic(drawn) == units.statistic(drawn)
-    assert fast.statistic(np.arange(30)) == units.statistic(np.arange(30))
-    assert fast.statistic(np.arange(20, 30))["map/average"] is None  # only Normal videos drawn: mAP undefined
 
 
 def test_a_variant_blind_to_a_category_differs_there_and_not_elsewhere(effects):
@@ -220,7 +206,12 @@ def test_the_forest_plot_has_a_panel_per_metric(effects, tmp_path):
 
 def test_runs_on_other_videos_are_refused_by_name():
     grid = _grid(wo_pose1=("arson3", "normal7"))
-    with pytest.raises(AblationError, match=r"wo_pose/seed1 has 0 video\(s\) that full/seed0 has not \(none\) and "
-                                            r"lacks 2 \(arson3, normal7\)"):
+    with pytest.raises(AblationError, match=r"full/seed0 and wo_pose/seed1 did not evaluate the same videos.*only "
+                                            r"in full/seed0: arson3, normal7; only in wo_pose/seed1: none"):
         measure(grid, Bootstrap(samples=10))
+    other_truth = _grid()
+    other_truth["wo_ptr"][2].categories[0] = "Arson"  # scored against another ground truth
+    with pytest.raises(AblationError, match=r"full/seed0 and wo_ptr/seed2 were scored against different ground truth "
+                                            r".* for 1 video\(s\): fighting0"):
+        measure(other_truth, Bootstrap(samples=10))
     assert len(check_same_videos(_grid())) == 30

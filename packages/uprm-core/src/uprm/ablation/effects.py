@@ -21,8 +21,8 @@ Every run of the grid evaluated the same test videos and wrote their per-video u
   on everything): ``P(full > variant)`` over pairs of seeds, averaged over categories
   (:func:`uprm.metrics.probability_of_improvement`). 0.5 is no difference.
 
-The metrics are recomputed on each resample by :class:`uprm.ablation.units.FastUnits`
-(the same numbers as ``VideoUnits.statistic``, a hundred times faster).
+Every resample recomputes the metrics from the drawn videos
+(:meth:`VideoUnits.statistic`, exactly as the reports compute them).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from uprm.ablation.errors import AblationError
-from uprm.ablation.units import FastUnits
+from uprm.evaluation.errors import EvaluationError
 from uprm.evaluation.intervals import UNITS_FILE, VideoUnits
 from uprm.metrics.uncertainty import (
     Bootstrap,
@@ -87,36 +87,27 @@ def read_units(runs: Sequence[tuple[str, int, Path]]) -> tuple[dict[str, dict[in
     return units, missing
 
 
-def _few(names: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "") if names else "none"
-
-
 def check_same_videos(units: UnitsGrid) -> list[str]:
     """The videos every run evaluated (sorted), or an :class:`AblationError` naming each
-    run whose videos differ from the first run's and how: paired comparisons and a
-    bootstrap over seeds need every run on the same videos."""
+    run whose videos (or their ground truth, or the tIoU thresholds) differ from the first
+    run's, and those videos: paired comparisons and a bootstrap over seeds need every run
+    on the same videos (:meth:`VideoUnits.paired_with` checks them)."""
     runs = [(v, s, u) for v, by_seed in units.items() for s, u in sorted(by_seed.items())]
     if not runs:
         return []
     first_variant, first_seed, first = runs[0]
-    reference = set(first.videos)
     problems = []
     for variant, seed, u in runs[1:]:
-        mine = set(u.videos)
-        if mine != reference:
-            problems.append(f"{_run(variant, seed)} has {len(mine - reference)} video(s) that "
-                            f"{_run(first_variant, first_seed)} has not ({_few(sorted(mine - reference))}) and lacks "
-                            f"{len(reference - mine)} ({_few(sorted(reference - mine))})")
-        elif tuple(u.thresholds) != tuple(first.thresholds):
-            problems.append(f"{_run(variant, seed)} used the tIoU thresholds {list(u.thresholds)}, "
-                            f"{_run(first_variant, first_seed)} {list(first.thresholds)}")
+        try:
+            first.paired_with(u, _run(first_variant, first_seed), _run(variant, seed))
+        except EvaluationError as exc:
+            problems.append(str(exc))
     if problems:
         raise AblationError("the runs did not evaluate the same test videos, so their intervals and paired "
                             "comparisons cannot be computed: " + "; ".join(problems)
                             + ". Evaluate every run on the same test files (delete the odd runs' eval/ folders to "
                               "redo their evaluations)")
-    return sorted(reference)
+    return sorted(first.videos)
 
 
 @dataclass
@@ -189,14 +180,15 @@ def _canonical(units: UnitsGrid, videos: Sequence[str]) -> dict[str, dict[int, V
     return out
 
 
-def _estimates(fast: Mapping[int, FastUnits], seeds: Sequence[int], n: int, spec: Bootstrap) -> dict[str, Estimate]:
-    found = bootstrap(lambda s, u: fast[seeds[s]].statistic(u), n, spec, n_seeds=len(seeds))
+def _estimates(runs: Mapping[int, VideoUnits], seeds: Sequence[int], n: int, spec: Bootstrap
+               ) -> dict[str, Estimate]:
+    found = bootstrap(lambda s, u: runs[seeds[s]].statistic(u), n, spec, n_seeds=len(seeds))
     return {metric_key(k): e for k, e in found.items()}
 
 
 def _compare(variant: Mapping[int, VideoUnits], reference: Mapping[int, VideoUnits], seeds: Sequence[int],
              n: int, spec: Bootstrap, permutations: int) -> dict[str, Comparison]:
-    pairs = {s: FastUnits(variant[s].paired_with(reference[s])) for s in seeds}
+    pairs = {s: variant[s].paired_with(reference[s]) for s in seeds}
     found = compare_paired(lambda s, u: pairs[seeds[s]].statistic(u), n, spec, n_seeds=len(seeds),
                            permutations=permutations)
     return {metric_key(k): c for k, c in found.items()}
@@ -218,20 +210,20 @@ def threat_categories(units: VideoUnits) -> list[str]:
     return sorted(threat)
 
 
-def _scores(fast: Mapping[int, FastUnits], seeds: Sequence[int], tasks: Sequence[str], n: int) -> np.ndarray:
+def _scores(runs: Mapping[int, VideoUnits], seeds: Sequence[int], tasks: Sequence[str], n: int) -> np.ndarray:
     """``[tasks, seeds]`` per-category scores on all the videos."""
     everything = np.arange(n)
-    per_seed = [fast[s].statistic(everything) for s in seeds]
+    per_seed = [runs[s].statistic(everything) for s in seeds]
     return np.array([[r[f"per_category/{t}/{IMPROVEMENT_SCORE}"] for r in per_seed] for t in tasks], dtype=np.float64)
 
 
-def _improvement(fast: Mapping[str, Mapping[int, FastUnits]], seeds: Mapping[str, Sequence[int]],
-                 tasks: Sequence[str], n: int) -> dict[str, float | None]:
-    if not tasks or REFERENCE not in fast:
+def _improvement(grid: UnitsGrid, seeds: Mapping[str, Sequence[int]], tasks: Sequence[str], n: int
+                 ) -> dict[str, float | None]:
+    if not tasks or REFERENCE not in grid:
         return {}
-    full = _scores(fast[REFERENCE], seeds[REFERENCE], tasks, n)
-    return {v: probability_of_improvement(full, _scores(fast[v], seeds[v], tasks, n))
-            for v in fast if v != REFERENCE}
+    full = _scores(grid[REFERENCE], seeds[REFERENCE], tasks, n)
+    return {v: probability_of_improvement(full, _scores(grid[v], seeds[v], tasks, n))
+            for v in grid if v != REFERENCE}
 
 
 def measure(units: UnitsGrid, spec: Bootstrap | None = None, *, permutations: int | None = None,
@@ -248,12 +240,11 @@ def measure(units: UnitsGrid, spec: Bootstrap | None = None, *, permutations: in
     variants = [v for v in (order or list(units)) if units.get(v)]
     grid = _canonical({v: units[v] for v in variants}, videos)
     seeds = {v: sorted(grid[v]) for v in variants}
-    fast = {v: {s: FastUnits(u) for s, u in grid[v].items()} for v in variants}
     n = len(videos)
     effects = Effects(spec, permutations or spec.samples, videos, seeds)
     if not n:
         return effects
-    effects.estimates = {v: _estimates(fast[v], seeds[v], n, spec) for v in variants}
+    effects.estimates = {v: _estimates(grid[v], seeds[v], n, spec) for v in variants}
     if REFERENCE in grid:
         for v in variants:
             common = [s for s in seeds[v] if s in grid[REFERENCE]]
@@ -261,6 +252,6 @@ def measure(units: UnitsGrid, spec: Bootstrap | None = None, *, permutations: in
                 effects.vs_full[v] = _compare(grid[v], grid[REFERENCE], common, n, spec, effects.permutations)
         _holm(effects.vs_full)
         effects.tasks = threat_categories(grid[REFERENCE][seeds[REFERENCE][0]])
-        effects.improvement = _improvement(fast, seeds, effects.tasks, n)
+        effects.improvement = _improvement(grid, seeds, effects.tasks, n)
     effects.seconds = time.perf_counter() - started
     return effects
