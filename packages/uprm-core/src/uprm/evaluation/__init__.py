@@ -42,6 +42,11 @@ the same for users):
   record's k-th answered segment against its k-th annotated one.
 - **Units** are the paper's: FNR, F2, mAP and the extras in percent; SB and ROUGE-L
   0-1; BLEU-4 0-100; GPT 1-10 (human 1-5). Undefined numbers (0/0) are ``None``.
+- **Intervals**: each number of the Table 1/2 row and per category gets a 95 % interval
+  from a bootstrap over videos (``bootstrap=1000`` resamples, ``0``: none; the report's
+  ``"ci"`` and ``"bootstrap"``); ``videos.json`` keeps the per-video units resampled
+  (:mod:`~uprm.evaluation.intervals`), and :func:`compare` pairs two evaluations by
+  video (:mod:`~uprm.evaluation.comparison`).
 - **Resume**: with ``out``, each finished batch's answers go to ``clips.jsonl`` at once
   (flushed), behind a fingerprint of the checkpoint, the data and the settings; a rerun
   answers only the batches missing (same batches, so the same floats) and every final

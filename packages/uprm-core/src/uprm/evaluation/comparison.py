@@ -77,7 +77,7 @@ def _names(names: Sequence[str] | str | None, reports: Sequence[Mapping[str, Any
 def _check_rate(reports: Sequence[Mapping[str, Any]], names: tuple[str, str]) -> None:
     """Frame-level metrics depend on the rate: two rates are two different ground truths."""
     rates = [(r.get("settings") or {}).get("rate") for r in reports]
-    if None not in rates and not math.isclose(float(rates[0]), float(rates[1])):
+    if rates[0] is not None and rates[1] is not None and not math.isclose(float(rates[0]), float(rates[1])):
         raise EvaluationError(f"{names[0]} was scored at {rates[0]:g} samples per second, {names[1]} at "
                               f"{rates[1]:g}: score both with the same --rate")
 

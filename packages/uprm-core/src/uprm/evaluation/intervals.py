@@ -110,7 +110,7 @@ class VideoUnits:
         rows = np.repeat(m.offsets[units] - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
         ranked = rows[np.argsort(-m.scores[rows], kind="stable")]  # ties in the order given, as map_at_tiou
         ap = interpolated_ap(m.hits[:, ranked], npos) * 100.0
-        out = {f"map/{t:g}": float(a) for t, a in zip(self.thresholds, ap)}
+        out: dict[str, float | None] = {f"map/{t:g}": float(a) for t, a in zip(self.thresholds, ap)}
         out["map/average"] = float(np.mean(ap))
         return out
 
