@@ -84,7 +84,9 @@ def test_quick_demo_writes_results_timelines_and_prints_the_table(tmp_path):
     from uprm.demo.models import train_config, train_model
 
     config = train_config("coarse", QUICK, out / "data" / "demo_train.json", out / "cache", tmp_path / "again", 0)
-    again, _ = train_model(config, lambda text: None, 1)
+    steps = []
+    again, _ = train_model(config, lambda text: None, 1, on_step=lambda: steps.append(1))
+    assert len(steps) == QUICK.steps  # on_step after every step: where the other process's lines are relayed
     here, there = load_file(again / "model.safetensors"), load_file(out / "runs" / "coarse" / "model.safetensors")
     assert sorted(here) == sorted(there) and all(torch.equal(here[k], there[k]) for k in here)
 
@@ -381,3 +383,15 @@ def test_a_training_that_fails_in_the_second_process_raises_here_with_its_traceb
     with pytest.raises(RuntimeError, match=r"(?s)training coarse in a second process failed:.*Traceback.*no_such_train"):
         other.result()
     assert other.lines() == []
+
+
+def test_bootstrap_flag_sets_the_resamples_and_zero_turns_intervals_off(monkeypatch):
+    import uprm.demo
+
+    seen = []
+    monkeypatch.setattr(uprm.demo, "run_demo", lambda out, **kw: seen.append(kw["settings"]))
+    for args in (["--bootstrap", "0"], ["--bootstrap", "250"], []):
+        result = CliRunner().invoke(cli, ["demo", "--quick", "--no-sbert", *args])
+        assert result.exit_code == 0, result.output
+    assert [s.bootstrap for s in seen] == [0, 250, QUICK.bootstrap]
+    assert CliRunner().invoke(cli, ["demo", "--bootstrap", "-1"]).exit_code == 2

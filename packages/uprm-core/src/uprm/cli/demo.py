@@ -32,8 +32,8 @@ def cli(out: str, seed: int, quick: bool, steps: int | None, no_sbert: bool, boo
     (bootstrap over the test videos), and UPRM against each of the others paired by
     test video: "beats" only where the interval of the difference excludes zero. Writes
     OUT/results.json, the timelines (OUT/detections/<model>/) and the reports
-    (OUT/eval/<model>/). Nothing is downloaded. About 8 minutes on 2 CPU cores (the two
-    models train side by side, one core each); --quick takes seconds.
+    (OUT/eval/<model>/). Nothing is downloaded. About 6 minutes on an idle 2-core machine
+    (the two models train side by side, one core each); --quick takes seconds.
     """
     from uprm.demo import DEFAULT, QUICK, run_demo
 

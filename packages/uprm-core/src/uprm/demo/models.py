@@ -62,8 +62,10 @@ def fresh_run_dir(path: Path) -> None:
     shutil.rmtree(path)
 
 
-def train_model(config: Any, log: Callable[[str], None], every: int) -> tuple[Path, dict[str, Any]]:
-    """Train ``config``; ``log`` gets a line every ``every`` steps. Returns the run
+def train_model(config: Any, log: Callable[[str], None], every: int,
+                on_step: Callable[[], None] | None = None) -> tuple[Path, dict[str, Any]]:
+    """Train ``config``; ``log`` gets a line every ``every`` steps, ``on_step`` is called
+    after every step (the demo relays the other process's lines there). Returns the run
     directory and ``{"final_loss", "steps"}``. The trainer's own report goes to
     ``RUN/announce.txt``."""
     import contextlib
@@ -77,6 +79,8 @@ def train_model(config: Any, log: Callable[[str], None], every: int) -> tuple[Pa
 
     def report(_trainer: Any, record: dict[str, Any]) -> None:
         last.update(record)
+        if on_step is not None:
+            on_step()
         if record["step"] % every == 0 or record["step"] == config.max_steps:
             log(f"step {record['step']:>5}/{config.max_steps}  loss {record['loss']:.3f}  "
                 f"({time.perf_counter() - start:.0f} s)")

@@ -164,20 +164,15 @@ class _Demo:
                     self._train_here(name)
 
     def _train_here(self, name: str, also: Callable[[], None] | None = None) -> None:
-        """Train ``name`` in this process; ``also`` runs at each logged step (the other
-        process's lines)."""
+        """Train ``name`` in this process; ``also`` runs after every step (it prints the
+        other process's lines as they come)."""
         from uprm.demo.models import train_config, train_model
 
         s = self.settings
         wall, cpu = time.perf_counter(), time.process_time()
         config = train_config(name, s, self.files["train"], self.cache, self.root / "runs" / name, self.seed)
-
-        def log(text: str) -> None:
-            if also is not None:
-                also()
-            self.rep.line(f"      {name:<6} {text}")
-
-        run, info = train_model(config, log, max(1, s.steps // 4))
+        run, info = train_model(config, lambda text: self.rep.line(f"      {name:<6} {text}"), max(1, s.steps // 4),
+                                on_step=also)
         self.training[name] = {"run": str(run), "experts": config.experts, **info}
         self.rep.stages[f"train {name}"] = {"seconds": round(time.perf_counter() - wall, 2),
                                             "cpu_seconds": round(time.process_time() - cpu, 2)}
