@@ -126,3 +126,16 @@ def test_the_comparison_does_not_depend_on_the_order_of_the_videos():
 def test_nest():
     assert nest({"fnr": 1, "map/0.1": 2, "per_category/Arson/fnr": 3}) == {
         "fnr": 1, "map": {"0.1": 2}, "per_category": {"Arson": {"fnr": 3}}}
+
+
+def test_tied_scores_rank_as_the_report_ranked_them():
+    # always-yes: every video predicted whole with score 1, the file not in ground-truth order
+    truth = {v: VideoTruth(v, duration=10.0, segments=segs, category="Fighting" if segs else "Normal")
+             for v, segs in (("a", [(0.0, 10.0)]), ("b", []), ("c", [(0.0, 10.0)]))}
+    preds = [("b", 0.0, 10.0, 1.0), ("c", 0.0, 10.0, 1.0), ("a", 0.0, 10.0, 1.0)]
+    inp = ScoreInputs(truth, preds, (0.5,), sbert=False)
+    report = score(inp)
+    flat = inp.units.statistic(np.arange(len(inp.units)))
+    # ranked b (false alarm), c, a: precision 1/2 and 2/3 at recall 1/2 and 1, made monotone: 2/3 at both
+    assert report["map"]["average"] == pytest.approx(100 * 2 / 3)
+    assert flat["map/average"] == pytest.approx(report["map"]["average"])

@@ -259,7 +259,11 @@ def _text_metrics(inputs: ScoreInputs, per_pair: _Texts) -> dict[str, float | No
 
 def _units(inputs: ScoreInputs, frames: _Frames, per_pair: _Texts) -> VideoUnits:
     preds = _by_video(inputs.predictions)
-    videos = list(inputs.truth)
+    # videos in the order their first prediction is given, then those without: mAP ranks tied
+    # scores in the order given, so the units of all the videos rank ties as the report did
+    # (exactly when each video's predictions are given together, as every writer here does)
+    first_seen = list(dict.fromkeys(p[0] for p in inputs.predictions if p[0] in inputs.truth))
+    videos = first_seen + [v for v in inputs.truth if v not in set(first_seen)]
     counts = []
     for vid in videos:
         t, p = frames.truth[vid], frames.pred[vid]
