@@ -50,7 +50,7 @@ def summary_line(label: str, seed: int, doc: dict) -> str:
         return f"{fnr} / {r['f2']:.0f} / {avg:.0f}" if avg is not None else f"{fnr} / {r['f2']:.0f} / –"
 
     st = doc["stages"]
-    train = st["train coarse"]["seconds"] + st["train uprm"]["seconds"]
+    train = st["train"]["seconds"]  # the training stage's wall time (coarse-only trains beside UPRM)
     cpu = doc["cpu_seconds"]
     load = doc["machine"]["load_average"][0]
     return (f"| {label} | {seed} | {doc['seconds']:.0f} s (CPU {cpu:.0f} s, load {load:.1f}) | train {train:.0f} s | "
