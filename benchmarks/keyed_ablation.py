@@ -81,9 +81,28 @@ def build_world(work: Path, cfg: Mapping[str, Any], seed: int) -> dict[str, Any]
     return summary
 
 
-def instruction_files(work: Path, splits: Sequence[float]) -> dict[str, Path]:
+def instruction_files(work: Path, splits: Sequence[float], windows: tuple[float, float] | None = None
+                      ) -> dict[str, Path]:
+    """The world's whole-video instructions, or (``windows=(window, stride)``) those of
+    every window, as the demo trains: a window is a threat when the threat covers more
+    than 1 s of it, and the training file's threat windows are repeated until about half
+    the identify answers are yes (:func:`uprm.demo.world.balance_threats`)."""
     names = [s for s, f in zip(("train", "val", "test"), splits) if f > 0]
-    return {s: work / "world" / "instructions" / f"synthetic_{s}.json" for s in names}
+    if windows is None:
+        return {s: work / "world" / "instructions" / f"synthetic_{s}.json" for s in names}
+    from uprm.data import build_instructions
+    from uprm.data.annotations import read_activitynet
+    from uprm.demo.world import balance_threats
+
+    world = work / "world"
+    out = work / f"windows_{windows[0]:g}_{windows[1]:g}"
+    records = build_instructions(read_activitynet(world / "annotations" / "activitynet.json"), out, name="keyed",
+                                 videos=world / "videos", keypoints=world / "keypoints",
+                                 scene_graphs=world / "scene_graphs", seed=0, window_s=windows[0],
+                                 stride_s=windows[1], min_overlap_s=1.0, missing="error")
+    files = {s: Path(f) for s, f in dict(records.files).items() if s in names}
+    balance_threats(files["train"])
+    return files
 
 
 def extract(work: Path, files: Mapping[str, Path]) -> None:
@@ -266,6 +285,43 @@ def router_weights(reader: Reader, spec: Any, variant: str = "full") -> tuple[di
         contrasts = bootstrap(stat, len(videos), spec, n_seeds=len(seeds))
         contrasts = {"groups": (pg, rg), **contrasts}
     return means, contrasts
+
+
+# ----------------------------------------------------------------------------- do the features carry the key?
+PROBED = (("Fighting", "pose", "keypoints"), ("Stealing", "relation", "relations"),
+          ("Arson", "background", "embedding"), ("RoadAccidents", "coarse", "vision_features"))
+
+
+def probe_features(work: Path, window: float = 4.0, min_cover: float = 1.5) -> list[tuple[str, str, int, float, float]]:
+    """A linear probe per keyed category on the cached features of the expert keyed to it:
+    the windows (about ``window`` s long) that cover at least ``min_cover`` s of the threat,
+    and the twin's windows of the same spans; logistic regression trained on the train
+    pairs, accuracy on the test pairs (0.5 = chance). Reads ``WORK/cache`` as the
+    windowed runs filled it (``--windows``). Returns (category, expert, windows, train
+    accuracy, test accuracy)."""
+    from safetensors.numpy import load_file
+    from sklearn.linear_model import LogisticRegression
+
+    design = json.loads((work / "world" / "design.json").read_text())
+    truth = json.loads((work / "world" / "annotations" / "activitynet.json").read_text())["database"]
+    out = []
+    for category, expert, key in PROBED:
+        rows, labels, splits = [], [], []
+        for pair in (p for p in design["pairs"] if p["category"] == category):
+            start, end = truth[pair["threat"]]["annotations"][0]["segment"]
+            for video, label in ((pair["threat"], 1), (pair["twin"], 0)):
+                for name in sorted(os.listdir(work / "cache" / video)):
+                    a, b = (float(x) for x in name.split("_")[0].split("-"))
+                    if b - a > window + 0.5 or min(b, end) - max(a, start) < min_cover:
+                        continue
+                    rows.append(load_file(str(work / "cache" / video / name / f"{expert}.safetensors"))[key].ravel())
+                    labels.append(label)
+                    splits.append(pair["split"])
+        x, y, sp = np.array(rows, dtype=np.float64), np.array(labels), np.array(splits)
+        model = LogisticRegression(max_iter=2000).fit(x[sp == "train"], y[sp == "train"])
+        out.append((category, expert, len(y), float(model.score(x[sp == "train"], y[sp == "train"])),
+                    float(model.score(x[sp == "test"], y[sp == "test"]))))
+    return out
 
 
 # ----------------------------------------------------------------------------- the report
@@ -457,20 +513,32 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--report", default=None, help="write the Markdown here (default: benchmarks/keyed_ablation.md; "
                    "--quick: WORK/keyed_ablation.md)")
     p.add_argument("--world-seed", type=int, default=0)
+    p.add_argument("--variants", default=None, help="a subset, e.g. full,wo_upe (default: the six)")
+    p.add_argument("--windows", default=None, metavar="W,S", help="train and evaluate on W-second windows every "
+                   "S seconds (as the demo) instead of whole videos, e.g. 4,2")
+    p.add_argument("--probe", action="store_true", help="only the linear probes of the cached features "
+                   "(WORK must hold a world and a windowed cache)")
     args = p.parse_args(argv)
+    if args.probe:
+        for category, expert, n, train, test in probe_features(Path(args.work)):
+            print(f"{category:<14} {expert:<11} {n:>4} windows: train accuracy {train:.3f}, test accuracy {test:.3f}")
+        return {}
     cfg = dict(QUICK if args.quick else FULL)
     for key in ("videos", "steps"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     if args.seeds:
         cfg["seeds"] = tuple(int(s) for s in args.seeds.split(","))
+    if args.variants:
+        cfg["variants"] = tuple(args.variants.split(","))
+    windows = tuple(float(x) for x in args.windows.split(",")) if args.windows else None
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="uprm-keyed-"))
     work.mkdir(parents=True, exist_ok=True)
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     started = time.perf_counter()
     summary, t_world = _timed(lambda: build_world(work, cfg, args.world_seed))
     print(f"world: {t_world:.0f} s", flush=True)
-    files = instruction_files(work, cfg["splits"])
+    files = instruction_files(work, cfg["splits"], windows)
     _, t_extract = _timed(lambda: extract(work, files))
     print(f"features: {t_extract:.0f} s", flush=True)
     grid = write_grid(work, files, cfg)
