@@ -324,6 +324,51 @@ def probe_features(work: Path, window: float = 4.0, min_cover: float = 1.5) -> l
     return out
 
 
+def trace_block(work: Path, checkpoint: str | Path, categories: Sequence[str] = ("Stealing", "Fighting"),
+                window: float = 4.0, min_cover: float = 1.5) -> list[dict[str, Any]]:
+    """Where the key is lost: the trained model's UPE block output ``z`` (``model.prefill``)
+    on the same windows as :func:`probe_features`; per keyed category a linear probe of
+    ``z`` (train pairs → test pairs), the mean |threat − twin| difference of ``z`` against
+    its spread, and the router's mean weights on threats and on twins."""
+    import torch
+    from safetensors.torch import load_file
+    from sklearn.linear_model import LogisticRegression
+
+    import uprm
+
+    model = uprm.load_model(str(checkpoint), device="cpu").model
+    design = json.loads((work / "world" / "design.json").read_text())
+    truth = json.loads((work / "world" / "annotations" / "activitynet.json").read_text())["database"]
+    out = []
+    for category in categories:
+        items = []
+        for pair in (p for p in design["pairs"] if p["category"] == category):
+            start, end = truth[pair["threat"]]["annotations"][0]["segment"]
+            for video, label in ((pair["threat"], 1), (pair["twin"], 0)):
+                for name in sorted(os.listdir(work / "cache" / video)):
+                    a, b = (float(x) for x in name.split("_")[0].split("-"))
+                    if b - a <= window + 0.5 and min(b, end) - max(a, start) >= min_cover:
+                        feats = {n: load_file(str(work / "cache" / video / name / f"{n}.safetensors"))
+                                 for n in model.expert_names}
+                        items.append((feats, label, pair["split"]))
+        z, w = [], []
+        with torch.no_grad():
+            for i in range(0, len(items), 16):
+                prefix = model.prefill(model.collate([f for f, _, _ in items[i:i + 16]]))
+                z.append(prefix.visual_tokens.float().reshape(len(items[i:i + 16]), -1).numpy())
+                w.append(prefix.expert_weights.float().mean(1).numpy())
+        zs, ws = np.concatenate(z), np.concatenate(w)
+        y, sp = np.array([it[1] for it in items]), np.array([it[2] for it in items])
+        probe = LogisticRegression(max_iter=3000).fit(zs[sp == "train"], y[sp == "train"])
+        out.append({"category": category, "windows": len(y),
+                    "probe_train": float(probe.score(zs[sp == "train"], y[sp == "train"])),
+                    "probe_test": float(probe.score(zs[sp == "test"], y[sp == "test"])),
+                    "z_std": float(zs.std()), "threat_twin_diff": float(np.abs(zs[y == 1].mean(0) - zs[y == 0].mean(0)).mean()),
+                    "weights_threat": dict(zip(model.expert_names, ws[y == 1].mean(0).round(4).tolist())),
+                    "weights_twin": dict(zip(model.expert_names, ws[y == 0].mean(0).round(4).tolist()))})
+    return out
+
+
 # ----------------------------------------------------------------------------- the report
 def _f(x: float | None, digits: int = 1) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
@@ -518,7 +563,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                    "S seconds (as the demo) instead of whole videos, e.g. 4,2")
     p.add_argument("--probe", action="store_true", help="only the linear probes of the cached features "
                    "(WORK must hold a world and a windowed cache)")
+    p.add_argument("--trace", default=None, metavar="CHECKPOINT", help="only trace the keys through a trained "
+                   "model's UPE block on the same windows as --probe")
     args = p.parse_args(argv)
+    if args.trace:
+        for row in trace_block(Path(args.work), args.trace):
+            print(json.dumps(row))
+        return {}
     if args.probe:
         for category, expert, n, train, test in probe_features(Path(args.work)):
             print(f"{category:<14} {expert:<11} {n:>4} windows: train accuracy {train:.3f}, test accuracy {test:.3f}")
