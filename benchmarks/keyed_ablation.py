@@ -443,9 +443,25 @@ def signature(reader: Reader, effects: Any, aucs: Mapping, contrasts: Mapping) -
     return _removal_lines(reader, effects) + _coarse_lines(reader, effects, aucs) + _router_lines(contrasts)
 
 
+def _group_table(reader: Reader, effects: Any, metric: str, title: str, headers: Sequence[str]) -> list[str]:
+    """A variant-by-group table of ``per_category/<group>/<metric>`` with each variant's delta vs full."""
+    from uprm.ablation.effects import metric_key
+
+    lines = [title, "| Variant | " + " | ".join(headers) + " |", "|---|" + "---|" * len(reader.groups)]
+    for v in reader.variants:
+        cells = []
+        for g in reader.groups:
+            key = metric_key(f"per_category/{g}/{metric}")
+            cell = _ci(effects.estimates[v].get(key))
+            if v in effects.vs_full:
+                cell += f"<br>Δ {_delta(effects.vs_full[v].get(key))}"
+            cells.append(cell)
+        lines.append(f"| {LABELS[v]} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def report(reader: Reader, effects: Any, aucs: Mapping, weights: Mapping, contrasts: Mapping,
            info: Mapping[str, Any]) -> str:
-    from uprm.ablation.effects import metric_key
 
     rows = []
     add = rows.append
@@ -483,32 +499,10 @@ def report(reader: Reader, effects: Any, aucs: Mapping, weights: Mapping, contra
             + f" | {_delta(vs.get('f2'))} | {_delta(vs.get('map_average'))} | "
             + f"{_f(effects.improvement.get(v), 2) if v != 'full' else ''} |")
     add("")
-    add("## Per keyed group: F2 (threat and twin seconds) [interval], and its delta vs full\n")
-    add("| Variant | " + " | ".join(f"{g} ({reader.channels[g]})" for g in reader.groups) + " |")
-    add("|---|" + "---|" * len(reader.groups))
-    for v in reader.variants:
-        cells = []
-        for g in reader.groups:
-            key = metric_key(f"per_category/{g}/f2")
-            cell = _ci(effects.estimates[v].get(key))
-            if v in effects.vs_full:
-                cell += f"<br>Δ {_delta(effects.vs_full[v].get(key))}"
-            cells.append(cell)
-        add(f"| {LABELS[v]} | " + " | ".join(cells) + " |")
-    add("")
-    add("## Per category: FNR of the threat seconds [interval], and its delta vs full\n")
-    add("| Variant | " + " | ".join(reader.groups) + " |")
-    add("|---|" + "---|" * len(reader.groups))
-    for v in reader.variants:
-        cells = []
-        for g in reader.groups:
-            key = metric_key(f"per_category/{g}/fnr")
-            cell = _ci(effects.estimates[v].get(key))
-            if v in effects.vs_full:
-                cell += f"<br>Δ {_delta(effects.vs_full[v].get(key))}"
-            cells.append(cell)
-        add(f"| {LABELS[v]} | " + " | ".join(cells) + " |")
-    add("")
+    rows += _group_table(reader, effects, "f2", "## Per keyed group: F2 (threat and twin seconds) [interval], and "
+                         "its delta vs full\n", [f"{g} ({reader.channels[g]})" for g in reader.groups])
+    rows += _group_table(reader, effects, "fnr", "## Per category: FNR of the threat seconds [interval], and its "
+                         "delta vs full\n", reader.groups)
     add("## Pair AUC per keyed group (P(yes) of threats against twins; 0.5 = chance) [interval]\n")
     add("| Variant | " + " | ".join(reader.groups) + " |")
     add("|---|" + "---|" * len(reader.groups))
