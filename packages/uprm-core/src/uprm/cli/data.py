@@ -205,7 +205,8 @@ class _LazyCommand(click.Command):
 def cli() -> None:
     """Build DeepSVU instruction sets (Video-LLaVA conversation JSON, docs/formats.md).
 
-    Stage 2 (identify / locate / attribute): `ucf-crime`, `uca`, `cuva`. Stage 1
+    Stage 2 (identify / locate / attribute): `ucf-crime`, `uca`, `cuva`, and a site's own
+    labels from `label-studio` or `cvat` exports (checked against its --taxonomy). Stage 1
     pre-tuning (physical-world instructions): `refcoco` (object relations),
     `humanml3d` (human pose), `rsicb` (visual background). `synthetic` renders a
     procedurally generated surveillance world with known threats.
@@ -312,6 +313,95 @@ def cuva(annotation: Path, out: Path, categories: Path | None, sheet: str | None
 
     anns = read_cuva(annotation, categories=categories, sheet=sheet)
     _build_stage2(anns, out, "cuva", opts)
+
+
+def _label_options(func: Callable) -> Callable:
+    """The options of the label imports (``label-studio``, ``cvat``)."""
+    options = [
+        click.option(
+            "--taxonomy",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="The site's categories (YAML, docs/formats.md); a label not in it stops the import, naming it. "
+            "Default: UCF-Crime's 13 categories and Normal.",
+        ),
+        click.option(
+            "--out",
+            "-o",
+            type=click.Path(file_okay=False, path_type=Path),
+            required=True,
+            help="Folder to write: activitynet.json (the ground truth; --activitynet writes it elsewhere) and "
+            "<name>_<split>.json (the instructions).",
+        ),
+        click.option(
+            "--fps",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Frame rate the tool counted frames at, for every video. Default: each video's own, read from its "
+            "file in --videos; without either the import stops.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _build_labels(annotations: Sequence[Any], out: Path, name: str, opts: dict[str, Any]) -> None:
+    """The label imports write the ground truth always (beside the instructions by default)."""
+    opts["activitynet"] = opts.get("activitynet") or out / "activitynet.json"
+    _build_stage2(annotations, out, name, opts)
+
+
+@cli.command("label-studio")
+@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_label_options
+@_stage2_options
+@_handle_errors
+def label_studio(export: Path, taxonomy: Path | None, out: Path, fps: float | None, **opts: Any) -> None:
+    """Instructions and ActivityNet ground truth from a Label Studio JSON export of a video
+    project labelled with <TimelineLabels> (or <VideoRectangle> with <Labels>).
+
+    Ranges are frames counted from 1 at the <Video frameRate> of the labelling
+    configuration: --fps is that rate (or --videos reads each video's own). A <TextArea>
+    of a region is its cause. A task whose annotation has no threat label is Normal for
+    the whole video; a task nobody annotated is left out. Upload prefixes
+    (1a2b3c4d-clip.mp4) are removed from the video ids.
+
+    \b
+    uprm data label-studio project-3-at-2025-01-05.json --taxonomy site.yaml \\
+        --videos footage/ --out data/site
+    """
+    import warnings
+
+    from uprm.data.labelstudio import read_label_studio
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        anns = read_label_studio(export, taxonomy, fps=fps, videos=opts["videos"])
+    for warning in caught:
+        click.echo(f"warning: {warning.message}", err=True)
+    _build_labels(anns, out, "label_studio", opts)
+
+
+@cli.command("cvat")
+@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_label_options
+@_stage2_options
+@_handle_errors
+def cvat(export: Path, taxonomy: Path | None, out: Path, fps: float | None, **opts: Any) -> None:
+    """Instructions and ActivityNet ground truth from a CVAT for video 1.1 export
+    (annotations.xml, or the ZIP CVAT downloads; a task or a project).
+
+    A track's label holds from a shape that is not outside to the frame before the next
+    outside one (to the task's end after its last shape); tagged frames in a row make one
+    segment. Frames are the video's own (counted from 0): --videos reads each video's
+    frame rate, or --fps gives it. A task without labels is Normal for the whole video.
+
+    \b
+    uprm data cvat annotations.xml --taxonomy site.yaml --videos footage/ --out data/site
+    """
+    from uprm.data.cvat import read_cvat
+
+    anns = read_cvat(export, taxonomy, fps=fps, videos=opts["videos"])
+    _build_labels(anns, out, "cvat", opts)
 
 
 @cli.command("refcoco")

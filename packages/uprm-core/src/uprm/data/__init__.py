@@ -9,6 +9,9 @@
    instruction file.
 2. **readers and builders** (plain Python, no torch): :func:`read_ucf_crime`,
    :func:`read_uca`, :func:`read_cuva`, :func:`read_activitynet` → :class:`VideoAnnotation`;
+   the labelling tools' exports, checked against a site taxonomy (:mod:`uprm.taxonomy`):
+   :func:`read_label_studio` (video timeline labels, JSON) and :func:`read_cvat` (CVAT for
+   video 1.1 XML);
    :func:`build_instructions` (identify / locate / attribute conversations,
    docs/formats.md) and the stage-1 builders :func:`build_refcoco`,
    :func:`build_humanml3d`, :func:`build_rsicb`; :func:`load_records` (instruction

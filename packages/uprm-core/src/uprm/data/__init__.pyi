@@ -4,8 +4,11 @@
 
 from . import annotations as annotations
 from . import clips as clips
+from . import cvat as cvat
 from . import features as features
 from . import instructions as instructions
+from . import labels as labels
+from . import labelstudio as labelstudio
 from . import mp4 as mp4
 from . import pretune as pretune
 from . import records as records
@@ -26,6 +29,7 @@ from .annotations import write_activitynet as write_activitynet
 from .annotations import write_activitynet_predictions as write_activitynet_predictions
 from .clips import clip_from_record as clip_from_record
 from .clips import load_clip_for as load_clip_for
+from .cvat import read_cvat as read_cvat
 from .errors import AnnotationError as AnnotationError
 from .errors import CacheError as CacheError
 from .errors import RecordError as RecordError
@@ -56,6 +60,7 @@ from .instructions import identify_answer as identify_answer
 from .instructions import locate_answer as locate_answer
 from .instructions import make_record as make_record
 from .instructions import write_instructions as write_instructions
+from .labelstudio import read_label_studio as read_label_studio
 from .mp4 import write_mp4 as write_mp4
 from .pretune import IMAGE_EXTENSIONS as IMAGE_EXTENSIONS
 from .pretune import PRETUNE_TEMPLATES as PRETUNE_TEMPLATES
