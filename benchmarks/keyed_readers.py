@@ -1,0 +1,250 @@
+"""Who reads the key? Small training runs on the keyed world's windows that find where
+the fine experts' key is lost (benchmarks/keyed_ablation.md §4).
+
+Each mode trains for a few hundred steps on the identify windows of the keyed world that
+``benchmarks/keyed_ablation.py --windows 4,2 --work WORK`` prepared (``WORK/windows_4_2``
+and the feature cache ``WORK/cache``), then scores the test windows and prints the
+window AUC per keyed group (threat-video windows marked "yes" against all other windows
+of the group; 0.5 = chance) every ``--every`` steps:
+
+``stages``  the paired |threat − twin| difference against the spread at each stage of
+            the pose path (keypoints, pose tokens, cross-attention, adapter output, the
+            mixed tokens ``z``) of a fresh tiny model or ``--checkpoint``; no training.
+``adapter`` the pose adapter alone + a linear head on its mean-pooled output (Fighting).
+``head``    the UPE block (``--experts``, the router) + a linear head on mean-pooled ``z``.
+``llm``     the whole tiny model, as ``uprm train`` trains it (next-token loss on the
+            answers), scored by the yes − no logit of the answer's first token;
+            ``--lm-lr``/``--block-lr`` set the two learning rates, ``--captions`` adds
+            pose-caption answers (fight / dance / talk) to the Fighting windows.
+
+    .venv/bin/python benchmarks/keyed_readers.py stages --work runs/keyed
+    .venv/bin/python benchmarks/keyed_readers.py adapter --work runs/keyed --steps 300
+    .venv/bin/python benchmarks/keyed_readers.py head --work runs/keyed --groups Fighting --experts pose
+    .venv/bin/python benchmarks/keyed_readers.py llm --work runs/keyed --groups Stealing --experts relation
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("UPRM_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from keyed_ablation import keyed_groups
+
+CAPTIONS = {"threat": "Two people trade fast jabs at head height and kick at each other.",
+            "twin": "Two people dance, swinging their arms overhead to a slow beat.",
+            "else": "Two people stand face to face and talk."}
+
+
+def _records(work: Path, split: str, groups: Sequence[str], task: str = "identify") -> list[dict[str, Any]]:
+    group, _, _ = keyed_groups(work / "world")
+    name = "keyed_train.json" if split == "train" else f"keyed_{split}.json"
+    recs = json.loads((work / "windows_4_2" / name).read_text())
+    return [r for r in recs if r["task"] == task and group[r["video_id"]] in groups]
+
+
+def _with_captions(work: Path, recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Fighting windows once more, each answered with what the people do in it."""
+    truth = json.loads((work / "world" / "annotations" / "activitynet.json").read_text())["database"]
+    design = json.loads((work / "world" / "design.json").read_text())
+    threat_of = {p["twin"]: p["threat"] for p in design["pairs"]} | {p["threat"]: p["threat"] for p in design["pairs"]}
+    out = list(recs)
+    for r in recs:
+        threat = threat_of[r["video_id"]]
+        start, end = truth[threat]["annotations"][0]["segment"]
+        a, b = r["window"]
+        kind = "else" if min(b, end) - max(a, start) < 1.5 else ("threat" if r["video_id"] == threat else "twin")
+        c = copy.deepcopy(r)
+        c["id"], c["task"] = r["id"].replace("/identify", "/pose"), "pose"
+        c["conversations"] = [{"from": "human", "value": "<video>\nAnalyze the human pose and the actions depicted "
+                               "in the video."}, {"from": "gpt", "value": CAPTIONS[kind]}]
+        out.append(c)
+    return out
+
+
+def _dataset(work: Path, recs: list[dict[str, Any]], model: Any, name: str) -> Any:
+    from uprm.training.data import load_run_data
+
+    path = work / "windows_4_2" / f"readers_{name}.json"  # beside the others: the same relative paths
+    path.write_text(json.dumps(recs))
+    return load_run_data([str(path)], model, str(work / "cache"), 4).dataset
+
+
+def _model(args: argparse.Namespace, data: Path) -> Any:
+    from uprm.training.build import build_training_model, resolve_config
+    from uprm.training.config import TrainConfig
+
+    cfg = resolve_config(TrainConfig(data=[str(data)], out="unused", tiny=True, num_frames=4, model_seed=args.seed,
+                                     experts=args.experts.split(","), router=args.router))
+    model = build_training_model(cfg)
+    model.train()
+    return model
+
+
+def _auc(work: Path, recs: list[dict[str, Any]], scores: np.ndarray) -> dict[str, float]:
+    group, _, _ = keyed_groups(work / "world")
+    g = np.array([group[r["video_id"]] for r in recs])
+    y = np.array([r["conversations"][1]["value"].startswith("Yes") for r in recs])
+    return {str(k): round(float(roc_auc_score(y[g == k], scores[g == k])), 3) for k in sorted(set(g))}
+
+
+def _labels(recs: list[dict[str, Any]]) -> torch.Tensor:
+    return torch.tensor([r["conversations"][1]["value"].startswith("Yes") for r in recs], dtype=torch.float32)
+
+
+def run_head(args: argparse.Namespace, work: Path, adapter_only: bool) -> None:
+    """The block (or the pose adapter alone) + a linear head on the mean of its tokens."""
+    groups = ["Fighting"] if adapter_only else args.groups.split(",")
+    train, test = _records(work, "train", groups), _records(work, "test", groups)
+    model = _model(args, work / "windows_4_2" / "keyed_train.json")
+    block = model.block
+    feats = {s: [d["features"] for d in _dataset(work, r, model, s)] for s, r in (("train", train), ("test", test))}
+    head = torch.nn.Linear(block.ctx.hidden_size, 1)
+    pose = block.experts["pose"] if adapter_only else None
+
+    def tokens(batch: list[dict[str, Any]]) -> torch.Tensor:
+        collated = block.collate(batch)
+        if pose is None:
+            return block(collated).z.mean(1)
+        with torch.no_grad():
+            h = block.experts["coarse"](collated["coarse"], None)
+        return pose(collated["pose"], h).mean(1)
+
+    params = [p for p in (pose.parameters() if pose is not None else block.parameters()) if p.requires_grad]
+    opt = torch.optim.AdamW(params + list(head.parameters()), lr=args.block_lr or args.lr, weight_decay=0.0)
+    y, gen = _labels(train), torch.Generator().manual_seed(args.seed)
+    for step in range(1, args.steps + 1):
+        idx = torch.randint(len(train), (args.batch_size,), generator=gen).tolist()
+        logit = head(tokens([feats["train"][i] for i in idx])).squeeze(-1)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % args.every == 0:
+            with torch.no_grad():
+                s = torch.cat([head(tokens(feats["test"][i:i + 64])).squeeze(-1)
+                               for i in range(0, len(test), 64)]).numpy()
+            print(f"step {step} loss {loss.item():.3f} window AUC {_auc(work, test, s)}", flush=True)
+
+
+def run_llm(args: argparse.Namespace, work: Path) -> None:
+    """The whole tiny model on the identify windows, scored by the first answer token."""
+    from uprm.data import UPRMCollator
+    from uprm.training.build import trainable_parameters
+    from uprm.training.data import model_inputs
+
+    groups = args.groups.split(",")
+    train, test = _records(work, "train", groups), _records(work, "test", groups)
+    if args.captions:
+        train = _with_captions(work, train)
+    model = _model(args, work / "windows_4_2" / "keyed_train.json")
+    data = {s: _dataset(work, r, model, s) for s, r in (("train", train), ("test", test))}
+    collate = UPRMCollator(model.collate, model.tokenize)
+    lm = [p for n, p in trainable_parameters(model) if not n.startswith("block.")]
+    block = [p for n, p in trainable_parameters(model) if n.startswith("block.")]
+    opt = torch.optim.AdamW([{"params": lm, "lr": args.lm_lr or args.lr}, {"params": block, "lr": args.block_lr or args.lr}],
+                            weight_decay=0.0)
+    yes, no = (model.tokenizer(w, add_special_tokens=False).input_ids[0] for w in ("Yes", "No"))
+    gen, cpu = torch.Generator().manual_seed(args.seed), torch.device("cpu")
+    for step in range(1, args.steps + 1):
+        idx = torch.randint(len(train), (args.batch_size,), generator=gen).tolist()
+        out = model(**model_inputs(collate([data["train"][i] for i in idx]), cpu))
+        opt.zero_grad()
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(lm + block, 1.0)
+        opt.step()
+        if step % args.every == 0:
+            s = _answer_logits(model, collate, data["test"], yes, no)
+            print(f"step {step} loss {out.ce_loss.item():.4f} window AUC {_auc(work, test, s)} "
+                  f"yes-no logit spread {s.std():.4f}", flush=True)
+
+
+def _answer_logits(model: Any, collate: Any, dataset: Any, yes: int, no: int) -> np.ndarray:
+    from uprm.training.data import model_inputs
+
+    model.eval()
+    scores = []
+    with torch.no_grad():
+        for i in range(0, len(dataset), 32):
+            batch = collate([dataset[j] for j in range(i, min(i + 32, len(dataset)))])
+            logits = model(**model_inputs(batch, torch.device("cpu"))).logits
+            first = (batch["labels"] != -100).float().argmax(1) - 1  # the position predicting the answer's first token
+            row = logits[torch.arange(len(first)), first]
+            scores.append((row[:, yes] - row[:, no]).numpy())
+    model.train()
+    return np.concatenate(scores)
+
+
+def run_stages(args: argparse.Namespace, work: Path) -> None:
+    """Paired |threat − twin| / spread at each stage of the pose path (Fighting test+train windows)."""
+    import uprm
+
+    recs = _records(work, "train", ["Fighting"]) + _records(work, "test", ["Fighting"])
+    model = (uprm.load_model(args.checkpoint, device="cpu").model if args.checkpoint
+             else _model(args, work / "windows_4_2" / "keyed_train.json").eval())
+    design = json.loads((work / "world" / "design.json").read_text())
+    twin = {p["threat"]: p["twin"] for p in design["pairs"]}
+    by_key = {(r["video_id"], tuple(r["window"])): i for i, r in enumerate(recs)}
+    pairs = [(i, by_key[(twin[r["video_id"]], tuple(r["window"]))]) for i, r in enumerate(recs)
+             if r["video_id"] in twin and (twin[r["video_id"]], tuple(r["window"])) in by_key]
+    feats = model.collate([d["features"] for d in _dataset(work, recs, model, "stages")])
+    block, pose = model.block, model.block.experts["pose"]
+    ad, f = pose.adapter, feats["pose"]
+    with torch.no_grad():
+        h = block.experts["coarse"](feats["coarse"], None)
+        tok, mask = ad.tokenizer(f["keypoints"].float(), f["boxes"].float(), f["scores"].float(), f["person_mask"].bool())
+        cross = ad.cross(ad.query_in(h), tok, mask)
+        stages = {"keypoints": f["keypoints"], "pose tokens": tok, "cross-attention T_c": cross,
+                  "pose adapter output": pose(f, h), "coarse tokens h": h, "mixed tokens z": block(feats).z}
+    print(f"{len(pairs)} threat/twin window pairs of Fighting ({'checkpoint' if args.checkpoint else 'fresh model'})")
+    for name, x in stages.items():
+        x = x.float().reshape(len(recs), -1)
+        diff = torch.stack([(x[a] - x[b]).abs().mean() for a, b in pairs]).mean()
+        print(f"{name:24s} paired |threat - twin| {diff:.2e}  spread {x.std():.3f}  ratio {diff / x.std():.1e}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=("stages", "adapter", "head", "llm"))
+    p.add_argument("--work", type=Path, default=Path("runs/keyed"), help="what keyed_ablation.py --windows 4,2 built")
+    p.add_argument("--groups", default="Fighting,Stealing,Arson,RoadAccidents", help="keyed groups to train on")
+    p.add_argument("--experts", default="background,pose,relation", help="fine experts of the model (coarse always)")
+    p.add_argument("--router", default="tradeoff")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--every", type=int, default=100, help="score the test windows every N steps")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lm-lr", type=float, default=None, help="llm: the language model's learning rate")
+    p.add_argument("--block-lr", type=float, default=None, help="the UPE block's (adapters, router) learning rate")
+    p.add_argument("--captions", action="store_true", help="llm: add pose-caption answers to the Fighting windows")
+    p.add_argument("--checkpoint", default=None, help="stages: a trained model instead of a fresh one")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(1)
+    start = time.time()
+    if args.mode == "stages":
+        run_stages(args, args.work)
+    elif args.mode == "llm":
+        run_llm(args, args.work)
+    else:
+        run_head(args, args.work, adapter_only=args.mode == "adapter")
+    print(f"{time.time() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
