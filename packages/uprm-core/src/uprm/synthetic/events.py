@@ -142,6 +142,42 @@ class EventScript:
         x = self.u(0.3, 0.7) * self.W if x is None else x
         return self.scene.add_car(self.rng, lay.park_y * self.H, self.side(), [-1e4, 1e4], [x, x], parked=True)
 
+    def pair_in_front(self) -> tuple[Person, Person, float, float, float]:
+        """Two people who will meet, the ground y near the front of a band where they do, the
+        first one's height there and an x in the middle of the frame."""
+        a, b = self.person(), self.person()
+        y = self.band_y(front=True)
+        return a, b, y, self.h_at(y, a), self.u(0.35, 0.65) * self.W
+
+    def meet(self, a: Person, b: Person, xa: float, xb: float, y: float, t: float, talk: float) -> float:
+        """``a`` walks in from the left to ``xa`` by ``t``; ``b`` has stood at ``xb`` since before;
+        they talk for ``talk`` seconds, face to face. Returns when the talk ends."""
+        self.walk_in(a, xa, y, t, -1)
+        t_b = min(-0.5, t - 3.0)
+        b.start(t_b, xb, y, -1).do("stand", t - t_b, facing=-1, phase=1.0)
+        a.do("talk", talk, facing=1, arm="r")
+        b.do("talk", talk, facing=-1, arm="r", phase=2.0)
+        self.scene.relate(t, t + talk, a.key, "talking_to", b.key)
+        return t + talk
+
+    def beside(self, box: tuple[float, float, float, float]) -> tuple[Person, int, float, float]:
+        """Someone who will come from a random side to the object with ``box``: the person,
+        the side, and the ground ``(y, x)`` just in front of the object's base, beside it."""
+        p = self.person()
+        side = self.side()
+        y = box[3] + 0.02 * self.H
+        self.taken.append(y)
+        h = self.h_at(y, p)
+        return p, side, y, (box[0] + box[2]) / 2 + side * ((box[2] - box[0]) / 2 + 0.12 * h)
+
+    def crouch_at(self, p: Person, x: float, y: float, side: int, t: float, crouch: float, key: str) -> float:
+        """``p`` walks in from ``side`` to ``(x, y)`` by ``t`` and crouches there for ``crouch``
+        seconds, touching the object ``key``. Returns when the crouch ends."""
+        self.walk_in(p, x, y, t, side)
+        p.do("crouch", crouch, facing=-side)
+        self.scene.relate(t, t + crouch, p.key, "touching", key)
+        return t + crouch
+
     # ------------------------------------------------------------------ ambient life
     def ambient(self, traffic: bool) -> None:
         sc, lay = self.scene, self.scene.layout
@@ -214,24 +250,13 @@ class EventScript:
     # ------------------------------------------------------------------ events
     def fighting(self, threat: bool) -> None:
         sc = self.scene
-        a, b = self.person(), self.person()
-        y = self.band_y(front=True)
-        h = self.h_at(y, a)
-        xc = self.u(0.35, 0.65) * self.W
-        gap = 0.5 * h
-        xa, xb = xc - gap / 2, xc + gap / 2
+        a, b, y, h, xc = self.pair_in_front()
         talk = self.u(1.0, 2.0)
         bouts = 2 if (self.duration >= 12 and self.chance(0.3)) else 1
         lens = [self.u(2.2, 4.0) for _ in range(bouts)]
         pause = self.u(1.2, 2.0)
         core = talk + sum(lens) + pause * (bouts - 1)
-        t = self.core_start(core, lo=1.0)
-        self.walk_in(a, xa, y, t, -1)
-        b.start(min(-0.5, t - 3.0), xb, y, -1).do("stand", t - min(-0.5, t - 3.0), facing=-1, phase=1.0)
-        a.do("talk", talk, facing=1, arm="r")
-        b.do("talk", talk, facing=-1, arm="r", phase=2.0)
-        sc.relate(t, t + talk, a.key, "talking_to", b.key)
-        t += talk
+        t = self.meet(a, b, xc - 0.25 * h, xc + 0.25 * h, y, self.core_start(core, lo=1.0), talk)
         mutual = self.chance(0.7)
         for i, length in enumerate(lens):
             if threat:
@@ -400,19 +425,9 @@ class EventScript:
             assert sc.bin is not None
             tb = sc.bin.box
             tkey, tname = sc.bin.key, "trash bin"
-        p = self.person()
-        side = self.side()
-        y = tb[3] + 0.02 * self.H
-        self.taken.append(y)
-        h = self.h_at(y, p)
-        x = (tb[0] + tb[2]) / 2 + side * ((tb[2] - tb[0]) / 2 + 0.12 * h)
+        p, side, y, x = self.beside(tb)
         crouch = self.u(1.2, 2.2)
-        core = crouch + 3.0
-        t = self.core_start(core, lo=1.0)
-        self.walk_in(p, x, y, t, side)
-        p.do("crouch", crouch, facing=-side)
-        sc.relate(t, t + crouch, p.key, "touching", tkey)
-        t_ig = t + crouch
+        t_ig = self.crouch_at(p, x, y, side, self.core_start(crouch + 3.0, lo=1.0), crouch, tkey)
         if threat:
             width = (tb[2] - tb[0]) * (0.9 if use_car else 1.6)
             fire = sc.add_fire(tkey, t_ig, t_ig + 2.0, t_ig + 2.0 + self.u(4.0, 9.0), width)

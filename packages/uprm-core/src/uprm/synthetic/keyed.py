@@ -206,44 +206,19 @@ class KeyedScene(Scene):
         return out
 
     # ------------------------------------------------------------------ drawing
-    def render(self, t: float) -> np.ndarray:
-        """The frame at time ``t``, ``uint8 [H, W, 3]``: a function of positions, not poses."""
-        from PIL import Image, ImageDraw
-
-        persons = self.person_states(t)
-        boxes = self.boxes(t, persons)
-        img = Image.fromarray(self._background)
-        d = ImageDraw.Draw(img)
+    def _effect_items(self, d: Any, t: float, boxes: dict[str, tuple]) -> list[tuple[float, int, Callable[[], None]]]:
+        """The glows (fires and signs), each in front of the object it is on."""
         items: list[tuple[float, int, Callable[[], None]]] = []
-        for obj in self.statics:
-            items.append((-1.0 if obj.label == "door" else obj.box[3], 0, lambda o=obj: self._draw_static(d, o, t)))
-        for car in self.cars:
-            if car.visible(t):
-                items.append((car.y, 1, lambda c=car: self._draw_car(d, c, t)))
-        for key, st in persons.items():
-            items.append((st.y + 0.01, 2, lambda k=key, p=st: self._draw_silhouette(d, self._person(k), p)))
-        for bag in self.bags:
-            b = boxes.get(bag.key)
-            if b is not None:
-                where = bag.where(t)
-                depth = persons[where[1]].y + 0.02 if where and where[0] == "held" else b[3]
-                items.append((depth, 3, lambda bg=bag, bb=b: self._draw_bag(d, bg, bb)))
         for glow in self.glows:
             tb = boxes.get(glow.target)
             b = self._glow_box(glow, t, tb) if tb is not None else None
             if b is not None:
                 items.append((tb[3] + 0.03, 4, lambda g=glow, gb=b: self._draw_glow(d, g, gb, t)))  # type: ignore[index,misc]
-        for _, _, draw in sorted(items, key=lambda it: (it[0], it[1])):
-            draw()
-        if self.ss > 1:
-            img = img.reduce(self.ss)
-        arr = np.asarray(img, dtype=np.uint8)
-        if self.brightness != 1.0:
-            arr = np.clip(arr.astype(np.float32) * self.brightness, 0, 255).astype(np.uint8)
-        return arr
+        return items
 
-    def _draw_silhouette(self, d: Any, person: Person, st: PersonState) -> None:
-        """Legs, torso and head of a fixed shape: where the person is, in their colours."""
+    def _draw_person(self, d: Any, person: Person, st: PersonState) -> None:
+        """Legs, torso and head of a fixed shape: where the person is, in their colours (not
+        their limbs: a frame of this scene is a function of positions, not poses)."""
         from uprm.synthetic.scene import PALETTES
 
         s = self.ss
@@ -296,20 +271,9 @@ class KeyedScript(EventScript):
 
     def keyed_fighting(self, threat: bool) -> None:
         """A talk, then a fight (the threat) or a dance (the twin) of the same length, then both leave."""
-        sc = self.scene
-        a, b = self.person(), self.person()
-        y = self.band_y(front=True)
-        h = self.h_at(y, a)
-        xc = self.u(0.35, 0.65) * self.W
+        a, b, y, h, xc = self.pair_in_front()
         talk, bout, mutual = self.u(1.0, 2.0), self.u(2.5, 4.5), self.chance(0.7)
-        t = self.core_start(talk + bout + 0.6, lo=1.0)
-        self.walk_in(a, xc - 0.25 * h, y, t, -1)
-        t_b = min(-0.5, t - 3.0)
-        b.start(t_b, xc + 0.25 * h, y, -1).do("stand", t - t_b, facing=-1, phase=1.0)
-        a.do("talk", talk, facing=1, arm="r")
-        b.do("talk", talk, facing=-1, arm="r", phase=2.0)
-        sc.relate(t, t + talk, a.key, "talking_to", b.key)
-        t += talk
+        t = self.meet(a, b, xc - 0.25 * h, xc + 0.25 * h, y, self.core_start(talk + bout + 0.6, lo=1.0), talk)
         if threat:
             a.do("fight", bout, facing=1)
             b.do("fight" if mutual else "guard", bout, facing=-1, offset=3)
@@ -361,18 +325,9 @@ class KeyedScript(EventScript):
         sc = self.scene
         assert sc.bin is not None
         tb = sc.bin.box
-        p = self.person()
-        side = self.side()
-        y = tb[3] + 0.02 * self.H
-        self.taken.append(y)
-        h = self.h_at(y, p)
-        x = (tb[0] + tb[2]) / 2 + side * ((tb[2] - tb[0]) / 2 + 0.12 * h)
+        p, side, y, x = self.beside(tb)
         crouch, burn = self.u(1.2, 2.2), self.u(4.0, 8.0)
-        t = self.core_start(crouch + 3.0, lo=1.0)
-        self.walk_in(p, x, y, t, side)
-        p.do("crouch", crouch, facing=-side)
-        sc.relate(t, t + crouch, p.key, "touching", sc.bin.key)
-        t_ig = t + crouch
+        t_ig = self.crouch_at(p, x, y, side, self.core_start(crouch + 3.0, lo=1.0), crouch, sc.bin.key)
         p.do("stand", 0.3, facing=-side)
         self.leave(p, side)
         glow = sc.add_glow("fire" if threat else "sign", sc.bin.key, t_ig, t_ig + 2.0, t_ig + 2.0 + burn,

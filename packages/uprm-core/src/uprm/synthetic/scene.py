@@ -628,14 +628,28 @@ class Scene:
 
     # ------------------------------------------------------------------ drawing
     def render(self, t: float) -> np.ndarray:
-        """The frame at time ``t``: ``uint8 [H, W, 3]`` RGB."""
+        """The frame at time ``t``: ``uint8 [H, W, 3]`` RGB, drawn back to front
+        (:meth:`_draw_items`) and downsampled."""
         from PIL import Image, ImageDraw
 
         persons = self.person_states(t)
         boxes = self.boxes(t, persons)
         img = Image.fromarray(self._background)
         d = ImageDraw.Draw(img)
-        s = self.ss
+        for _, _, draw in sorted(self._draw_items(d, t, persons, boxes), key=lambda it: (it[0], it[1])):
+            draw()
+        if self.ss > 1:
+            img = img.reduce(self.ss)
+        arr = np.asarray(img, dtype=np.uint8)
+        if self.brightness != 1.0:
+            arr = np.clip(arr.astype(np.float32) * self.brightness, 0, 255).astype(np.uint8)
+        return arr
+
+    def _draw_items(self, d, t: float, persons: dict[str, PersonState],
+                    boxes: dict[str, tuple]) -> list[tuple[float, int, Callable[[], None]]]:
+        """What the frame at ``t`` draws: ``(depth, kind, draw)``, the depth the ground y it
+        stands on (doors on the back wall first), the kind the order at one depth. A subclass
+        changes how people are drawn (:meth:`_draw_person`) and what lights up (:meth:`_effect_items`)."""
         items: list[tuple[float, int, Callable[[], None]]] = []
         for obj in self.statics:
             depth = -1.0 if obj.label == "door" else obj.box[3]
@@ -651,19 +665,17 @@ class Scene:
                 where = bag.where(t)
                 depth = persons[where[1]].y + 0.02 if where and where[0] == "held" else b[3]
                 items.append((depth, 3, lambda bg=bag, bb=b: self._draw_bag(d, bg, bb)))
+        return items + self._effect_items(d, t, boxes)
+
+    def _effect_items(self, d, t: float, boxes: dict[str, tuple]) -> list[tuple[float, int, Callable[[], None]]]:
+        """The fires, each in front of what burns."""
+        items: list[tuple[float, int, Callable[[], None]]] = []
         for fire in self.fires:
             b = boxes.get(fire.key)
             tb = boxes.get(fire.target)
             if b is not None and tb is not None:
                 items.append((tb[3] + 0.03, 4, lambda f=fire, fb=b: self._draw_fire(d, f, fb, t)))
-        for _, _, draw in sorted(items, key=lambda it: (it[0], it[1])):
-            draw()
-        if s > 1:
-            img = img.reduce(s)
-        arr = np.asarray(img, dtype=np.uint8)
-        if self.brightness != 1.0:
-            arr = np.clip(arr.astype(np.float32) * self.brightness, 0, 255).astype(np.uint8)
-        return arr
+        return items
 
     def _person(self, key: str) -> Person:
         for p in self.persons:
