@@ -9,7 +9,7 @@ import pytest
 from uprm.errors import ConfigError, ServeConfigError, WatchError
 from uprm.options import FILE_ONLY, DetectOptions
 
-SHARED = ["window", "stride", "batch_size", "max_side", "expert_option", "device", "threads"]
+SHARED = ["window", "stride", "batch_size", "max_side", "expert_option", "device", "threads", "taxonomy"]
 FILES = ["merge_gap", "sidecar_dir", "no_evidence"]
 
 
@@ -84,3 +84,71 @@ def test_serve_and_watch_settings_are_detect_options(tmp_path):
             WatchSettings(**{name: value})
     # the same JSON both processes of the service read
     assert ServeConfig.from_json(serve.to_json()) == serve.replace(token=None)
+
+
+SITE = """\
+name: warehouse
+categories:
+  - name: Trespassing
+    description: Someone climbs over the fence into the yard.
+    severity: high
+    causes: [a person climbing over the fence]
+"""
+
+
+def test_taxonomy_is_accepted_by_detect_serve_and_watch(tmp_path):
+    from click.testing import CliRunner
+
+    from uprm.cli import cli
+    from uprm.serve.config import ServeConfig
+    from uprm.watch.settings import WatchSettings
+
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE)
+    for name in ("detect", "serve", "watch"):
+        assert _params(name)["taxonomy"].opts == ["--taxonomy"]
+    help_text = " ".join(CliRunner().invoke(cli, ["detect", "--help"], terminal_width=120).output.split())
+    assert "--taxonomy FILE" in help_text and "severity" in help_text and "UCF-Crime's 13 categories" in help_text
+    options = DetectOptions(taxonomy=str(site))
+    assert options.taxonomy == site.resolve() and options.site_taxonomy().threats == ("Trespassing",)
+    assert DetectOptions().taxonomy is None and DetectOptions().site_taxonomy().name == "ucf-crime"
+    assert options.video_kwargs()["taxonomy"] == site.resolve()
+    # the rerun key names the taxonomy only when one is given (earlier outputs stay complete)
+    assert "taxonomy" not in DetectOptions().requested()
+    assert len(options.requested()["taxonomy"]) == 16
+    serve = ServeConfig(checkpoint=tmp_path, data_dir=tmp_path / "d", taxonomy=site)
+    assert serve.taxonomy == site.resolve() and serve.detect_options() == options
+    assert ServeConfig.from_json(serve.to_json()).taxonomy == site.resolve()
+    assert WatchSettings(taxonomy=site).site_taxonomy().severity("trespassing") == "high"
+
+
+def test_a_bad_taxonomy_file_is_the_taxonomy_error_naming_the_file_and_line(tmp_path):
+    from uprm.serve.config import ServeConfig
+    from uprm.taxonomy import TaxonomyError
+    from uprm.watch.settings import WatchSettings
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SITE + "    colour: red\n")
+    for make in (lambda: DetectOptions(taxonomy=bad), lambda: WatchSettings(taxonomy=str(bad)),
+                 lambda: ServeConfig(checkpoint=tmp_path, data_dir=tmp_path / "d", taxonomy=bad)):
+        with pytest.raises(TaxonomyError) as caught:
+            make()
+        assert str(caught.value).startswith(f"{bad}:7: categories[0].colour: unknown field")
+        assert isinstance(caught.value, ConfigError)
+    with pytest.raises(TaxonomyError, match="no such file"):
+        DetectOptions(taxonomy=tmp_path / "missing.yaml")
+
+
+def test_a_bad_taxonomy_file_stops_each_command_naming_the_file_and_line(tmp_path):
+    from click.testing import CliRunner
+
+    from uprm.cli import cli
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SITE.replace("severity: high", "severity: severe"))
+    video = tmp_path / "a.mp4"
+    video.write_bytes(b"")
+    for args in (["detect", str(video)], ["watch", str(video)]):
+        result = CliRunner().invoke(cli, [*args, "--checkpoint", str(tmp_path), "--taxonomy", str(bad)])
+        assert result.exit_code == 1, result.output
+        assert f"{bad}:5: categories[0].severity:" in result.output and "Traceback" not in result.output

@@ -49,6 +49,10 @@ def _flags(defaults: dict[str, Any], files: bool) -> list[Callable[[F], F]]:
                      help="torch device (auto: each torchrun process's own GPU, else cuda if available, else cpu)."),
         click.option("--threads", type=click.IntRange(min=1), default=None,
                      help="torch CPU threads of the process that runs the model [default: every core]."),
+        click.option("--taxonomy", type=click.Path(exists=True, dir_okay=False), default=None, metavar="FILE",
+                     help="The site's threat categories (YAML: name, description, severity, causes; "
+                          "docs/formats.md). A threat whose cause is one of a category's cause phrasings gets "
+                          "that category and its severity [default: UCF-Crime's 13 categories and Normal]."),
     ]
     return flags
 
@@ -58,7 +62,8 @@ def detect_options(*, files: bool = True, **defaults: Any) -> Callable[[F], F]:
 
     The command receives them as ONE keyword argument, ``detect``: a dict of
     ``DetectOptions`` field values (``expert_options`` parsed from the repeated
-    ``--expert-option NAME.KEY=VALUE``; ``evidence`` from ``--no-evidence``), ready for
+    ``--expert-option NAME.KEY=VALUE``; ``evidence`` from ``--no-evidence``; ``taxonomy``
+    the ``--taxonomy`` file or ``None``), ready for
     ``DetectOptions(**detect)`` or a settings type derived from it. ``defaults``
     overrides the defaults of window, stride, batch size and max side (a live camera's
     differ from a file's); ``files=False`` leaves out the options only files use
@@ -67,7 +72,7 @@ def detect_options(*, files: bool = True, **defaults: Any) -> Callable[[F], F]:
     if unknown:
         raise TypeError(f"no default to override for {sorted(unknown)}")
     values = {**_DEFAULTS, **defaults}
-    names = ["window", "stride", "batch_size", "max_side", "expert_option", "device", "threads"]
+    names = ["window", "stride", "batch_size", "max_side", "expert_option", "device", "threads", "taxonomy"]
     if files:
         names += ["merge_gap", "sidecar_dir", "no_evidence"]
 
