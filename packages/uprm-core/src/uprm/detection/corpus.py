@@ -91,6 +91,7 @@ class _Job:
     progress: bool
     process: str = "0/1"
     model: Any = None
+    taxonomy: Any = None  # the site's uprm.taxonomy.Taxonomy, read once for the run
 
     def get_model(self) -> Any:
         if self.model is None:
@@ -112,8 +113,9 @@ class _Job:
             render_evidence(self.out / vid / f"{n}.png", segment, evidence, dict(model.block.experts), vid, n)
             sheets[n] = f"{vid}/{n}.png"
 
+        kwargs = {**self.options.video_kwargs(), "taxonomy": self.taxonomy or self.options.taxonomy}
         detection = detect_video(path, model, on_segment=draw if self.options.evidence else None,
-                                 progress=self.progress, **self.options.video_kwargs())
+                                 progress=self.progress, **kwargs)
         write_video_outputs(self.out, detection, self.requested, sheets, self.process)
 
 
@@ -131,7 +133,8 @@ def detect_files(
     evidence sheets and ``OUT/results.json`` (see :mod:`uprm.detection.output`).
 
     ``options`` (:class:`~uprm.options.DetectOptions`: window, stride, batch size, merge
-    gap, sidecar folder, max side, device, threads, expert options, evidence sheets), or
+    gap, sidecar folder, max side, device, threads, expert options, evidence sheets, the
+    taxonomy whose cause phrasings give a segment its category and severity), or
     the same as keyword arguments (``window=8.0, evidence=False``), which override
     ``options``. The model is loaded once per process (:func:`uprm.load_model`), and only
     when a video needs it; a finished video is recognised by its requested settings and
@@ -147,7 +150,8 @@ def detect_files(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     requested = {**opts.requested(), "checkpoint": model_fingerprint(model_or_checkpoint)}
-    job = _Job(model_or_checkpoint, out, opts, requested, progress and rank == 0, f"{rank}/{world}")
+    job = _Job(model_or_checkpoint, out, opts, requested, progress and rank == 0, f"{rank}/{world}",
+               taxonomy=opts.site_taxonomy())
     report = CorpusReport(process=f"{rank}/{world}", videos=[p.stem for p in paths])
     for path in _my_share(state, paths):
         if not overwrite and is_complete(out, path.stem, requested):

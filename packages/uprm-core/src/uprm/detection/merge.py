@@ -63,14 +63,23 @@ class WindowResult:
 @dataclass
 class DetectedSegment(Segment):
     """A threat segment of a video (seconds), with the router's weight of each expert and
-    the windows it was merged from."""
+    the windows it was merged from; ``category`` and ``severity`` when the site taxonomy
+    knows the category of its cause (:mod:`uprm.detection.categories`), else ``None``."""
 
     expert_weights: dict[str, float] = field(default_factory=dict)
     windows: list[int] = field(default_factory=list)
+    category: str | None = None
+    severity: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": round(self.start, 3), "end": round(self.end, 3), "score": round(self.score, 6),
-                "cause": self.cause, "expert_weights": {k: round(v, 6) for k, v in self.expert_weights.items()}}
+        """The segment's record in ``OUT/<video_id>.json``; ``category`` and ``severity``
+        only when the category is known."""
+        out: dict[str, Any] = {"start": round(self.start, 3), "end": round(self.end, 3), "score": round(self.score, 6),
+                               "cause": self.cause,
+                               "expert_weights": {k: round(v, 6) for k, v in self.expert_weights.items()}}
+        if self.category is not None:
+            out.update(category=self.category, severity=self.severity)
+        return out
 
 
 @dataclass(eq=False)

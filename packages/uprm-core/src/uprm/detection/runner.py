@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from uprm.detection.categories import category_of_cause
 from uprm.detection.evidence import Evidence
 from uprm.detection.frames import FrameBuffer
 from uprm.detection.merge import DetectedSegment, SegmentMerger, WindowResult, window_result
 from uprm.detection.perception import Perception
 from uprm.detection.plan import WindowPlan, plan_windows
+from uprm.taxonomy import Taxonomy, load_taxonomy
 
 __all__ = ["ProgressCallback", "VideoDetection", "detect", "detect_video", "sidecar_meta"]
 
@@ -36,7 +38,8 @@ class VideoDetection:
         duration: seconds.
         segments: the merged threat segments, in time order.
         windows: every window's answer summary (for the timeline).
-        settings: window, stride, frames per window, sampling interval, merge gap, ...
+        settings: window, stride, frames per window, sampling interval, merge gap, max
+            side, sidecar folder, the taxonomy (its file; the packaged default's path).
         timings: seconds per stage (``decode``, ``extract:<expert>``, ``answer``; with
             ``profile=True`` also ``adapters_router``, ``llm_prefill``, ``llm_generation``).
         stats: windows, frames decoded, the most frames held at once, seconds, windows/s.
@@ -91,6 +94,7 @@ class _Run:
     on_segment: SegmentCallback | None
     timings: dict[str, float]
     on_progress: ProgressCallback | None = None
+    taxonomy: Any = None  # a uprm.taxonomy.Taxonomy: the segments' categories from their causes
     windows: list[WindowResult] = field(default_factory=list)
     segments: list[DetectedSegment] = field(default_factory=list)
 
@@ -122,6 +126,9 @@ class _Run:
 
     def _close(self, closed: Sequence[tuple[DetectedSegment, Any]]) -> None:
         for segment, evidence in closed:
+            category = category_of_cause(segment.cause, self.taxonomy) if self.taxonomy is not None else None
+            if category is not None:
+                segment.category, segment.severity = category.name, category.severity
             self.segments.append(segment)
             if self.on_segment is not None and evidence is not None:
                 start = time.perf_counter()
@@ -169,6 +176,7 @@ def detect_video(
     profile: bool = False,
     device: str | None = None,
     on_progress: ProgressCallback | None = None,
+    taxonomy: str | os.PathLike | Taxonomy | None = None,
 ) -> VideoDetection:
     """Detect, locate and explain the threats of one video of any length.
 
@@ -199,6 +207,10 @@ def detect_video(
         on_progress: called after each batch with ``(windows done, windows in the
             video)``; an exception it raises stops the detection (the service uses it
             to report progress and to stop when its server is gone).
+        taxonomy: the site's categories (a YAML file or a :class:`~uprm.taxonomy.Taxonomy`;
+            ``None``: UCF-Crime's 13 and Normal). A segment whose cause contains a cause
+            phrasing of one category gets its ``category`` and ``severity``
+            (:mod:`uprm.detection.categories`); the others keep ``None``.
 
     Raises:
         uprm.VideoError: a bad video file.
@@ -208,6 +220,7 @@ def detect_video(
     from uprm.data import VideoReader
     from uprm.modeling.loading import load_model
 
+    site = load_taxonomy(taxonomy)  # a bad file fails before the model loads
     path = Path(video)
     model = load_model(model_or_checkpoint, device=device).model
     timings: dict[str, float] = {}
@@ -218,12 +231,12 @@ def detect_video(
         gap = plan.interval if merge_gap is None else float(merge_gap)
         run = _Run(model, plan, FrameBuffer(reader, plan, path.stem, sidecar_meta(sidecar_dir, path.stem)),
                    Perception(model.block.experts, share_perception, timings), SegmentMerger(gap), on_segment, timings,
-                   on_progress)
+                   on_progress, site)
         _run_batches(run, batch_size, progress, profile)
     seconds = time.perf_counter() - begin
     settings = {"window": float(window), "stride": float(stride), "num_frames": plan.num_frames,
                 "interval": round(plan.interval, 6), "merge_gap": gap, "max_side": max_side,
-                "sidecar_dir": None if sidecar_dir is None else str(sidecar_dir)}
+                "sidecar_dir": None if sidecar_dir is None else str(sidecar_dir), "taxonomy": site.source}
     stats = {"windows": len(plan), "frames_needed": len(plan.all_indices()), "frames_decoded": run.buffer.decoded,
              "peak_frames_held": run.buffer.peak, "max_frames_held": plan.max_frames_held(batch_size),
              "batch_size": batch_size, "seconds": round(seconds, 3),
@@ -257,7 +270,7 @@ def detect(
 ) -> list[DetectedSegment]:
     """The threat segments of one video (seconds, time order), each a
     :class:`~uprm.Segment` (``start``, ``end``, ``cause``, ``score``) that also carries
-    ``expert_weights``. Options as :func:`detect_video`, which returns everything
+    ``expert_weights``, and ``category`` and ``severity`` when the taxonomy knows its cause. Options as :func:`detect_video`, which returns everything
     (windows, timings) and draws nothing.
 
     >>> for s in uprm.detect("cctv.mp4", "runs/uprm"):          # doctest: +SKIP
