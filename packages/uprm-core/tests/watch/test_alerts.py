@@ -32,11 +32,26 @@ def test_records_of_open_and_close():
         "type": "open", "id": "cam1-20260101T000010Z-1", "camera": "cam1", "source": "udp://127.0.0.1:5000",
         "number": 1, "start": 10.0, "end": 14.0, "start_wall": "2026-01-01T00:00:10.000+00:00",
         "end_wall": "2026-01-01T00:00:14.000+00:00", "score": 0.9, "cause": "a fight",
+        "category": None, "severity": None,  # "a fight" is no cause phrasing of UCF-Crime's categories
         "expert_weights": {"pose": 0.7, "coarse": 0.3}, "windows": 1,
         "written_at": "2026-01-01T00:00:14.500+00:00", "latency_s": 0.5}
     closed = alert_record("close", _event("shutdown"), source="x", written_at=1767225620.0, clip="clips/a.mp4")
     assert closed["reason"] == "shutdown" and closed["duration"] == 4.0 and closed["clip"] == "clips/a.mp4"
     assert "latency_s" not in closed
+
+
+def test_a_record_has_the_severity_of_its_causes_category():
+    from uprm.taxonomy import parse_taxonomy
+
+    site = parse_taxonomy("categories:\n  - {name: Brawl, description: People fight., severity: critical,\n"
+                          "     causes: [a fight]}\n", "site.yaml")
+    record = alert_record("open", _event(), source="x", written_at=1767225614.5, taxonomy=site)
+    assert (record["category"], record["severity"]) == ("Brawl", "critical")
+    assert list(record)[:12] == ["type", "id", "camera", "source", "number", "start", "end", "start_wall",
+                                 "end_wall", "score", "cause", "category"]  # the fields before stay as they were
+    event = _event()
+    event.cause = "a person smashing a window"  # one of UCF-Crime's Vandalism phrasings: the default taxonomy
+    assert alert_record("close", event, source="x", written_at=1.0)["severity"] == "low"
 
 
 def test_the_log_appends_whole_lines_and_fsyncs_each(tmp_path, monkeypatch):

@@ -61,6 +61,18 @@ def test_a_threat_video_gives_one_event_with_its_records_and_clip(tmp_path, make
     assert bright[0] == pytest.approx(4.0, abs=0.3) and bright[-1] == pytest.approx(8.0, abs=0.4)
 
 
+def test_alerts_carry_the_severity_of_the_site_taxonomy(tmp_path, make_video, watch_model):
+    video = make_video(tmp_path / "shop.mp4", 12.0, (4.0, 8.0))
+    site = tmp_path / "site.yaml"
+    site.write_text("categories:\n  - name: BagSnatching\n    description: Someone grabs a bag.\n"
+                    f"    severity: high\n    causes: [{CAUSE}]\n")
+    alerts = tmp_path / "alerts.jsonl"
+    uprm.watch([f"shop={video}"], watch_model, window=4, stride=2, cooldown=2, alerts=str(alerts), taxonomy=site)
+    records = read_alerts(alerts)
+    assert [r["type"] for r in records] == ["open", "close"] and records[-1]["cause"] == CAUSE
+    assert all((r["category"], r["severity"]) == ("BagSnatching", "high") for r in records)
+
+
 def test_a_quiet_video_raises_nothing_and_the_ring_buffer_stays_bounded(tmp_path, make_video, watch_model):
     video = make_video(tmp_path / "quiet.mp4", 30.0, (99.0, 99.0), fps=8)
     alerts = tmp_path / "alerts.jsonl"

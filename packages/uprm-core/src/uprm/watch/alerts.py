@@ -9,12 +9,17 @@ A record (one JSON object per line of ``--alerts``, and the body of each POST)::
      "start": 12.0, "end": 20.0,                       # stream seconds
      "start_wall": "2026-01-01T12:00:00.125+00:00",    # wall clock (UTC) of those moments
      "end_wall": "2026-01-01T12:00:08.125+00:00",
-     "score": 0.93, "cause": "a person grabbing a bag",
+     "score": 0.93, "cause": "a person taking an unattended bag",
+     "category": "Stealing", "severity": "medium",     # from the taxonomy's cause phrasings; null when unknown
      "expert_weights": {"background": 0.41, "coarse": 0.59}, "windows": 3,
      "written_at": "2026-01-01T12:00:08.900+00:00",
      "latency_s": 0.41,                                # open: newest frame of the window -> this record
      "reason": "cooldown", "duration": 8.0,            # close only
      "clip": "clips/cam1-20260101T120000Z-1.mp4"}      # with --clips (written post-roll seconds after close)
+
+``category`` and ``severity`` come from the site taxonomy (``--taxonomy``; default
+UCF-Crime's 13 categories and Normal): the category whose cause phrasing the event's cause
+contains (:mod:`uprm.detection.categories`), else ``null`` for both.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from typing import Any
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from uprm._version import __version__
+from uprm.detection.categories import category_of_cause
+from uprm.taxonomy import Taxonomy, load_taxonomy
 from uprm.watch.events import Event
 
 __all__ = ["AlertLog", "WebhookSender", "alert_record", "iso_time", "read_alerts"]
@@ -51,13 +58,17 @@ def iso_time(epoch: float | None) -> str | None:
 
 
 def alert_record(kind: str, event: Event, *, source: str, written_at: float, clip: str | None = None,
-                 latency: float | None = None) -> dict[str, Any]:
-    """The record of ``event`` opening (``kind="open"``) or closing (``"close"``)."""
+                 latency: float | None = None, taxonomy: Taxonomy | None = None) -> dict[str, Any]:
+    """The record of ``event`` opening (``kind="open"``) or closing (``"close"``), with the
+    category and severity ``taxonomy`` (default: UCF-Crime's) gives its cause."""
+    category = category_of_cause(event.cause, load_taxonomy(taxonomy))
     record: dict[str, Any] = {
         "type": kind, "id": event.id, "camera": event.camera, "source": source, "number": event.number,
         "start": round(event.start, 3), "end": round(event.end, 3),
         "start_wall": iso_time(event.start_wall), "end_wall": iso_time(event.end_wall),
         "score": round(event.score, 6), "cause": event.cause,
+        "category": category.name if category is not None else None,
+        "severity": category.severity if category is not None else None,
         "expert_weights": {k: round(v, 6) for k, v in event.expert_weights.items()},
         "windows": event.windows, "written_at": iso_time(written_at),
     }

@@ -169,6 +169,7 @@ class Watcher:
         from uprm.detection import Perception
 
         self.settings = settings
+        self.taxonomy = settings.site_taxonomy()  # the alerts' categories and severities
         self.sources = parse_sources(sources)
         _check_outputs(settings)  # before the model loads: a bad path fails at once
         self.model = _load(model_or_checkpoint, settings)
@@ -318,7 +319,7 @@ class Watcher:
         opened = event.opened_by.newest_wall if event.opened_by is not None else None
         latency = written - opened if kind == "open" and opened is not None else None
         record = alert_record(kind, event, source=c.camera.source.describe(), written_at=written, clip=clip,
-                              latency=latency)
+                              latency=latency, taxonomy=self.taxonomy)
         if self.alert_log is not None:
             self.alert_log.write(record)
         self.alerts_written += 1
