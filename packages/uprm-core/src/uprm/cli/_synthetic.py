@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from uprm.synthetic.config import DESIGNS, WorldConfig
-from uprm.synthetic.events import KEYED_CATEGORIES, THREAT_CATEGORIES
+from uprm.synthetic.events import KEYED_CATEGORIES, SITE_CATEGORIES, THREAT_CATEGORIES
 from uprm.synthetic.world import generate_world
 
 __all__ = ["synthetic_command"]
@@ -51,6 +51,14 @@ DEFAULT_VIDEOS = {"default": 60, "keyed": 400}
               help="Share of normal videos (no threat). Not with --design keyed (half are twins).")
 @click.option("--categories", default=",".join(THREAT_CATEGORIES), show_default=True,
               help=f"Threat categories to include (comma list; keyed: of {','.join(KEYED_CATEGORIES)}, all by default).")
+@click.option("--site-category", type=click.Choice(SITE_CATEGORIES), default=None,
+              help="Add a site's own threat that no default world has: FenceClimbing (a person walks along a "
+                   "fence, climbs over it into the yard behind and drops down; its look-alikes walk along the "
+                   "fence or lean on it). Parking lots and plazas gain the fence; OUT/taxonomy.yaml (UCF-Crime's "
+                   "categories and the site's) is written for --taxonomy. Not with --design keyed.")
+@click.option("--site-fraction", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.3, show_default=True,
+              help="With --site-category: the share of the threat videos that are of it (and of the normal "
+                   "videos that are its look-alikes); at the default --normal-fraction 60 videos give 11 such threats, 90 give 16.")
 @click.option("--splits", default="0.7,0.15,0.15", show_default=True,
               help="TRAIN,VAL,TEST fractions (stratified by category).")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="H.264 quality (lower = better).")
@@ -58,8 +66,8 @@ DEFAULT_VIDEOS = {"default": 60, "keyed": 400}
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def synthetic_command(ctx: click.Context, num_videos: int | None, design: str, seed: int, out_dir: str, size: int,
-                      fps: float, durations: str, normal_fraction: float, categories: str, splits: str, crf: int,
-                      overwrite: bool, quiet: bool) -> None:
+                      fps: float, durations: str, normal_fraction: float, categories: str, site_category: str | None,
+                      site_fraction: float, splits: str, crf: int, overwrite: bool, quiet: bool) -> None:
     """Render the synthetic surveillance world: CCTV-like clips of stick-figure people,
     cars, bags, doors and fires, with threats (Fighting, Assault, Stealing, Arson,
     RoadAccidents, Vandalism) at known times and with cause sentences, and normal
@@ -74,17 +82,24 @@ def synthetic_command(ctx: click.Context, num_videos: int | None, design: str, s
     exactly one channel (keypoints, scene graphs, or the pixels) and writes OUT/design.json
     naming it per category; people are drawn as silhouettes, so the pixels do not show
     the pose- or relation-keyed threats.
+
+    `--site-category FenceClimbing` adds a site's own threat (a climb over a fence) that
+    the default world never shows, with its look-alikes, and writes OUT/taxonomy.yaml.
     """
     lo, hi = _floats(durations, "--duration", 2)
     if design == "keyed" and ctx.get_parameter_source("normal_fraction") == click.core.ParameterSource.COMMANDLINE:
         raise click.BadParameter("the keyed design renders a threat and its twin in pairs (half the videos are "
                                  "normal); --normal-fraction does not apply", param_hint="--normal-fraction")
+    if site_category is None and ctx.get_parameter_source("site_fraction") == click.core.ParameterSource.COMMANDLINE:
+        raise click.BadParameter("it is the share of the site category's videos; give --site-category too",
+                                 param_hint="--site-fraction")
     num_videos = DEFAULT_VIDEOS[design] if num_videos is None else num_videos
     try:
         config = WorldConfig(
             size=size, fps=fps, min_duration=lo, max_duration=hi, normal_fraction=normal_fraction,
             categories=tuple(c.strip() for c in categories.split(",") if c.strip()),
             splits=_floats(splits, "--splits", 3), crf=crf, design=design,  # type: ignore[arg-type]
+            site_category=site_category, site_fraction=site_fraction,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
@@ -106,6 +121,8 @@ def synthetic_command(ctx: click.Context, num_videos: int | None, design: str, s
         click.echo(f"  {split}: {Path(out_dir) / path}")
     if "design" in world:
         _echo_design(Path(out_dir) / world["design"])
+    if "taxonomy" in world:
+        click.echo(f"  taxonomy: {Path(out_dir) / world['taxonomy']} (pass it with --taxonomy)")
 
 
 def _echo_design(path: Path) -> None:

@@ -17,11 +17,13 @@ Motions (:data:`MOTIONS`) are functions ``(tau, u, extra) -> pose`` of the time
 ``tau`` since the motion began and the fraction ``u`` of it done. Threat motions differ
 from normal ones in their *dynamics* — a jab extends an arm to full length at head
 height in a fraction of a second; a conversation moves the hands slowly in front of
-the chest — which is what the pose expert sees in the true keypoints.
+the chest — which is what the pose expert sees in the true keypoints. A climb also raises the whole
+body off the ground (:data:`LIFTS`, :func:`climb_lift`): over a fence and down the other side.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,9 +31,11 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "LIFTS",
     "MOTIONS",
     "NUM_PARAMS",
     "blend",
+    "climb_lift",
     "fight_move",
     "forward_kinematics",
     "strike_move",
@@ -355,6 +359,69 @@ def _open(tau: float, u: float, ex: Mapping[str, Any]) -> np.ndarray:
     return p
 
 
+def _pose(**angles: float) -> np.ndarray:
+    """A pose from named angles (``ls=2.4, rh=1.5, ...``); the rest as :func:`_base`."""
+    p = _base()
+    for name, value in angles.items():
+        p[_PARAMS[name]] = value
+    return p
+
+
+_PARAMS = {"lean": LEAN, "ls": LS, "le": LE, "rs": RS, "re": RE, "lh": LH, "lk": LK, "rh": RH, "rk": RK,
+           "rot": ROT, "tilt": TILT}
+
+#: a climb over a fence, keyframe by keyframe (fraction of the climb done, pose): hands up on the
+#: top rail and a foot on it, astride the top, dropping with the arms up, landing in a crouch
+_CLIMB_KEYS = (
+    (0.0, _pose(ls=0.9, rs=1.0, le=0.6, re=0.6)),
+    (0.25, _pose(lean=0.3, ls=2.5, rs=2.3, le=0.3, re=0.4, rh=1.6, rk=2.0, lh=-0.1)),
+    (0.45, _pose(lean=0.15, ls=0.7, rs=0.6, le=0.5, re=0.5, lh=1.3, lk=0.7, rh=-0.9, rk=0.5)),
+    (0.6, _pose(lean=0.05, ls=1.0, rs=0.9, le=0.3, re=0.3, lh=0.5, lk=0.3, rh=-0.3, rk=0.3)),
+    (0.75, _pose(lean=-0.05, ls=2.0, rs=1.8, le=0.2, re=0.2, lh=0.2, lk=0.2, rh=0.1, rk=0.2)),
+    (0.88, _pose(lean=0.55, ls=0.9, rs=0.9, le=0.3, re=0.3, lh=1.3, lk=2.0, rh=1.1, rk=1.8)),
+    (1.0, _pose(lean=0.3, ls=0.5, rs=0.5, lh=0.6, lk=0.9, rh=0.5, rk=0.8)),
+)
+
+
+def _climb(tau: float, u: float, ex: Mapping[str, Any]) -> np.ndarray:
+    """Climbing over a fence (with :func:`climb_lift` raising the body): hands and a foot up
+    on the top rail, astride it, a drop with the arms up, a landing crouch."""
+    for (u0, a), (u1, b) in itertools.pairwise(_CLIMB_KEYS):
+        if u <= u1:
+            return blend(a, b, _smooth((u - u0) / (u1 - u0)))
+    return _CLIMB_KEYS[-1][1].copy()
+
+
+#: when a climb's body is off the ground (fractions of the climb): going up, on top, coming down
+CLIMB_UP, CLIMB_TOP, CLIMB_DOWN = 0.35, 0.6, 0.8
+
+
+def climb_lift(u: float) -> float:
+    """How high a climber's lowest point is, as a fraction of the fence's height, ``u`` of the
+    way through the climb: up to the top by :data:`CLIMB_UP`, astride it until
+    :data:`CLIMB_TOP`, falling (faster and faster) to the ground by :data:`CLIMB_DOWN`."""
+    if u < CLIMB_UP:
+        return _smooth(u / CLIMB_UP)
+    if u < CLIMB_TOP:
+        return 1.0
+    if u < CLIMB_DOWN:
+        return 1.0 - ((u - CLIMB_TOP) / (CLIMB_DOWN - CLIMB_TOP)) ** 2
+    return 0.0
+
+
+def _lean(tau: float, u: float, ex: Mapping[str, Any]) -> np.ndarray:
+    """Leaning on a fence's top rail: forearms forward on it at chest height, the torso bent
+    over it, one foot crossed, a slow sway (the climb's look-alike: arms up on the rail, no rise)."""
+    p = _base()
+    ph = float(ex.get("phase", 0.0))
+    p[LS], p[RS] = 1.35 + 0.05 * math.sin(0.7 * tau + ph), 1.3
+    p[LE], p[RE] = 1.2, 1.25
+    p[LEAN] = 0.35 + 0.04 * math.sin(0.9 * tau + ph)
+    p[LH], p[RH], p[RK] = 0.12, -0.2, 0.25
+    p[TILT] = 0.1 * math.sin(0.5 * tau + ph)
+    return p
+
+
 MOTIONS: dict[str, Motion] = {
     "stand": _stand,
     "walk": _walk,
@@ -375,4 +442,12 @@ MOTIONS: dict[str, Motion] = {
     "alarm": _alarm,
     "strike": _strike,
     "open": _open,
+    "climb": _climb,
+    "lean": _lean,
+}
+
+#: motions that raise the body off the ground: ``(u, extra) -> pixels`` above the ground the
+#: body's lowest point is (a climb rises by its ``extra["rise"]``, the fence's height)
+LIFTS: dict[str, Callable[[float, Mapping[str, Any]], float]] = {
+    "climb": lambda u, ex: climb_lift(u) * float(ex.get("rise", 0.0)),
 }

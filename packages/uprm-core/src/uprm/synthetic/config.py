@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from uprm.synthetic.events import KEYED_CATEGORIES, THREAT_CATEGORIES
+from uprm.synthetic.events import KEYED_CATEGORIES, SITE_CATEGORIES, THREAT_CATEGORIES
 
 __all__ = ["DESIGNS", "WorldConfig"]
 
@@ -32,6 +32,13 @@ class WorldConfig:
         supersample: draw at this factor, then downsample (anti-aliasing).
         design: ``"default"`` or ``"keyed"`` (:data:`DESIGNS`). Left out of :meth:`to_dict` when
             default, so a default world's files and fingerprint are what they were before designs.
+        site_category: a site category (:data:`~uprm.synthetic.events.SITE_CATEGORIES`, e.g.
+            ``"FenceClimbing"``) added to ``categories``, or ``None`` (the default: no site category).
+            Its scenes gain what it needs (a fence), its look-alikes join the normal videos, and
+            the world writes ``taxonomy.yaml`` (UCF-Crime's categories and it). Default design only.
+        site_fraction: with ``site_category``, the share of the threat videos that are of it (and
+            of the normal videos that are its look-alikes). Both are left out of :meth:`to_dict`
+            without a site category, so a default world's files and fingerprint stay as they were.
     """
 
     size: int = 128
@@ -44,6 +51,8 @@ class WorldConfig:
     crf: int = 18
     supersample: int = 2
     design: str = "default"
+    site_category: str | None = None
+    site_fraction: float = 0.3
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
@@ -65,6 +74,7 @@ class WorldConfig:
             raise ValueError(f"unknown categories {unknown}; choose from {list(THREAT_CATEGORIES)}")
         if len(self.splits) != 3 or any(f < 0 for f in self.splits) or sum(self.splits) <= 0:
             raise ValueError(f"splits must be three non-negative fractions, got {self.splits}")
+        self._site()
         object.__setattr__(self, "categories", tuple(self.categories))
         object.__setattr__(self, "splits", tuple(float(f) for f in self.splits))
 
@@ -79,10 +89,28 @@ class WorldConfig:
         object.__setattr__(self, "categories", tuple(dict.fromkeys(categories)))
         object.__setattr__(self, "normal_fraction", 0.5)
 
+    def _site(self) -> None:
+        """The site category: a known one, in the default design, with a share in (0, 1]."""
+        if not 0.0 < self.site_fraction <= 1.0:
+            raise ValueError(f"site_fraction must be in (0, 1], got {self.site_fraction}")
+        if self.site_category is None:
+            return
+        if self.site_category not in SITE_CATEGORIES:
+            raise ValueError(f"unknown site category {self.site_category!r}; choose from {list(SITE_CATEGORIES)}")
+        if self.design != "default":
+            raise ValueError(f"a site category is for the default design, not the {self.design} one")
+
+    @property
+    def threat_kinds(self) -> tuple[str, ...]:
+        """Every threat the world scripts: ``categories``, then the site category if any."""
+        return self.categories + ((self.site_category,) if self.site_category else ())
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["categories"] = list(self.categories)
         d["splits"] = list(self.splits)
         if self.design == "default":
             del d["design"]
+        if self.site_category is None:
+            del d["site_category"], d["site_fraction"]
         return d

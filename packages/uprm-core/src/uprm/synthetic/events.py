@@ -15,7 +15,8 @@ import numpy as np
 from uprm.synthetic.body import fight_move, strike_move
 from uprm.synthetic.scene import Car, Person, Scene
 
-__all__ = ["EVENT_SCENES", "KEYED_CATEGORIES", "NORMAL", "THREAT_CATEGORIES", "EventScript", "ThreatEvent"]
+__all__ = ["EVENT_SCENES", "KEYED_CATEGORIES", "NORMAL", "SITE_CATEGORIES", "SITE_TAXONOMY", "THREAT_CATEGORIES",
+           "EventScript", "ThreatEvent"]
 
 NORMAL = "Normal"
 #: the six threats, in UCF-Crime's category names
@@ -23,6 +24,19 @@ THREAT_CATEGORIES = ("Fighting", "Assault", "Stealing", "Arson", "RoadAccidents"
 #: the threats of the keyed world (``design="keyed"``, :mod:`uprm.synthetic.keyed`), one per channel:
 #: pose, relation, background, coarse
 KEYED_CATEGORIES = ("Fighting", "Stealing", "Arson", "RoadAccidents")
+#: site categories (``WorldConfig.site_category``, ``--site-category``): threats no default world
+#: contains and UCF-Crime does not name, for showing that a model adapts to a site's own threats
+SITE_CATEGORIES = ("FenceClimbing",)
+#: each site category as a site taxonomy's entry (:mod:`uprm.taxonomy`; a site world's ``taxonomy.yaml``)
+SITE_TAXONOMY: dict[str, dict[str, Any]] = {
+    "FenceClimbing": {
+        "description": "Someone climbs over the fence into the yard it closes off.",
+        "severity": "high",
+        "causes": ["a person climbing over the fence", "a person climbing the fence into the yard and running off",
+                   "a person dropping down from the fence on the yard side"],
+        "aliases": ["Trespassing"],
+    },
+}
 #: scene kinds each kind of event can happen in (a threat and its twin share them)
 EVENT_SCENES: dict[str, tuple[str, ...]] = {
     "Fighting": ("street", "shop", "parking_lot", "plaza"),
@@ -31,6 +45,7 @@ EVENT_SCENES: dict[str, tuple[str, ...]] = {
     "Arson": ("street", "shop", "parking_lot", "plaza"),
     "RoadAccidents": ("street", "parking_lot"),
     "Vandalism": ("street", "parking_lot"),
+    "FenceClimbing": ("parking_lot", "plaza"),  # where a site world has a fence (scene.FENCE_LINES)
 }
 
 
@@ -556,6 +571,46 @@ class EventScript:
             self.leave(p, side)
             self.activities.append("checking a car")
 
+    def fence_climbing(self, threat: bool) -> None:
+        """Someone walks along the fence and stops at it. The threat: they climb over it into
+        the yard (their body rises over the top rail), drop down the other side and run or walk
+        off along it. The twins: they look through it and walk on, or lean on it a while."""
+        sc, fence = self.scene, self.scene.fence
+        assert fence is not None, "a fence event needs the scene's fence (Scene.add_fence)"
+        p = self.person()
+        side = self.side()  # the side they come from
+        y_front = fence.box[3] + 0.02 * self.H
+        self.taken.append(y_front)
+        x = self.u(0.3, 0.7) * self.W
+        if threat:
+            look, climb = self.u(0.4, 1.2), self.u(1.8, 2.4)
+            t = self.core_start(look + climb + 1.0, lo=1.0)
+            self.walk_in(p, x, y_front, t, side)
+            p.do("stand", look, facing=-side)
+            t_climb = t + look
+            p.do("climb", climb, to=(x, fence.box[3] - 0.03 * self.H), facing=-side,
+                 rise=1.25 * (fence.box[3] - fence.box[1]))  # the feet clear the top rail
+            sc.relate(t_climb, t_climb + climb, p.key, "climbing_over", fence.key)
+            p.do("crouch", 0.4, facing=-side)
+            self.threat("FenceClimbing", t_climb, p.now,
+                        f"a person in {_a(p.shirt)} shirt climbing over the fence in the {self.place()}")
+            self.leave(p, self.side(), "run" if self.chance(0.6) else "walk")
+            self.activities.append("climbing over a fence")
+        elif self.chance(0.5):  # walks along the fence, stops to look through it, walks on
+            look = self.u(1.0, 2.5)
+            self.walk_in(p, x, y_front, self.core_start(look + 2.0, lo=1.0), side)
+            p.do("stand", look, facing=-side)
+            self.leave(p, -side)
+            self.activities.append("walking along a fence")
+        else:  # leans on its top rail a while, then walks on
+            lean = self.u(2.0, 4.0)
+            t = self.core_start(lean + 1.0, lo=1.0)
+            self.walk_in(p, x, y_front, t, side)
+            p.do("lean", lean, facing=-side, phase=self.u(0, 6.3))
+            sc.relate(t, t + lean, p.key, "leaning_on", fence.key)
+            self.leave(p, -side)
+            self.activities.append("leaning on a fence")
+
     BUILDERS: dict[str, str] = {
         "Fighting": "fighting",
         "Assault": "assault",
@@ -563,6 +618,7 @@ class EventScript:
         "Arson": "arson",
         "RoadAccidents": "road_accident",
         "Vandalism": "vandalism",
+        "FenceClimbing": "fence_climbing",
     }
 
     def event(self, kind: str, threat: bool) -> None:

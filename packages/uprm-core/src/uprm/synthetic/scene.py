@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from uprm.synthetic.body import MOTIONS, blend, forward_kinematics
+from uprm.synthetic.body import LIFTS, MOTIONS, blend, forward_kinematics
 
 __all__ = [
+    "FENCE_HEIGHT",
+    "FENCE_LINES",
     "LAYOUTS",
     "PALETTES",
     "Act",
@@ -84,6 +86,14 @@ LAYOUTS: dict[str, SceneLayout] = {
     "shop": SceneLayout("shop", "shop", 0.46, ((0.56, 0.95),)),
     "plaza": SceneLayout("plaza", "plaza", 0.40, ((0.50, 0.95),)),
 }
+
+
+#: where a site world's fence stands (``WorldConfig.site_category``), per scene kind: its ground
+#: y as a fraction of the frame height, between the back wall and where people walk (the yard
+#: behind it, the public side in front); street and shop have none
+FENCE_LINES: dict[str, float] = {"parking_lot": 0.44, "plaza": 0.54}
+#: a fence's height as a fraction of a person's standing height at its depth (chest height)
+FENCE_HEIGHT = 0.6
 
 
 @dataclass
@@ -225,8 +235,9 @@ class Person:
             pose = blend(self._pose_of(prev, prev.t1 - prev.t0), pose, w * w * (3 - 2 * w))
         h = self.height * scale(y)
         joints, head, r = forward_kinematics(pose, h, act.facing)
-        joints = joints + np.array([x, y])
-        head = head + np.array([x, y])
+        ground = np.array([x, y - LIFTS[act.motion](u, act.extra) if act.motion in LIFTS else y])
+        joints = joints + ground
+        head = head + ground
         return PersonState(x, y, act.facing, act.motion, tau, joints, head, r, h)
 
 
@@ -375,6 +386,7 @@ class Scene:
         self._rng = rng
         self.door: StaticObject | None = None
         self.bin: StaticObject | None = None
+        self.fence: StaticObject | None = None
         self._background = self._draw_background(rng)
 
     # ------------------------------------------------------------------ geometry
@@ -431,6 +443,18 @@ class Scene:
         obj = StaticObject(self.new_key(label), label, tuple(float(v) for v in box), colour)  # type: ignore[arg-type]
         self.statics.append(obj)
         return obj
+
+    def add_fence(self, y: float | None = None) -> StaticObject:
+        """A chain-link fence across the whole frame standing at ground ``y`` (pixels; default
+        the scene kind's :data:`FENCE_LINES`), :data:`FENCE_HEIGHT` of a person's height tall.
+        Draws no random number, so the rest of the scene is what it would be without it."""
+        if y is None:
+            if self.layout.name not in FENCE_LINES:
+                raise ValueError(f"a {self.layout.name} has no fence; fences stand in {sorted(FENCE_LINES)}")
+            y = FENCE_LINES[self.layout.name] * self.height
+        h = FENCE_HEIGHT * 0.34 * self.height * self.scale(y)
+        self.fence = self.add_static("fence", (0.0, y - h, float(self.width), y), (150, 156, 160))
+        return self.fence
 
     def add_fire(self, target: str, t0: float, t_full: float, t_out: float, width: float) -> Fire:
         fire = Fire(self.new_key("fire"), target, t0, t_full, t_out, width)
@@ -699,10 +723,29 @@ class Scene:
             burnt = [f for f in self.fires if f.target == obj.key and t >= f.t0 + 1.0]
             if burnt:
                 d.rectangle([x0, y0 + (y1 - y0) * 0.2, x1, y0 + (y1 - y0) * 0.6], fill=(30, 26, 24))
+        elif obj.label == "fence":
+            self._draw_fence(d, obj)
         elif obj.label == "cone":
             d.polygon([((x0 + x1) / 2, y0), (x1, y1), (x0, y1)], fill=obj.colour)
             ym = y0 + (y1 - y0) * 0.55
             d.line([x0 + (x1 - x0) * 0.25, ym, x1 - (x1 - x0) * 0.25, ym], fill=(240, 240, 240), width=s)
+
+    def _draw_fence(self, d, obj: StaticObject) -> None:
+        """Posts, a top and a bottom rail, and a see-through diamond mesh of thin wires."""
+        s = self.ss
+        x0, y0, x1, y1 = (v * s for v in obj.box)
+        h = y1 - y0
+        wire, post = obj.colour, tuple(max(0, c - 70) for c in obj.colour)
+        step = max(3 * s, h / 3)
+        x = x0 - h
+        while x < x1:  # the mesh: wires both ways at 45 degrees
+            d.line([x, y1, x + h, y0], fill=wire, width=1)
+            d.line([x, y0, x + h, y1], fill=wire, width=1)
+            x += step
+        for px in np.arange(x0 + 0.05 * (x1 - x0), x1, 0.15 * (x1 - x0)):
+            d.line([px, y0 - s, px, y1], fill=post, width=max(1, s))
+        d.line([x0, y0, x1, y0], fill=post, width=max(1, s))
+        d.line([x0, y1 - s, x1, y1 - s], fill=post, width=1)
 
     def _draw_car(self, d, car: Car, t: float) -> None:
         s = self.ss

@@ -11,7 +11,7 @@ import numpy as np
 from uprm.coco import COCO_KEYPOINTS, skeleton_1based
 from uprm.synthetic.config import WorldConfig
 from uprm.synthetic.events import EVENT_SCENES, NORMAL, THREAT_CATEGORIES, EventScript, ThreatEvent
-from uprm.synthetic.scene import LAYOUTS, Scene
+from uprm.synthetic.scene import FENCE_LINES, LAYOUTS, Scene
 
 __all__ = ["SyntheticVideo", "make_video"]
 
@@ -165,16 +165,19 @@ def make_video(index: int, seed: int, category: str, video_id: str | None = None
     """Script video ``index`` of the world with ``seed``: a ``category`` threat (or a
     ``"Normal"`` video) in a random scene. Pure: same arguments, same video."""
     config = config or WorldConfig()
-    if category != NORMAL and category not in THREAT_CATEGORIES:
-        raise ValueError(f"unknown category {category!r}; choose from {[NORMAL, *THREAT_CATEGORIES]}")
+    known = [NORMAL, *THREAT_CATEGORIES, *([config.site_category] if config.site_category else [])]
+    if category not in known:
+        raise ValueError(f"unknown category {category!r}; choose from {known}")
     rng = np.random.default_rng([int(seed), int(index), 0x5EED])
-    kinds = list(config.categories)
-    kind = str(rng.choice(kinds)) if category == NORMAL else category
+    kinds = list(config.threat_kinds)
+    kind = _normal_kind(rng, config) if category == NORMAL else category
     scene_kind = str(rng.choice(EVENT_SCENES[kind]))
     n = round(rng.uniform(config.min_duration, config.max_duration) * config.fps)
     duration = n / config.fps
     scene = Scene(LAYOUTS[scene_kind], config.size, config.size, rng, config.supersample,
                   brightness=float(rng.uniform(0.85, 1.1)))
+    if config.site_category and scene_kind in FENCE_LINES:  # the site's fence, in every scene that has one
+        scene.add_fence()
     b = EventScript(scene, rng, duration)
     b.event(kind, threat=category != NORMAL)
     if rng.random() < 0.3:  # a confounder: another kind's normal twin
@@ -187,3 +190,12 @@ def make_video(index: int, seed: int, category: str, video_id: str | None = None
     return SyntheticVideo(video_id or f"{category}{index:03d}_syn", index, category, scene, duration,
                           config.fps, b.events, b.activities)
 
+
+
+def _normal_kind(rng: np.random.Generator, config: WorldConfig) -> str:
+    """Whose look-alike a normal video shows: one of the categories at random; in a site world
+    the site category's with the probability ``site_fraction`` (as often as it is among the threats)."""
+    if not config.site_category:
+        return str(rng.choice(list(config.categories)))
+    share = (1.0 - config.site_fraction) / len(config.categories)
+    return str(rng.choice(list(config.threat_kinds), p=[share] * len(config.categories) + [config.site_fraction]))

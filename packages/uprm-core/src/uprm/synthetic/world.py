@@ -62,18 +62,21 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from uprm.data.mp4 import write_mp4
 from uprm.synthetic import keyed
 from uprm.synthetic.config import WorldConfig
-from uprm.synthetic.events import NORMAL
+from uprm.synthetic.events import NORMAL, SITE_TAXONOMY
 from uprm.synthetic.video import SyntheticVideo, make_video
 from uprm.utils import atomic_write_json, atomic_write_text
 
-__all__ = ["WORLD_FORMAT", "WorldConfig", "generate_world"]
+if TYPE_CHECKING:
+    from uprm.taxonomy import Taxonomy
+
+__all__ = ["WORLD_FORMAT", "WorldConfig", "generate_world", "site_taxonomy"]
 
 WORLD_FORMAT = 1  # bump when what a world contains changes
 
@@ -101,9 +104,13 @@ def _assign_splits(videos: Sequence[tuple[str, str]], fractions: Sequence[float]
 
 
 def _categories(num_videos: int, config: WorldConfig, seed: int) -> list[str]:
+    """Each video's category, in a seeded order: the threats in turn, then (a site world) the
+    site category's share of the threats, then the normal videos."""
     n_normal = round(num_videos * config.normal_fraction)
     n_threat = num_videos - n_normal
-    cats = [config.categories[i % len(config.categories)] for i in range(n_threat)] + [NORMAL] * n_normal
+    site = [config.site_category] * round(n_threat * config.site_fraction) if config.site_category else []
+    cats = [config.categories[i % len(config.categories)] for i in range(n_threat - len(site))] + site
+    cats += [NORMAL] * n_normal
     rng = np.random.default_rng([int(seed), 0xCA7])
     return [cats[i] for i in rng.permutation(num_videos)]
 
@@ -205,8 +212,11 @@ def generate_world(
             summary = _render(dirs, job, config, fingerprint)
         summaries.append(dict(summary, split=splits[job.video_id]))
     annotations = _write_annotations(dirs, summaries)
-    records = _write_instructions(dirs, annotations, seed)
+    taxonomy = _write_taxonomy(out, config)
+    records = _write_instructions(dirs, annotations, seed, taxonomy)
     world = _world_summary(out, seed, config, summaries, records)
+    if taxonomy is not None:
+        world["taxonomy"] = "taxonomy.yaml"
     if design is None:
         (out / "design.json").unlink(missing_ok=True)  # no stale design beside a default world
     else:
@@ -270,13 +280,47 @@ def _write_annotations(dirs: dict[str, Path], summaries: Sequence[dict[str, Any]
     return anns
 
 
-def _write_instructions(dirs: dict[str, Path], annotations: list, seed: int):
+def _write_instructions(dirs: dict[str, Path], annotations: list, seed: int, taxonomy: Taxonomy | None = None):
     from uprm.data.instructions import build_instructions
 
     return build_instructions(
         annotations, dirs["instructions"], name="synthetic", videos=dirs["videos"], keypoints=dirs["keypoints"],
-        scene_graphs=dirs["scene_graphs"], seed=seed, missing="error",
+        scene_graphs=dirs["scene_graphs"], seed=seed, missing="error", taxonomy=taxonomy,
     )
+
+
+def site_taxonomy(site_category: str) -> Taxonomy:
+    """The taxonomy of a site world: UCF-Crime's 13 categories (the default of
+    :func:`uprm.taxonomy.load_taxonomy`), the site category (:data:`~uprm.synthetic.events.SITE_TAXONOMY`)
+    and Normal, last."""
+    from uprm.taxonomy import Category, Taxonomy, load_taxonomy
+
+    default = load_taxonomy()
+    threats = [c for c in default if c.is_threat]
+    normal = [c for c in default if not c.is_threat]
+    site = Category(name=site_category, **SITE_TAXONOMY[site_category])
+    return Taxonomy([*threats, site, *normal], name=f"{default.name}+{site_category}")
+
+
+def _write_taxonomy(out: Path, config: WorldConfig) -> Taxonomy | None:
+    """A site world's ``taxonomy.yaml`` (for ``--taxonomy`` of the other commands), in the layout
+    :func:`uprm.taxonomy.load_taxonomy` reads; returns the taxonomy. A world without a site
+    category has none (a stale one is removed) and gets ``None``."""
+    path = out / "taxonomy.yaml"
+    if config.site_category is None:
+        path.unlink(missing_ok=True)
+        return None
+    import yaml
+
+    taxonomy = site_taxonomy(config.site_category)
+    data = taxonomy.to_dict()
+    data["categories"] = [{k: v for k, v in c.items() if v or k in ("name", "description", "severity")}
+                          for c in data["categories"]]
+    header = (f"# The taxonomy of this synthetic world's site (uprm data synthetic --site-category "
+              f"{config.site_category}):\n# UCF-Crime's 13 categories, the site's own and Normal. "
+              "Pass it with --taxonomy (docs/formats.md).\n")
+    atomic_write_text(path, header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110))
+    return taxonomy
 
 
 def _world_summary(out: Path, seed: int, config: WorldConfig, summaries: Sequence[dict[str, Any]],
