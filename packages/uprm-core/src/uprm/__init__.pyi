@@ -6,6 +6,7 @@
 from . import watch as watch
 from ._version import __version__ as __version__
 from .ablation import ablate as ablate
+from .adaptation import adapt as adapt
 from .detection import detect as detect
 from .errors import AnnotationError as AnnotationError
 from .errors import BackboneNotFoundError as BackboneNotFoundError
