@@ -68,6 +68,10 @@ def _fail(exc: Exception) -> click.ClickException:
                    "the unit resampled); 0 turns intervals off.")
 @click.option("--bootstrap-seed", type=int, default=0, show_default=True,
               help="Seed of the bootstrap's draws (the same seed gives the same intervals).")
+@click.option("--taxonomy", type=_FILE, default=None, metavar="FILE",
+              help="The site's threat categories (YAML, docs/formats.md): every ground-truth label must be one of "
+                   "them (an unknown label stops the evaluation, naming it, the video and the files), and the "
+                   "per-category tables list them in its order [default: no check, categories by name].")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "none"]), default="table", show_default=True,
               help="How to print the report.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -125,7 +129,8 @@ def cli(ctx: click.Context, **opts: Any) -> None:
 def _common(opts: dict[str, Any]) -> dict[str, Any]:
     return {"split": opts["split"], "dataset": opts["dataset"], "thresholds": opts["thresholds"],
             "rate": opts["rate"], "extra_videos": opts["extra_videos"], "sbert": not opts["no_sbert"],
-            "system": opts["system"], "bootstrap": opts["bootstrap"], "bootstrap_seed": opts["bootstrap_seed"]}
+            "system": opts["system"], "bootstrap": opts["bootstrap"], "bootstrap_seed": opts["bootstrap_seed"],
+            "taxonomy": opts["taxonomy"]}
 
 
 def _require_metrics(opts: dict[str, Any]) -> None:

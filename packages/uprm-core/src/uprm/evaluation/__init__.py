@@ -33,6 +33,9 @@ the same for users):
   threat is attributed to") against the record's causes joined with "; ".
   **Per-category FNR** (Tables 4/5): the same frame arrays grouped by each video's
   category. **Fig. 5**: the router's mean expert weights of the clips per category.
+  Categories are listed by name, or with ``taxonomy`` (a site's, ``uprm.taxonomy``) in
+  its order, only those the ground truth has; every ground-truth label must then be one
+  of its categories (``UnknownCategoryError`` names the label, the video and both files).
 - **The field's extras**: frame-level ROC-AUC and AP of per-second threat scores —
   each sample takes the highest, over the clips covering it, of P(yes) when it lies in
   that clip's predicted segments, else 0.1 × P(yes) (0 when no clip covers it; scoring

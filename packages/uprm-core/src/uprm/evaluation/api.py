@@ -16,6 +16,8 @@ from uprm.evaluation.truth import (
     Prediction,
     VideoTruth,
     apply_extra_policy,
+    check_labels,
+    order_categories,
     read_ground_truth,
     read_predictions,
     reference_cause,
@@ -71,6 +73,7 @@ class EvalOptions:
     overwrite: bool = False
     bootstrap: int = 1000
     bootstrap_seed: int = 0
+    taxonomy: Any = None
 
     def __post_init__(self) -> None:
         if isinstance(self.bootstrap, bool) or not isinstance(self.bootstrap, int) or self.bootstrap < 0:
@@ -85,6 +88,24 @@ class EvalOptions:
         if self.extra_videos not in EXTRA_VIDEO_POLICIES:
             raise EvaluationError(f"extra_videos: expected one of {EXTRA_VIDEO_POLICIES}, got {self.extra_videos!r}")
         self.resolved_thresholds = resolve_thresholds(self.dataset, self.thresholds)
+        self.resolved_taxonomy = self._taxonomy()
+
+    def _taxonomy(self) -> Any:
+        """The :class:`~uprm.taxonomy.Taxonomy` of ``taxonomy`` (a YAML file or a
+        taxonomy), else ``None``: without one the ground truth's labels are not checked
+        and the per-category tables are sorted by name."""
+        if self.taxonomy is None:
+            return None
+        from uprm.taxonomy import load_taxonomy
+
+        return load_taxonomy(self.taxonomy)
+
+    def check_truth(self, truth: Mapping[str, VideoTruth], source: str | os.PathLike) -> None:
+        """With a taxonomy, every ground-truth label must be one of its categories
+        (:func:`~uprm.evaluation.truth.check_labels`: the error names the label, the video,
+        ``source`` and the taxonomy's file)."""
+        if self.resolved_taxonomy is not None:
+            check_labels(truth, self.resolved_taxonomy, source)
 
     def bootstrap_spec(self) -> Any:
         """The intervals' :class:`uprm.metrics.Bootstrap` (resamples of videos, seed, 95 %)."""
@@ -93,9 +114,12 @@ class EvalOptions:
         return Bootstrap(samples=self.bootstrap, seed=self.bootstrap_seed)
 
     def settings(self) -> dict[str, Any]:
-        return {"split": self.split, "dataset": self.dataset, "thresholds": list(self.resolved_thresholds),
-                "rate": float(self.rate), "extra_videos": self.extra_videos,
-                "ground_truth": str(self.ground_truth) if self.ground_truth is not None else None}
+        out = {"split": self.split, "dataset": self.dataset, "thresholds": list(self.resolved_thresholds),
+               "rate": float(self.rate), "extra_videos": self.extra_videos,
+               "ground_truth": str(self.ground_truth) if self.ground_truth is not None else None}
+        if self.resolved_taxonomy is not None:  # left out without one: the report stays as it was
+            out["taxonomy"] = self.resolved_taxonomy.source
+        return out
 
 
 # --------------------------------------------------------------------------- shared
@@ -169,7 +193,9 @@ def score_predictions(predictions: str | os.PathLike | Sequence[Prediction], gro
             whose attribute lines give SB / ROUGE-L / BLEU-4.
         options: :class:`EvalOptions` fields: ``split``, ``dataset``, ``thresholds``,
             ``rate``, ``extra_videos``, ``sbert``, ``system``, ``bootstrap`` (resamples of
-            the videos for the 95 % intervals, 1000; 0: none) and ``bootstrap_seed``.
+            the videos for the 95 % intervals, 1000; 0: none), ``bootstrap_seed`` and
+            ``taxonomy`` (every ground-truth label must be one of its categories; the
+            per-category tables follow its order).
 
     Returns the report (the dict written to ``report.json``).
     """
@@ -178,6 +204,7 @@ def score_predictions(predictions: str | os.PathLike | Sequence[Prediction], gro
 
     opts = EvalOptions(**options)
     truth = read_ground_truth(ground_truth, opts.split)
+    opts.check_truth(truth, ground_truth)
     is_file = isinstance(predictions, (str, os.PathLike))
     rows = read_predictions(predictions) if is_file else [tuple(p) for p in predictions]  # type: ignore[union-attr]
     source = str(predictions) if is_file else "predictions"
@@ -186,7 +213,8 @@ def score_predictions(predictions: str | os.PathLike | Sequence[Prediction], gro
     truth = _with_extra_videos(truth, extra, opts.extra_videos, notes)
     texts, text_videos = _texts_from_answers(answers)
     inputs = ScoreInputs(truth, rows, opts.resolved_thresholds, opts.rate, sbert=opts.sbert, notes=notes,
-                         texts=texts, text_videos=text_videos, bootstrap=opts.bootstrap_spec())
+                         texts=texts, text_videos=text_videos, bootstrap=opts.bootstrap_spec(),
+                         taxonomy=opts.resolved_taxonomy)
     system = opts.system or (Path(predictions).resolve().parent.name if is_file else "system")
     report = _finish(_headline(system, score(inputs)), opts, notes,
                      {"mode": "predictions", "predictions": source, "answers": str(answers) if answers else None})
@@ -260,12 +288,13 @@ def _mean_weights(weights: Sequence[Mapping[str, float]]) -> dict[str, float]:
     return {n: sum(w.get(n, 0.0) for w in weights) / len(weights) for n in names} if weights else {}
 
 
-def _expert_weights(results: Mapping[str, Any], truth: Mapping[str, VideoTruth]) -> tuple[dict, dict]:
+def _expert_weights(results: Mapping[str, Any], truth: Mapping[str, VideoTruth],
+                    taxonomy: Any = None) -> tuple[dict, dict]:
     by_category: dict[str, list[Mapping[str, float]]] = {}
     for res in results.values():
         category = truth[res.video_id].category if res.video_id in truth else "(not in ground truth)"
         by_category.setdefault(category, []).append(res.expert_weights)
-    per_category = {c: _mean_weights(w) for c, w in sorted(by_category.items())}
+    per_category = {c: _mean_weights(by_category[c]) for c in order_categories(by_category, taxonomy)}
     return _mean_weights([r.expert_weights for r in results.values()]), per_category
 
 
@@ -370,7 +399,10 @@ def evaluate(checkpoint_or_model: Any, data: str | os.PathLike | Sequence[str | 
             :class:`~uprm.evaluation.judge.LLMJudge`), ``judge_cache``, ``system`` (the
             row's name), ``progress``, ``overwrite`` (ignore answers already in ``out``),
             ``bootstrap`` (resamples of the videos for the report's 95 % intervals,
-            ``"ci"``; 1000; 0: none) and ``bootstrap_seed`` (0).
+            ``"ci"``; 1000; 0: none), ``bootstrap_seed`` (0) and ``taxonomy`` (the site's
+            categories, a YAML file or a :class:`~uprm.taxonomy.Taxonomy`: every
+            ground-truth label must be one of them — checked before the model loads —
+            and the per-category tables follow its order).
 
     Returns the report (the dict written to ``report.json``): ``fnr``, ``f2``, ``map``,
     ``sbert``, ``rouge_l``, ``bleu4``, ``gpt``, ``per_category`` and the extras; see
@@ -381,12 +413,13 @@ def evaluate(checkpoint_or_model: Any, data: str | os.PathLike | Sequence[str | 
     opts = EvalOptions(**options)
     files = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     records = select_records(files, opts.split)  # a clear error before the model loads
+    truth = read_ground_truth(opts.ground_truth, opts.split) if opts.ground_truth else truth_from_records(records)
+    opts.check_truth(truth, opts.ground_truth or ", ".join(str(f) for f in files))
     _check_judge_extra(opts.judge)
     out_dir = Path(out) if out is not None else None
     failures: list[dict[str, str]] = []
     dataset, items, jobs, results, store = _run_answers(checkpoint_or_model, files, cache, out_dir, opts, failures)
     notes: list[str] = []
-    truth = read_ground_truth(opts.ground_truth, opts.split) if opts.ground_truth else truth_from_records(records)
     truth = _drop_failed_videos(truth, results, failures, notes)
     _fill_durations(truth, results)
     predictions, extra = apply_extra_policy(_predictions(jobs, results), truth, opts.extra_videos,
@@ -400,9 +433,11 @@ def evaluate(checkpoint_or_model: Any, data: str | os.PathLike | Sequence[str | 
     inputs = ScoreInputs(truth, predictions, opts.resolved_thresholds, opts.rate, clips=_clip_scores(jobs, results),
                          identified=identified, texts=[(x["cause"], x["reference_cause"]) for x in attribute],
                          text_videos=[str(x["video_id"]) for x in attribute], grounding=_grounding(items, results),
-                         sbert=opts.sbert, notes=notes, bootstrap=opts.bootstrap_spec())
+                         sbert=opts.sbert, notes=notes, bootstrap=opts.bootstrap_spec(),
+                         taxonomy=opts.resolved_taxonomy)
     report = _headline(opts.system or _default_system(checkpoint_or_model, out_dir), score(inputs))
-    report["expert_weights"], report["expert_weights_per_category"] = _expert_weights(results, truth)
+    report["expert_weights"], report["expert_weights_per_category"] = _expert_weights(results, truth,
+                                                                                      opts.resolved_taxonomy)
     report["counts"].update(clips=len(jobs), records=len(lines))
     verdicts = _judge(opts, lines, out_dir, report)
     report["failed"] = failures

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from uprm.evaluation.intervals import VideoUnits, report_intervals
-from uprm.evaluation.truth import Prediction, VideoTruth
+from uprm.evaluation.truth import Prediction, VideoTruth, order_categories
 from uprm.metrics import (
     f2_score,
     false_negative_rate,
@@ -86,6 +86,9 @@ class ScoreInputs:
             0 samples: none. They add ``"ci"`` and ``"bootstrap"`` to the report.
         units: filled by :func:`score`: the per-video units of the metrics
             (:class:`uprm.evaluation.intervals.VideoUnits`, written as ``videos.json``).
+        taxonomy: the site's :class:`~uprm.taxonomy.Taxonomy`: ``per_category`` lists
+            the categories in its order (:func:`~uprm.evaluation.truth.order_categories`);
+            ``None``: sorted by name.
     """
 
     truth: Mapping[str, VideoTruth]
@@ -101,6 +104,7 @@ class ScoreInputs:
     text_videos: Sequence[str] = ()
     bootstrap: Bootstrap | None = None
     units: VideoUnits | None = None
+    taxonomy: Any = None
 
 
 def percent(x: float | None) -> float | None:
@@ -214,7 +218,8 @@ def _per_category(inputs: ScoreInputs, frames: _Frames) -> dict[str, dict[str, A
     for vid, truth in inputs.truth.items():
         groups.setdefault(truth.category, []).append(vid)
     out = {}
-    for category, videos in sorted(groups.items()):
+    for category in order_categories(groups, inputs.taxonomy):
+        videos = groups[category]
         y_true = frames.cat("truth", videos)
         out[category] = {**_fnr_f2(y_true, frames.cat("pred", videos)), "videos": len(videos),
                          "positive_samples": int(np.count_nonzero(y_true))}

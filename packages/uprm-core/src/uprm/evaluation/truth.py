@@ -18,13 +18,16 @@ from typing import Any
 from uprm.errors import AnnotationError, RecordError
 from uprm.evaluation.errors import EvaluationError
 from uprm.prompts import STAGE2_TASKS, strip_cause
+from uprm.taxonomy import Taxonomy
 
 __all__ = [
     "EXTRA_VIDEO_POLICIES",
     "Prediction",
     "VideoTruth",
     "apply_extra_policy",
+    "check_labels",
     "merge_segments",
+    "order_categories",
     "read_ground_truth",
     "read_predictions",
     "record_video_id",
@@ -223,6 +226,36 @@ def read_predictions(path: str | os.PathLike) -> list[Prediction]:
             raise EvaluationError(f"{path}: results.{vid}: segment [{start}, {end}] with score {score} is not a "
                                   "finite [start, end] with start <= end and a number score")
     return rows
+
+
+#: the categories a ground truth gets from no label: a threat video without a category,
+#: and a predicted video the ground truth lacks (``extra_videos="false-positive"``)
+PLACEHOLDER_CATEGORIES = ("unknown", "(not in ground truth)")
+
+
+def check_labels(truth: Mapping[str, VideoTruth], taxonomy: Taxonomy, source: str | os.PathLike) -> None:
+    """Every video's category must be a category of ``taxonomy`` (compared ignoring case,
+    spaces, ``-`` and ``_``); the first that is not raises
+    :class:`~uprm.taxonomy.UnknownCategoryError` naming the label, the video, ``source``
+    (the ground-truth file) and the taxonomy's file. The placeholders of videos without a
+    label (:data:`PLACEHOLDER_CATEGORIES`) are not labels and are not checked."""
+    for vid, t in truth.items():
+        if t.category not in PLACEHOLDER_CATEGORIES:
+            taxonomy.check(t.category, where=f"video {vid!r}", path=source)
+
+
+def order_categories(names: Iterable[str], taxonomy: Taxonomy | None = None) -> list[str]:
+    """Category names as a per-category table lists them: sorted without a taxonomy; with
+    one, in the taxonomy's order (each name where the category it names stands; the names
+    are kept as given), then the names it does not know, sorted. Categories of the
+    taxonomy that are not among ``names`` are not listed."""
+    names = sorted(set(names))
+    if taxonomy is None:
+        return names
+    rank = {cat.name: i for i, cat in enumerate(taxonomy)}
+    known = [n for n in names if taxonomy.get(n) is not None]
+    known.sort(key=lambda n: rank[taxonomy.category(n).name])
+    return known + [n for n in names if taxonomy.get(n) is None]
 
 
 def apply_extra_policy(predictions: list[Prediction], truth: Mapping[str, VideoTruth], policy: str,
