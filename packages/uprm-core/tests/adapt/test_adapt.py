@@ -184,6 +184,11 @@ def test_a_label_not_in_the_taxonomy_is_named(world: Path, labels: Path, checkpo
                     "    causes: [a fight]\n")
     text = _adapt(checkpoint, labels, world / "videos", tmp_path / "run", "--taxonomy", site)
     assert "'Stealing'" in text and str(labels) in text and "not a category of the taxonomy" in text
+    # a run that stopped at bad input is no run yet: fixed input into the same folder is not "another run"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    text = _adapt(checkpoint, labels, empty, tmp_path / "run")
+    assert "no file in" in text and "made differently" not in text
 
 
 def test_a_folder_that_is_not_a_checkpoint_is_named(world: Path, labels: Path, tmp_path: Path):

@@ -144,15 +144,17 @@ class Adaptation:
         identity = {"settings": self.s.identity(), "checkpoint": model_fingerprint(self.checkpoint),
                     "labels": file_sha256(labels), "taxonomy": self.taxonomy.to_dict()}
         path = self.out / STATE_FILE
-        if path.is_file():
-            saved = _read_state(path)
+        saved = _read_state(path) if path.is_file() else None
+        if saved is not None and not saved["stages"]:  # stopped before its first stage (bad input): start afresh
+            saved = None
+        if saved is not None:
             changed = _differences(saved.get("identity") or {}, identity)
             if changed:
                 raise ConfigError(f"{path}: this run folder holds an adaptation made differently ({'; '.join(changed)})"
                                   "; run it again as it was to continue it, or choose another --out")
             self.state = saved
             self.echo(f"uprm adapt: continuing the run in {self.out}")
-        elif self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
+        elif self.out.exists() and not path.is_file() and (not self.out.is_dir() or any(self.out.iterdir())):
             raise ConfigError(f"{self.out}: exists and holds no adaptation run ({STATE_FILE}); choose another --out")
         else:
             self.state = {"format": _FORMAT, "identity": identity, "stages": {}}
