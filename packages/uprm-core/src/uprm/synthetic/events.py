@@ -1,7 +1,9 @@
 """Scripted events of the synthetic world: each threat and its look-alike normal twin.
 
 :class:`EventScript` places people, cars, bags and fires in a :class:`~uprm.synthetic.scene.Scene`
-and records the threats (:class:`ThreatEvent`) with their segments and causes.
+and records the threats (:class:`ThreatEvent`) with their segments and causes. Besides the
+six UCF-Crime threats (:data:`THREAT_CATEGORIES`) it scripts the site categories
+(:data:`SITE_CATEGORIES`: a climb over a fence), which only a world with a site category shows.
 """
 
 from __future__ import annotations

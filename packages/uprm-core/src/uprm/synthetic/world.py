@@ -44,6 +44,13 @@ A world is a pure function of its configuration and seed: the same JSON bytes an
 same decoded frames on every run; video ``i`` depends only on ``(seed, i)`` and its
 category. Writing is atomic and resumable (a finished video is not rendered again).
 
+``site_category="FenceClimbing"`` (``--site-category FenceClimbing``) adds a site's own
+threat that no default world has: parking lots and plazas gain a fence, a share
+``site_fraction`` of the threat videos show a person climbing over it (and as large a
+share of the normal videos its look-alikes: walking along the fence, leaning on it), and
+``OUT/taxonomy.yaml`` holds UCF-Crime's categories and the site's for ``--taxonomy``.
+Without it, nothing of this is in the world (its bytes are what they were).
+
 ``design="keyed"`` (``--design keyed``) renders the keyed world instead
 (:mod:`uprm.synthetic.keyed`): four threats, each rendered in a pair with its twin that
 differs in exactly one expert's input, splits by pair, and ``OUT/design.json`` naming the
