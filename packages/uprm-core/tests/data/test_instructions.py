@@ -185,3 +185,51 @@ def test_folder_output_writes_one_file_per_split(tmp_path):
 def test_a_duplicated_video_is_an_error():
     with pytest.raises(AnnotationError, match="annotated twice"):
         build_instructions([VideoAnnotation("a", "Abuse", [(0, 1)]), VideoAnnotation("a", "Normal")])
+
+
+SITE = """\
+categories:
+  - name: Trespassing
+    description: Someone climbs over the fence into the yard.
+    severity: high
+    causes: [a person climbing over the fence, a person jumping the gate]
+    aliases: [Intrusion]
+"""
+
+
+def _site_annotations() -> list[VideoAnnotation]:
+    return [VideoAnnotation("yard1", "Trespassing", [(2.0, 5.0)], duration=10.0),  # no cause
+            VideoAnnotation("yard2", "intrusion", [(1.0, 3.0)], causes=["A man climbs the fence."], duration=10.0),
+            VideoAnnotation("yard3", "Normal", [], duration=10.0)]
+
+
+def test_a_taxonomy_gives_attribute_answers_only_where_the_labels_have_no_cause(tmp_path):
+    from uprm.taxonomy import load_taxonomy
+
+    path = tmp_path / "site.yaml"
+    path.write_text(SITE)
+    plain = build_instructions(_site_annotations())
+    assert "yard1/attribute" not in {r["id"] for r in plain}  # no cause, no taxonomy: no attribute record
+    records = {r["id"]: r for r in build_instructions(_site_annotations(), taxonomy=path)}
+    answer = records["yard1/attribute"]["conversations"][1]["value"]
+    assert answer in {attribute_answer([c]) for c in load_taxonomy(path).causes("Trespassing")}
+    assert records["yard1/attribute"]["cause_source"] == "taxonomy" and "causes" not in records["yard1/attribute"]
+    # the labels' own cause wins, and every other record is as without a taxonomy
+    assert records["yard2/attribute"]["conversations"][1]["value"] == "The threat is attributed to a man climbs the fence."
+    assert [r for r in plain] == [r for r in records.values() if r["id"] != "yard1/attribute"]
+    # the phrasing is the same for every window of a video, and from the seed and the video id only
+    windowed = build_instructions(_site_annotations()[:1], taxonomy=path, window_s=3.0, stride_s=1.0)
+    answers = {r["conversations"][1]["value"] for r in windowed if r["task"] == "attribute"}
+    assert answers == {answer}
+    assert build_instructions(_site_annotations()[:1], taxonomy=load_taxonomy(path))[-1] == records["yard1/attribute"]
+
+
+def test_a_category_the_taxonomy_does_not_have_is_named(tmp_path):
+    from uprm.taxonomy import UnknownCategoryError
+
+    path = tmp_path / "site.yaml"
+    path.write_text(SITE)
+    anns = [*_site_annotations(), VideoAnnotation("dock", "Loitering", [(0.0, 4.0)], duration=8.0)]
+    with pytest.raises(UnknownCategoryError, match=r"video 'dock': label 'Loitering' is not a category") as caught:
+        build_instructions(anns, tmp_path / "out", taxonomy=path)
+    assert str(path) in str(caught.value) and not (tmp_path / "out").exists()  # nothing written

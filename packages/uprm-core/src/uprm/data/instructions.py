@@ -8,6 +8,11 @@ in the Video-LLaVA conversation JSON of docs/formats.md.
 ['Yes, there exists a threat.', 'The threat occurs between 5.5 and 8 seconds.',
  'The threat is attributed to a man kicks a woman.']
 
+With a site taxonomy (``taxonomy=``, :mod:`uprm.taxonomy`), a threat whose labels give
+no cause is still attributed: to one of its category's cause phrasings (chosen by a hash
+of the seed and the video id, the same for every window of the video); a threat with
+causes keeps them, and without a taxonomy nothing changes.
+
 Splits are deterministic: a video's split comes from a hash of its id and the seed
 (:func:`assign_split`), so a video never lands in two splits and adding videos does not
 move the others. Long videos can be cut into windows (``window_s``); the times in the
@@ -28,6 +33,7 @@ from typing import Any
 
 from uprm.data.annotations import NORMAL, AnnotationError, VideoAnnotation, find_videos
 from uprm.prompts import ANSWERS, CAUSE_PREFIX, LOCATE_PREFIX, QUESTIONS, STAGE2_TASKS
+from uprm.taxonomy import Taxonomy, load_taxonomy
 from uprm.utils import atomic_write_json
 
 __all__ = [
@@ -201,12 +207,14 @@ def build_instructions(
     missing: str | None = None,
     base_dir: str | os.PathLike | None = None,
     show_progress: bool = False,
+    taxonomy: str | os.PathLike | Taxonomy | None = None,
 ) -> InstructionSet:
     """Build (and optionally write) the identify / locate / attribute conversations.
 
     For each annotated video (or each window of it): *identify* asks whether there is a
     threat; *locate* asks where (times relative to the window start, :func:`format_seconds`);
-    *attribute* asks why — only for threats with a known cause. Normal videos (and
+    *attribute* asks why — only for threats with a known cause (with ``taxonomy``: their
+    annotated causes, else one of their category's cause phrasings). Normal videos (and
     windows without a threat) are the negatives: "No, there is no threat." /
     "There is no threat in the video.".
 
@@ -233,14 +241,23 @@ def build_instructions(
             (default when ``videos`` is given), ``"error"`` or ``"keep"``.
         base_dir: what paths are relative to when ``out`` is ``None``.
         show_progress: a progress bar over the videos.
+        taxonomy: the site's categories (a YAML file or a :class:`~uprm.taxonomy.Taxonomy`).
+            Every annotation's category must be one of them
+            (:class:`~uprm.taxonomy.UnknownCategoryError` names the label and the video);
+            a threat without causes is attributed to one of its category's cause
+            phrasings, and its attribute record says ``"cause_source": "taxonomy"``.
+            ``None`` (default): only annotated causes, and the records are exactly as
+            without this option.
 
     Returns:
         an :class:`InstructionSet` (a list of records) with ``skipped`` and ``files``.
     """
     opts = _BuildOptions.make(out, tasks, missing, videos, keypoints, scene_graphs, base_dir, seed=seed,
                               splits=tuple(splits), source_split=source_split, window_s=window_s, stride_s=stride_s,
-                              min_overlap_s=min_overlap_s)
+                              min_overlap_s=min_overlap_s,
+                              taxonomy=load_taxonomy(taxonomy) if taxonomy is not None else None)
     anns = _unique(list(annotations))
+    _check_categories(anns, opts.taxonomy)
     selected, skipped = _select(anns, negatives, negative_ratio, seed)
     iterator: Iterable[VideoAnnotation] = selected
     if show_progress:
@@ -276,6 +293,7 @@ class _BuildOptions:
     window_s: float | None
     stride_s: float | None
     min_overlap_s: float
+    taxonomy: Taxonomy | None = None
 
     @classmethod
     def make(cls, out, tasks, missing, videos, keypoints, scene_graphs, base_dir, **rest: Any) -> _BuildOptions:
@@ -295,6 +313,27 @@ class _BuildOptions:
                    files=find_videos(videos) if videos is not None else None,
                    kp_dir=Path(keypoints) if keypoints is not None else None,
                    sg_dir=Path(scene_graphs) if scene_graphs is not None else None, **rest)
+
+
+def _check_categories(anns: Sequence[VideoAnnotation], taxonomy: Taxonomy | None) -> None:
+    """With a taxonomy, every annotation's category must be one of its categories."""
+    if taxonomy is None:
+        return
+    for ann in anns:
+        taxonomy.check(ann.category, where=f"video {ann.video_id!r}", path=ann.video or None)
+
+
+def _taxonomy_cause(ann: VideoAnnotation, opts: _BuildOptions) -> str | None:
+    """One of the category's cause phrasings for a threat without causes (by a hash of
+    the seed and the video id), or ``None``: the annotation has causes, there is no
+    taxonomy, or the category has no phrasing."""
+    if ann.causes or opts.taxonomy is None or not ann.is_threat:
+        return None
+    phrasings = opts.taxonomy.causes(ann.category)
+    if not phrasings:
+        return None
+    digest = hashlib.sha256(f"{opts.seed}\x02{ann.video_id}".encode()).digest()
+    return phrasings[int.from_bytes(digest[:8], "big") % len(phrasings)]
 
 
 def _unique(anns: list[VideoAnnotation]) -> list[VideoAnnotation]:
@@ -372,9 +411,12 @@ def _window_records(ann: VideoAnnotation, window: tuple[float, float] | None, co
     )
     if windowed and ann.is_threat and not threat:
         fields["source_category"] = ann.category
+    phrasing = _taxonomy_cause(ann, opts)
+    causes = [phrasing] if phrasing is not None else ann.causes
     return [
-        make_record(f"{prefix}/{task}", task, QUESTIONS[task], answer, video=video_rel, **fields)
-        for task, answer in _answers(opts.tasks, threat, segments, ann.causes)
+        make_record(f"{prefix}/{task}", task, QUESTIONS[task], answer, video=video_rel, **fields,
+                    **({"cause_source": "taxonomy"} if task == "attribute" and phrasing is not None else {}))
+        for task, answer in _answers(opts.tasks, threat, segments, causes)
     ]
 
 
