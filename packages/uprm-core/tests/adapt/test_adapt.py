@@ -36,7 +36,11 @@ def test_adapt_writes_the_run_folder(run: Path):
     state = _json(run / "adapt.json")
     assert list(state["stages"]) == ["labels", "windows", "features", "train", "eval_base", "eval_adapted", "report"]
     assert [r["step"] for r in map(json.loads, (run / "model" / "log.jsonl").read_text().splitlines())] == [1, 2, 3, 4]
-    assert _json(run / "eval_base" / "report.json")["ci"]["fnr"] is not None  # intervals on
+    report = _json(run / "eval_base" / "report.json")
+    assert report["ci"]["fnr"] is not None  # intervals on
+    # scored with the taxonomy: its categories, in its order (Normal last), not sorted by name
+    assert report["settings"]["taxonomy"] == "uprm/taxonomies/ucf_crime.yaml"
+    assert list(report["per_category"]) == ["Fighting", "Stealing", "Normal"]
 
 
 def test_split_is_by_video_stratified_and_kept_apart_from_training(run: Path, labels: Path):

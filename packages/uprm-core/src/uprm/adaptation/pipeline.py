@@ -265,7 +265,7 @@ class Adaptation:
         report = evaluate(str(checkpoint), [str(self._files()[1])], cache=str(self.out / "cache"),
                           out=str(self.out / f"eval_{name}"), ground_truth=str(self.out / "data" / "held_out.json"),
                           batch_size=s.eval_batch_size, bootstrap=s.bootstrap, bootstrap_seed=s.seed, sbert=s.sbert,
-                          system=name, progress=s.progress)
+                          system=name, progress=s.progress, taxonomy=self.taxonomy)
         self.echo(f"      {name}: FNR {_pct(report.get('fnr'))}, F2 {_pct(report.get('f2'))}, mAP average "
                   f"{_pct((report.get('map') or {}).get('average'))} on {report['counts']['videos']} held-out videos")
         return {"fnr": report.get("fnr"), "f2": report.get("f2")}
