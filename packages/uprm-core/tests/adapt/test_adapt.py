@@ -163,6 +163,29 @@ def test_a_killed_run_resumes_where_it_stopped(run: Path, world: Path, labels: P
     assert hashes(checkpoint) == checkpoint_hashes
 
 
+def test_a_threat_labelled_without_a_cause_is_attributed_with_the_taxonomys_phrasing(
+        world: Path, labels: Path, checkpoint: Path, tmp_path: Path):
+    from uprm.adaptation import AdaptSettings
+    from uprm.adaptation.pipeline import Adaptation
+    from uprm.taxonomy import load_taxonomy
+
+    data = _json(labels)
+    for item in data["database"].values():
+        item.pop("causes", None)  # as a review or a labelling tool may leave them
+    bare = tmp_path / "labels.json"
+    bare.write_text(json.dumps(data))
+    run = Adaptation(AdaptSettings(checkpoint=str(checkpoint), labels=str(bare), out=str(tmp_path / "run"),
+                                   videos=str(world / "videos"), **SETTINGS), echo=None)
+    run._open()
+    run._labels()
+    run._windows()  # the first two stages only: no model runs
+    attribute = [r for f in ("adapt_train", "adapt_test") for r in _json(tmp_path / "run" / "data" / f"{f}.json")
+                 if r["task"] == "attribute"]
+    assert attribute and all(r["cause_source"] == "taxonomy" for r in attribute)
+    phrasings = {c: load_taxonomy().causes(c) for c in ("Fighting", "Stealing")}
+    assert all(any(p in r["conversations"][-1]["value"] for p in phrasings[r["category"]]) for r in attribute)
+
+
 # --------------------------------------------------------------------------- bad input
 def _adapt(checkpoint: Path, labels: Path, videos: Path, out: Path, *extra: object):
     result = invoke("adapt", "--checkpoint", checkpoint, "--labels", labels, "--videos", videos, "--out", out,

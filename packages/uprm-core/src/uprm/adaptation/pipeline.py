@@ -5,8 +5,9 @@
    each video's split as its ActivityNet subset) and ``data/held_out.json`` (the held-out
    videos' ground truth);
 2. ``windows``: the identify / locate / attribute records of every window
-   (:func:`uprm.data.build_instructions`) → ``data/adapt_train.json`` (threat windows
-   balanced) and ``data/adapt_test.json``;
+   (:func:`uprm.data.build_instructions`; a threat labelled without a cause is attributed
+   to one of its category's cause phrasings in the taxonomy) → ``data/adapt_train.json``
+   (threat windows balanced) and ``data/adapt_test.json``;
 3. ``features``: the checkpoint's experts' features of every window → ``cache/``;
 4. ``train``: fine-tuning from the checkpoint (``uprm train --init CK``) → ``model/``;
 5. ``eval_base`` and 6. ``eval_adapted``: both models on the held-out windows, with
@@ -202,7 +203,7 @@ class Adaptation:
         records = build_instructions(
             read_activitynet(self.out / "data" / "labels.json"), self.out / "data", name="adapt", videos=s.videos,
             keypoints=s.keypoints, scene_graphs=s.scene_graphs, seed=s.seed, source_split=True, window_s=s.window,
-            stride_s=s.stride, min_overlap_s=s.min_overlap, missing="error")
+            stride_s=s.stride, min_overlap_s=s.min_overlap, missing="error", taxonomy=self.taxonomy)
         counts = {split: sum(1 for r in records if r.get("split") == split) for split in ("train", "test")}
         added = balance_threats(self.out / "data" / "adapt_train.json") if s.balance else 0
         self.echo(f"      {s.window:g}-s windows every {s.stride:g} s: {counts['train']} training records"
