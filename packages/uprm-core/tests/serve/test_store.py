@@ -107,3 +107,58 @@ def test_a_duplicate_id_is_refused(tmp_path):
     with pytest.raises(sqlite3.IntegrityError):
         add(store, "a")
     assert store.counts()["queued"] == 1
+
+
+#: the tables of a store written before reviews and model fingerprints (schema version 1)
+V1_SCHEMA = """
+CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, state TEXT NOT NULL,
+    source TEXT NOT NULL, name TEXT NOT NULL, video TEXT NOT NULL, media_type TEXT NOT NULL, size INTEGER NOT NULL,
+    duration REAL, created REAL NOT NULL, started REAL, finished REAL, progress REAL NOT NULL DEFAULT 0,
+    windows_done INTEGER NOT NULL DEFAULT 0, windows_total INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
+    error_code TEXT, error TEXT, result TEXT);
+CREATE TABLE events (n INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, event TEXT NOT NULL, at REAL NOT NULL,
+    pid INTEGER NOT NULL, detail TEXT);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO jobs (id, state, source, name, video, media_type, size, duration, created, progress, result)
+    VALUES ('old', 'done', 'upload', 'old.mp4', '/v/old', 'video/mp4', 1, 10.0, 0.0, 1.0, 'old');
+"""
+
+
+def test_a_store_of_the_earlier_schema_is_migrated_and_a_newer_one_refused(tmp_path):
+    import sqlite3
+
+    from uprm.serve.store import SCHEMA_VERSION, StoreTooNew
+
+    path = tmp_path / "jobs.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(V1_SCHEMA)
+    store = JobStore(path)
+    old = store.get("old")
+    assert old.state == "done" and old.result == "old" and old.model is None  # kept, with the new column
+    review = store.add_review("old", "alice", [{"start": 1.0, "end": 2.0, "category": "Arson", "cause": None,
+                                                "verdict": "added"}])
+    assert review["reviewer"] == "alice" and store.reviews("old") == [review]
+    assert store.current_reviews() == [(old, review)]
+    store.close()
+    again = JobStore(path)  # migrating twice is a no-op
+    assert again.reviews("old") == [review]
+    assert again._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    again.close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreTooNew, match="newer uprm"):
+        JobStore(path)
+
+
+def test_a_review_is_kept_only_for_a_finished_job_and_the_fingerprint_with_it(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    add(store, "a")
+    assert store.add_review("a", "alice", []) is None  # queued
+    store.claim(3)
+    assert store.add_review("a", "alice", []) is None  # running
+    store.finish("a", "a", "sha256:abc")
+    assert store.get("a").model == "sha256:abc"
+    first = store.add_review("a", "alice", [])
+    second = store.add_review("a", "bob", [])
+    assert [r["n"] for r in store.reviews("a")] == [second["n"], first["n"]]
+    assert store.current_reviews() == [(store.get("a"), second)]

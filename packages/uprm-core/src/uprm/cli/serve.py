@@ -14,6 +14,9 @@ from uprm.cli._options import detect_options
               help="The jobs database (SQLite), uploads and results; jobs survive restarts.")
 @click.option("--media-root", type=click.Path(exists=True, file_okay=False), default=None,
               help='Folder whose videos POST /v1/jobs {"path": ...} may read (default: path jobs refused).')
+@click.option("--models-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help='Folder of checkpoints POST /v1/model {"checkpoint": ...} may switch to between jobs '
+                   "(default: switching refused; a restart with another --checkpoint still switches).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback needs --token.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
@@ -29,15 +32,17 @@ from uprm.cli._options import detect_options
 @detect_options()
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
-def cli(checkpoint: str, data_dir: str, media_root: str | None, host: str, port: int, token: str | None,
-        max_upload_mb: float, max_queue: int, max_attempts: int, detect: dict, log_level: str) -> None:
+def cli(checkpoint: str, data_dir: str, media_root: str | None, models_dir: str | None, host: str, port: int,
+        token: str | None, max_upload_mb: float, max_queue: int, max_attempts: int, detect: dict,
+        log_level: str) -> None:
     """Serve threat detection over HTTP: a REST API (OpenAPI docs at /docs) and a web page.
 
     POST /v1/jobs takes a video (multipart field `video`) or {"path": ...} under
     --media-root and returns a job id; GET /v1/jobs/ID gives its state and progress,
     /v1/jobs/ID/result the `uprm detect` JSON, /v1/jobs/ID/timeline.png the timeline.
     Jobs wait in SQLite in --data-dir and run one at a time in order, in a worker process
-    that holds the model; a restart (even after a crash) loses no accepted job. Listens
+    that holds the model; a restart (even after a crash) loses no accepted job.
+    POST /v1/model switches to another checkpoint under --models-dir between jobs. Listens
     on 127.0.0.1 unless --host says otherwise, which needs --token. Guide: docs/serve.md.
     """
     from uprm.extras import require
@@ -52,7 +57,8 @@ def cli(checkpoint: str, data_dir: str, media_root: str | None, host: str, port:
     from uprm.errors import ConfigError
 
     try:
-        config = ServeConfig(checkpoint=checkpoint, data_dir=data_dir, media_root=media_root, host=host, port=port,
+        config = ServeConfig(checkpoint=checkpoint, data_dir=data_dir, media_root=media_root, models_dir=models_dir,
+                             host=host, port=port,
                              token=token, max_upload_bytes=int(max_upload_mb * (1 << 20)), max_queue=max_queue,
                              max_attempts=max_attempts, **detect)
         run(config, log_level, announce=lambda url: click.echo(f"uprm serve: {url} (page /, API /v1, docs /docs); "

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ValidationError
 
 from uprm._version import __version__
 from uprm.serve import schemas
@@ -30,27 +31,34 @@ from uprm.serve.auth import COOKIE, Auth
 from uprm.serve.config import ServeConfig
 from uprm.serve.errors import ApiError, install_error_handlers
 from uprm.serve.media import list_media, probe, resolve_media_path
+from uprm.serve.models import SWITCH, checkpoint_name, choose, list_checkpoints, resolve_checkpoint, wanted_checkpoint
+from uprm.serve.review import activitynet_labels, check_review, instruction_labels, review_json
 from uprm.serve.store import Job, JobStore, QueueFull
 from uprm.serve.supervisor import Supervisor
 from uprm.serve.upload import receive_upload
+from uprm.taxonomy import Taxonomy, load_taxonomy
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("uprm.serve")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
-#: the largest JSON body accepted (a path job)
+#: the largest JSON body accepted (a path job, a model switch)
 MAX_JSON = 64 << 10
+#: the largest review accepted (up to a thousand segments with their causes)
+MAX_REVIEW_JSON = 4 << 20
 PAGE_CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
             "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
 class Service:
-    """What the routes share: the settings, the store, the worker's supervisor."""
+    """What the routes share: the settings, the site's taxonomy, the store, the worker's
+    supervisor."""
 
     def __init__(self, config: ServeConfig, run_worker: bool) -> None:
         self.config = config
         self.auth = Auth(config.token)
         self.run_worker = run_worker
+        self.taxonomy: Taxonomy = load_taxonomy(getattr(config, "taxonomy", None))
         self.store: JobStore | None = None
         self.supervisor: Supervisor | None = None
 
@@ -123,7 +131,7 @@ def job_json(job: Job, position: int | None) -> dict[str, Any]:
     base = f"/v1/jobs/{job.id}"
     links = {"self": base, "video": f"{base}/video"}
     if job.state == "done":
-        links |= {"result": f"{base}/result", "timeline": f"{base}/timeline.png"}
+        links |= {"result": f"{base}/result", "timeline": f"{base}/timeline.png", "review": f"{base}/review"}
     return {
         "id": job.id, "state": job.state, "progress": round(job.progress, 4),
         "windows": {"done": job.windows_done, "total": job.windows_total},
@@ -133,6 +141,7 @@ def job_json(job: Job, position: int | None) -> dict[str, Any]:
         "created": _iso(job.created), "started": _iso(job.started), "finished": _iso(job.finished),
         "attempts": job.attempts,
         "error": {"code": job.error_code, "message": job.error} if job.error_code else None,
+        "model": job.model,
         "links": links,
     }
 
@@ -213,6 +222,8 @@ def _api(service: Service) -> APIRouter:
     _job_routes(api, service)
     _file_routes(api, service)
     _info_routes(api, service)
+    _review_routes(api, service)
+    _model_routes(api, service)
     return api
 
 
@@ -244,14 +255,14 @@ def _session(service: Service) -> APIRouter:
     return session
 
 
-async def _json_body(request: Request) -> Any:
+async def _json_body(request: Request, limit: int = MAX_JSON) -> Any:
     import json
 
     raw = b""
     async for chunk in request.stream():
         raw += chunk
-        if len(raw) > MAX_JSON:
-            raise ApiError(413, "body_too_large", f"a JSON body may have at most {MAX_JSON} bytes")
+        if len(raw) > limit:
+            raise ApiError(413, "body_too_large", f"a JSON body may have at most {limit} bytes")
     try:
         return json.loads(raw or b"null")
     except ValueError as exc:
@@ -428,3 +439,114 @@ def _info_routes(api: APIRouter, service: Service) -> None:
             return JSONResponse({"enabled": False, "files": [], "truncated": False})
         files, truncated = list_media(root)
         return JSONResponse({"enabled": True, "files": files, "truncated": truncated})
+
+
+def _validated(model: type[BaseModel], body: Any) -> Any:
+    """``body`` as ``model``; 422 with the errors (where and what, never the input)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = [{"loc": ["body", *(str(p) for p in e.get("loc", ()))], "msg": str(e.get("msg", "")),
+                   "type": e.get("type", "")} for e in exc.errors(include_url=False)]
+        raise ApiError(422, "invalid_request", "the request does not match the API (see errors)",
+                       errors=errors) from None
+
+
+def _duration(service: Service, job: Job) -> float:
+    """The video's duration: probed when the job was accepted, else the result's."""
+    if job.duration:
+        return float(job.duration)
+    import json
+
+    result = json.loads(_result_file(service, job, f"{job.result}.json").read_text(encoding="utf-8"))
+    return float(result["duration"])
+
+
+def _reviews_json(service: Service, job: Job) -> dict[str, Any]:
+    reviews = service.store.reviews(job.id)
+    items = [review_json(job, r, len(reviews) - i, service.taxonomy) for i, r in enumerate(reviews)]
+    return {"current": items[0] if items else None, "history": items[1:]}
+
+
+def _review_routes(api: APIRouter, service: Service) -> None:
+    @api.post("/jobs/{job_id}/review", status_code=201, response_model=schemas.ReviewOut, tags=["review"],
+              openapi_extra=schemas.request_body(schemas.ReviewIn), responses=schemas.REVIEW_ERRORS)
+    async def post_review(job_id: str, request: Request) -> JSONResponse:
+        """Review a finished job: every segment ``confirmed``, ``rejected`` or ``added``
+        (a missed threat), with its start and end (seconds, within the video), category
+        (GET /v1/taxonomy) and cause, and the ``reviewer``. It becomes the job's current
+        review; earlier ones stay in its history. 409 unless the job is done."""
+        job = await run_in_threadpool(_finished, service, job_id)
+        review = _validated(schemas.ReviewIn, await _json_body(request, MAX_REVIEW_JSON))
+        duration = await run_in_threadpool(_duration, service, job)
+        segments = check_review(review, duration, service.taxonomy)
+        if await run_in_threadpool(service.store.add_review, job.id, review.reviewer, segments) is None:
+            await run_in_threadpool(_finished, service, job_id)  # deleted or changed meanwhile: say what it is
+        body = await run_in_threadpool(_reviews_json, service, job)
+        return JSONResponse(body["current"], status_code=201, headers={"Location": f"/v1/jobs/{job.id}/review"})
+
+    @api.get("/jobs/{job_id}/review", response_model=schemas.Reviews, tags=["review"])
+    def get_review(job_id: str) -> JSONResponse:
+        """The job's current review (``null`` when none) and the earlier ones it
+        superseded, newest first; each segment with its category's severity."""
+        job = service.job(job_id)
+        return JSONResponse(_reviews_json(service, job), headers={"Cache-Control": "no-store"})
+
+    @api.get("/labels", tags=["review"])
+    def labels(fmt: str = Query("activitynet", alias="format", pattern="^(activitynet|instructions)$"),
+               window: float | None = Query(None, gt=0, description="seconds per window (default: --window)"),
+               stride: float | None = Query(None, gt=0, description="seconds between windows (default: --stride)"),
+               min_overlap: float = Query(0.0, ge=0, description="seconds of threat that make a window a threat")
+               ) -> JSONResponse:
+        """Every reviewed video's current review as labels: ``format=activitynet``,
+        ActivityNet ground truth (confirmed and added segments are the threats; a video
+        with none is Normal) for ``uprm adapt --labels`` and ``uprm eval``; or
+        ``format=instructions``, identify / locate / attribute conversations over windows,
+        the reviewed normal time as negatives."""
+        reviewed = service.store.current_reviews()
+        if fmt == "activitynet":
+            body: Any = activitynet_labels(reviewed, service.taxonomy)
+        else:
+            config = service.config
+            body = instruction_labels(reviewed, service.taxonomy, window=window or config.window,
+                                      stride=stride or config.stride, min_overlap=min_overlap)
+        name = "activitynet.json" if fmt == "activitynet" else "instructions.json"
+        return JSONResponse(body, headers={"Cache-Control": "no-store",
+                                           "Content-Disposition": f'attachment; filename="{name}"'})
+
+    @api.get("/taxonomy", response_model=schemas.TaxonomyOut, tags=["review"])
+    def taxonomy() -> JSONResponse:
+        """The site's categories (``--taxonomy``; default UCF-Crime's 13 and Normal): name,
+        description, severity, cause phrasings, aliases; ``threats`` lists all but Normal."""
+        tax = service.taxonomy
+        return JSONResponse({**tax.to_dict(), "threats": list(tax.threats)})
+
+
+def _model_json(service: Service) -> dict[str, Any]:
+    config, store = service.config, service.store
+    name = checkpoint_name(config, wanted_checkpoint(store, config))
+    loaded = store.get_meta("model")
+    return {"checkpoint": name, "pending": not isinstance(loaded, dict) or loaded.get("checkpoint") != name,
+            "loaded": loaded, "switch": store.get_meta(SWITCH), "models": list_checkpoints(config.models_dir),
+            "models_dir": config.models_dir is not None}
+
+
+def _model_routes(api: APIRouter, service: Service) -> None:
+    @api.get("/model", response_model=schemas.ModelOut, tags=["service"])
+    def get_model() -> JSONResponse:
+        """The checkpoint new jobs run on, the model the worker holds (with its
+        fingerprint), whether a switch is pending, the last switch, and the checkpoints
+        under the models folder."""
+        return JSONResponse(_model_json(service), headers={"Cache-Control": "no-store"})
+
+    @api.post("/model", status_code=202, response_model=schemas.ModelOut, tags=["service"],
+              openapi_extra=schemas.request_body(schemas.ModelIn), responses=schemas.MODEL_ERRORS)
+    async def post_model(request: Request) -> JSONResponse:
+        """Switch to another checkpoint under ``--models-dir``: ``{"checkpoint": "site-v2"}``.
+        The job running now finishes on its model; the next one runs on the new model
+        (202: the worker loads it between jobs; GET /v1/model says when)."""
+        body = _validated(schemas.ModelIn, await _json_body(request))
+        path = await run_in_threadpool(resolve_checkpoint, service.config.models_dir, body.checkpoint)
+        await run_in_threadpool(choose, service.store, service.config, path)
+        service.wake()
+        return JSONResponse(await run_in_threadpool(_model_json, service), status_code=202)

@@ -46,6 +46,9 @@ class ServeConfig(DetectOptions):
         data_dir: the jobs database (SQLite), the uploads and the results.
         media_root: the folder ``POST /v1/jobs {"path": ...}`` may read from (``None``:
             path jobs are refused).
+        models_dir: the folder ``POST /v1/model {"checkpoint": ...}`` may switch to a
+            checkpoint from (``None``: switching is refused; a restart with another
+            ``checkpoint`` still switches).
         host, port: where to listen (``127.0.0.1`` by default; ``port=0`` picks a free one).
         token: the bearer token; required (at least 16 characters) when ``host`` is
             not a loopback address; when set it is checked everywhere, loopback too.
@@ -61,6 +64,7 @@ class ServeConfig(DetectOptions):
     checkpoint: PathStr
     data_dir: PathStr
     media_root: PathStr | None = None
+    models_dir: PathStr | None = None
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     token: str | None = Field(None, repr=False)
@@ -68,7 +72,7 @@ class ServeConfig(DetectOptions):
     max_queue: int = Field(100, gt=0)
     max_attempts: int = Field(3, gt=0)
 
-    @field_validator("checkpoint", "data_dir", "media_root")
+    @field_validator("checkpoint", "data_dir", "media_root", "models_dir")
     @classmethod
     def _absolute_path(cls, value: str | None) -> str | None:
         return None if value is None else str(Path(value).expanduser().resolve())
@@ -110,11 +114,12 @@ class ServeConfig(DetectOptions):
         return self.root / "results"
 
     def check_paths(self) -> None:
-        """The checkpoint, media root and sidecar folder exist; the data folder is made."""
+        """The checkpoint, media root, models folder and sidecar folder exist; the data
+        folder is made."""
         ckpt = Path(self.checkpoint)
         if not (ckpt / "config.json").is_file():
             raise ServeConfigError(f"checkpoint {ckpt}: no config.json (a `uprm train --out DIR` folder is needed)")
-        for name in ("media_root", "sidecar_dir"):
+        for name in ("media_root", "models_dir", "sidecar_dir"):
             value = getattr(self, name)
             if value is not None and not Path(value).is_dir():
                 raise ServeConfigError(f"{name} {value}: not a folder")

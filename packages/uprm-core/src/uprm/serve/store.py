@@ -9,6 +9,15 @@ worker's start, jobs left ``running`` by a dead worker go back to ``queued``
 (:meth:`JobStore.requeue_running`); a job whose worker died ``max_attempts`` times
 fails instead of killing workers for ever.
 
+Reviews (:meth:`JobStore.add_review`): an operator's verdict on a finished job's
+segments, one row per saved review with who and when; the latest is the job's current
+review and the earlier ones stay as its history. They are deleted with their job.
+
+The schema has a version (SQLite's ``user_version``): a store written by an earlier
+version is migrated when it is opened (:data:`SCHEMA_VERSION`; version 1 had no
+``reviews`` table and no ``jobs.model`` column), in one transaction that the API and
+the worker may race for safely.
+
 Each thread gets its own connection; writers wait for each other (``busy_timeout``).
 """
 
@@ -25,9 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STATES", "Job", "JobStore", "QueueFull"]
+from uprm.errors import ServeConfigError
+
+__all__ = ["SCHEMA_VERSION", "STATES", "Job", "JobStore", "QueueFull", "StoreTooNew"]
 
 STATES = ("queued", "running", "done", "failed")
+#: the version of the tables this code reads and writes (``PRAGMA user_version``)
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -65,6 +78,24 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+def _to_v2(db: sqlite3.Connection) -> None:
+    """Version 2: the checkpoint fingerprint a job ran with, and the reviews."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
+    if "model" not in columns:
+        db.execute("ALTER TABLE jobs ADD COLUMN model TEXT")
+    db.execute("CREATE TABLE IF NOT EXISTS reviews (n INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, "
+               "reviewer TEXT NOT NULL, at REAL NOT NULL, segments TEXT NOT NULL)")
+    db.execute("CREATE INDEX IF NOT EXISTS reviews_job ON reviews (job, n)")
+
+
+#: ``{version: the step from the version before}``, applied in order
+_MIGRATIONS = {2: _to_v2}
+
+
+class StoreTooNew(ServeConfigError):
+    """The store was written by a newer version of uprm (a higher schema version)."""
+
+
 class QueueFull(Exception):
     """The queue holds ``max_queue`` waiting jobs already."""
 
@@ -96,6 +127,7 @@ class Job:
     error_code: str | None
     error: str | None
     result: str | None
+    model: str | None = None
 
 
 class JobStore:
@@ -110,6 +142,19 @@ class JobStore:
         db = self._conn()
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a store of an earlier schema version up to :data:`SCHEMA_VERSION`
+        (module doc); refuse one of a later version."""
+        with self._write() as db:
+            version = max(1, int(db.execute("PRAGMA user_version").fetchone()[0]))
+            if version > SCHEMA_VERSION:
+                raise StoreTooNew(f"{self.path}: written by a newer uprm (schema {version}, this one reads up to "
+                                  f"{SCHEMA_VERSION}); upgrade uprm or use another data folder")
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                _MIGRATIONS[step](db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- connections ---------------------------------------------------------------------
 
@@ -206,6 +251,7 @@ class JobStore:
             if row is None:
                 return None
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            db.execute("DELETE FROM reviews WHERE job = ?", (job_id,))
             self._event(db, job_id, "deleted")
         return Job(**dict(row))
 
@@ -248,11 +294,13 @@ class JobStore:
             db.execute("UPDATE jobs SET progress = ?, windows_done = ?, windows_total = ? "
                        "WHERE id = ? AND state = 'running'", (fraction, done, total, job_id))
 
-    def finish(self, job_id: str, result: str) -> None:
+    def finish(self, job_id: str, result: str, model: str | None = None) -> None:
+        """The job is done: its result's video id and the fingerprint of the checkpoint
+        that ran it (``model``)."""
         with self._write() as db:
-            db.execute("UPDATE jobs SET state = 'done', finished = ?, progress = 1, result = ? "
-                       "WHERE id = ? AND state = 'running'", (time.time(), result, job_id))
-            self._event(db, job_id, "done")
+            db.execute("UPDATE jobs SET state = 'done', finished = ?, progress = 1, result = ?, model = ? "
+                       "WHERE id = ? AND state = 'running'", (time.time(), result, model, job_id))
+            self._event(db, job_id, "done", model)
 
     def fail(self, job_id: str, code: str, message: str) -> None:
         with self._write() as db:
@@ -281,3 +329,35 @@ class JobStore:
 
     def ids(self) -> set[str]:
         return {r[0] for r in self._conn().execute("SELECT id FROM jobs")}
+
+    # -- reviews ---------------------------------------------------------------------------------
+
+    def add_review(self, job_id: str, reviewer: str, segments: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Save a review of a finished job (it becomes the job's current review); the
+        saved review, or ``None`` when the job is not ``done``."""
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM jobs WHERE id = ? AND state = 'done'", (job_id,)).fetchone() is None:
+                return None
+            cursor = db.execute("INSERT INTO reviews (job, reviewer, at, segments) VALUES (?, ?, ?, ?)",
+                                (job_id, reviewer, time.time(), json.dumps(segments)))
+            self._event(db, job_id, "reviewed", f"review {cursor.lastrowid} by {reviewer}")
+            row = db.execute("SELECT * FROM reviews WHERE n = ?", (cursor.lastrowid,)).fetchone()
+        return _review(row)
+
+    def reviews(self, job_id: str) -> list[dict[str, Any]]:
+        """Every review of a job, the current (latest) first."""
+        rows = self._conn().execute("SELECT * FROM reviews WHERE job = ? ORDER BY n DESC", (job_id,)).fetchall()
+        return [_review(r) for r in rows]
+
+    def current_reviews(self) -> list[tuple[Job, dict[str, Any]]]:
+        """``(job, its current review)`` of every reviewed job, in the order the jobs
+        were accepted."""
+        rows = self._conn().execute("SELECT * FROM reviews WHERE n IN (SELECT MAX(n) FROM reviews GROUP BY job)")
+        found = [(self.get(r["job"]), _review(r)) for r in rows.fetchall()]
+        return sorted(((job, review) for job, review in found if job is not None), key=lambda jr: jr[0].seq)
+
+
+def _review(row: sqlite3.Row) -> dict[str, Any]:
+    """A ``reviews`` row as ``{"n", "job", "reviewer", "at", "segments"}``."""
+    return {"n": int(row["n"]), "job": row["job"], "reviewer": row["reviewer"], "at": float(row["at"]),
+            "segments": json.loads(row["segments"])}

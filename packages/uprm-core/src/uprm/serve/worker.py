@@ -9,7 +9,9 @@ DATA/serve.json SERVER_PID``. It
    a restarted server's worker waits until the old one is gone — and only then puts the
    jobs a dead worker left ``running`` back in the queue;
 3. publishes the installed experts, loads the model once, says it is ready;
-4. claims the oldest queued job, runs :func:`uprm.detection.detect_video` on it, writes
+4. between jobs, loads the checkpoint chosen through ``POST /v1/model`` if another was
+   chosen (:mod:`uprm.serve.models`: a running job finishes on its model);
+5. claims the oldest queued job, runs :func:`uprm.detection.detect_video` on it, writes
    what ``uprm detect`` writes (``DATA/results/<job>/<video_id>.json``, the timeline and
    evidence sheets) and marks the job done or failed; waits on its stdin for the next
    job (the server writes a byte per accepted job; end of file means the server is gone).
@@ -117,6 +119,7 @@ class Worker:
         self.config, self.store, self.parent, self.wake_fd = config, store, parent, wake_fd
         self.model: Any = None
         self.fingerprint: str | None = None
+        self.checkpoint: str | None = None
 
     def _state(self, state: str, **extra: Any) -> None:
         """The worker's state for ``/healthz``, tied to this process and its server."""
@@ -130,32 +133,74 @@ class Worker:
         self.store.set_meta("experts", experts_report())
         self._state("loading")
         try:
-            self._load()
+            self._load_first()
         except Exception as exc:  # a bad checkpoint: said once, not retried for ever
             log.exception("cannot load the checkpoint %s", self.config.checkpoint)
             self._state("failed", error=f"{type(exc).__name__}: {exc}")
             return EXIT_FATAL
         self._state("ready")
         while True:
+            self.switch()  # between jobs only: a running job finishes on the model it started with
             job = self.store.claim(self.config.max_attempts)
             if job is not None:
                 self.run(job)
             elif not self._wait():
                 return 0
 
-    def _load(self) -> None:
+    def _load_first(self) -> None:
+        """The checkpoint chosen through ``POST /v1/model`` (:mod:`uprm.serve.models`), or
+        ``--checkpoint``; a chosen one that does not load is reported and ``--checkpoint``
+        runs instead."""
+        from uprm.serve.models import wanted_checkpoint
+
+        wanted = wanted_checkpoint(self.store, self.config)
+        if wanted == self.config.checkpoint or not self._switch_to(wanted):
+            self._load(self.config.checkpoint)
+
+    def switch(self) -> None:
+        """Load the checkpoint chosen since the last job, if another was chosen."""
+        from uprm.serve.models import wanted_checkpoint
+
+        wanted = wanted_checkpoint(self.store, self.config)
+        if wanted != self.checkpoint:
+            self._switch_to(wanted)
+
+    def _switch_to(self, path: str) -> bool:
+        """Load ``path`` in place of the running model; on failure keep the old model,
+        forget the choice (so it is not retried for ever) and say why in ``GET /v1/model``."""
+        from uprm.serve.models import CHOICE, SWITCH, checkpoint_name
+
+        name = checkpoint_name(self.config, path)
+        log.info("switching the model to %s", name)
+        try:
+            self._load(path)
+        except Exception as exc:
+            log.exception("cannot load the checkpoint %s; keeping the model that runs", path)
+            error = f"{type(exc).__name__}: {exc}".replace(str(Path(path).resolve()), name).replace(path, name)
+            self.store.set_meta(SWITCH, {"state": "failed", "checkpoint": name, "error": error, "at": time.time()})
+            choice = self.store.get_meta(CHOICE)
+            if isinstance(choice, dict) and choice.get("checkpoint") == path:  # not a newer choice
+                self.store.set_meta(CHOICE, {**choice, "checkpoint": self.checkpoint or self.config.checkpoint})
+            return False
+        self.store.set_meta(SWITCH, {"state": "done", "checkpoint": name, "fingerprint": self.fingerprint,
+                                     "at": time.time()})
+        return True
+
+    def _load(self, checkpoint: str) -> None:
         import torch
 
         from uprm.modeling.loading import load_model
+        from uprm.serve.models import checkpoint_name
 
         cfg = self.config
-        loaded = load_model(cfg.checkpoint, device=cfg.device, threads=cfg.threads,
+        loaded = load_model(checkpoint, device=cfg.device, threads=cfg.threads,
                             expert_options=cfg.expert_options or None)
-        self.model, self.fingerprint = loaded.model, loaded.fingerprint
+        self.model, self.fingerprint, self.checkpoint = loaded.model, loaded.fingerprint, checkpoint
         mcfg = self.model.config
         self.store.set_meta("model", {"experts": list(mcfg.expert_names or []), "router": mcfg.router,
                                       "num_frames": mcfg.num_frames, "device": loaded.device,
-                                      "threads": torch.get_num_threads(), "fingerprint": loaded.fingerprint})
+                                      "threads": torch.get_num_threads(), "fingerprint": loaded.fingerprint,
+                                      "checkpoint": checkpoint_name(cfg, checkpoint), "since": time.time()})
 
     def _wait(self, timeout: float = 1.0) -> bool:
         """Wait for a wake-up byte; ``False`` when the server is gone (end of file)."""
@@ -178,7 +223,7 @@ class Worker:
             code, message = self._describe(job, exc)
             self.store.fail(job.id, code, message)
         else:
-            self.store.finish(job.id, result)
+            self.store.finish(job.id, result, self.fingerprint)
             log.info("job %s done", job.id)
 
     def _describe(self, job: Job, exc: Exception) -> tuple[str, str]:
