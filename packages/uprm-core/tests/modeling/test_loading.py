@@ -48,6 +48,16 @@ def test_the_fingerprint_follows_the_weights_and_the_config(checkpoint):
     assert model_fingerprint(checkpoint) not in (before, after)
 
 
+def test_the_same_weights_save_to_the_same_bytes_and_fingerprint(tmp_path):
+    """A checkpoint's fingerprint names its weights: saving the same model again (a resumed
+    run, a retrained identical model) gives the same file, whatever order a map in the
+    writer happens to iterate in."""
+    model = build_model(UPRMConfig.tiny(experts=["coarse"], num_frames=2))
+    saved = [model.save_pretrained(tmp_path / f"copy{i}") for i in range(8)]
+    assert len({(d / "model.safetensors").read_bytes() for d in saved}) == 1
+    assert len({model_fingerprint(d) for d in saved}) == 1
+
+
 def test_a_model_object_is_fingerprinted_by_its_trained_weights():
     model = build_model(UPRMConfig.tiny(experts=["coarse"], num_frames=2))
     first = load_model(model, device=None)

@@ -642,7 +642,9 @@ class UPRMModel(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.trainable_state_dict().items()}
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt", "uprm-core": core_version})
+            # one metadata key: safetensors writes its metadata map in no fixed order, so two keys
+            # made the same weights two different files (and fingerprints); the version is in config.json
+            save_file(state, str(tmp), metadata={"format": "pt"})
         self.config.save_pretrained(directory)
         return directory
 
