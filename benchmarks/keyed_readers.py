@@ -31,7 +31,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,8 @@ def run_head(args: argparse.Namespace, work: Path, adapter_only: bool) -> None:
             h = block.experts["coarse"](collated["coarse"], None)
         return pose(collated["pose"], h).mean(1)
 
+    if args.save:
+        tokens = _tapped(block, tokens, pose)
     params = [p for p in (pose.parameters() if pose is not None else block.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params + list(head.parameters()), lr=args.block_lr or args.lr, weight_decay=0.0)
     y, gen = _labels(train), torch.Generator().manual_seed(args.seed)
@@ -139,6 +141,40 @@ def run_head(args: argparse.Namespace, work: Path, adapter_only: bool) -> None:
                 s = torch.cat([head(tokens(feats["test"][i:i + 64])).squeeze(-1)
                                for i in range(0, len(test), 64)]).numpy()
             print(f"step {step} loss {loss.item():.3f} window AUC {_auc(work, test, s)}", flush=True)
+    if args.save:
+        _save(args.save, block, head, tokens, feats["test"], test)
+
+
+def _tapped(block: Any, tokens: Any, pose: Any) -> Any:
+    """``tokens`` that also keeps the router's mean weights of the last batch (block mode)."""
+    if pose is not None:
+        return tokens
+
+    def tap(batch: list[dict[str, Any]]) -> torch.Tensor:
+        out = block(block.collate(batch))
+        tap.weights = out.expert_weights.float().mean(1)  # type: ignore[attr-defined]
+        return out.z.mean(1)
+
+    return tap
+
+
+def _save(path: Path, block: Any, head: Any, tokens: Any, feats: list[dict[str, Any]], recs: list[dict[str, Any]]
+          ) -> None:
+    """The test windows' scores and router weights of one trained reader, written atomically."""
+    block.eval()
+    scores, weights = [], []
+    with torch.no_grad():
+        for i in range(0, len(recs), 64):
+            scores.append(head(tokens(feats[i:i + 64])).squeeze(-1))
+            weights.append(getattr(tokens, "weights", torch.zeros(len(feats[i:i + 64]), 0)))
+    out = {"windows": [r["id"] for r in recs], "videos": [r["video_id"] for r in recs],
+           "labels": [r["conversations"][1]["value"].startswith("Yes") for r in recs],
+           "scores": torch.cat(scores).tolist(), "expert_names": list(block.expert_names),
+           "weights": torch.cat(weights).tolist()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out))
+    tmp.replace(path)
 
 
 def run_llm(args: argparse.Namespace, work: Path) -> None:
@@ -217,9 +253,203 @@ def run_stages(args: argparse.Namespace, work: Path) -> None:
         print(f"{name:24s} paired |threat - twin| {diff:.2e}  spread {x.std():.3f}  ratio {diff / x.std():.1e}")
 
 
+# ----------------------------------------------------------------------------- the block-level signature
+#: variant -> (fine experts, router); the same names as benchmarks/keyed_ablation.py
+READER_VARIANTS = {"full": ("background,pose,relation", "tradeoff"), "wo_pose": ("background,relation", "tradeoff"),
+                   "wo_relation": ("background,pose", "tradeoff"), "wo_background": ("pose,relation", "tradeoff"),
+                   "wo_upe": ("coarse", "tradeoff"), "wo_ptr": ("background,pose,relation", "basic")}
+
+
+def run_signature(args: argparse.Namespace, work: Path) -> None:
+    """Every variant × seed as a ``head`` reader (block + linear head on the mean of ``z``),
+    ``--parallel`` at once, each resumable (a finished run's JSON is kept); then the
+    signature with intervals over test videos and seeds."""
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = work / "readers"
+    seeds = [int(x) for x in args.seeds.split(",")]
+    jobs = []
+    for variant in args.variants.split(","):
+        experts, router = READER_VARIANTS[variant]
+        for seed in seeds:
+            path = out / variant / f"seed{seed}.json"
+            if not path.is_file():
+                jobs.append([sys.executable, __file__, "head", "--work", str(work), "--groups", args.groups,
+                             "--experts", experts, "--router", router, "--seed", str(seed), "--steps", str(args.steps),
+                             "--every", str(args.steps), "--batch-size", str(args.batch_size), "--save", str(path)])
+
+    def one(cmd: list[str]) -> None:
+        log = Path(cmd[-1]).with_suffix(".log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as fh:
+            subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=True)
+        print(f"done {cmd[-1]} ({time.time() - start:.0f} s)", flush=True)
+
+    start = time.time()
+    with ThreadPoolExecutor(args.parallel) as pool:
+        list(pool.map(one, jobs))
+    text = signature_report(out, args.variants.split(","), seeds, args.groups.split(","), args)
+    (out / "signature.md").write_text(text)
+    print(text)
+
+
+def _load_runs(out: Path, variants: Sequence[str], seeds: Sequence[int]) -> dict[str, list[dict[str, Any]]]:
+    return {v: [json.loads((out / v / f"seed{s}.json").read_text()) for s in seeds] for v in variants}
+
+
+def _by_video(run: dict[str, Any], videos: list[str]) -> list[np.ndarray]:
+    index = {v: i for i, v in enumerate(videos)}
+    rows: list[list[int]] = [[] for _ in videos]
+    for j, v in enumerate(run["videos"]):
+        rows[index[v]].append(j)
+    return [np.array(r, dtype=int) for r in rows]
+
+
+def _group_auc(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, rows: Sequence[np.ndarray],
+               units: np.ndarray, wanted: Sequence[str]) -> dict[str, float | None]:
+    idx = np.concatenate([rows[u] for u in units]) if len(units) else np.zeros(0, dtype=int)
+    out: dict[str, float | None] = {}
+    for g in wanted:
+        sel = idx[groups[idx] == g]
+        y = labels[sel]
+        out[g] = float(roc_auc_score(y, scores[sel])) if 0 < y.sum() < y.size else None
+    return out
+
+
+def signature_report(out: Path, variants: Sequence[str], seeds: Sequence[int], groups: Sequence[str],
+                     args: argparse.Namespace) -> str:
+    """The block-level signature: window AUC per variant and group with intervals, paired
+    deltas against full (Holm over the variants of a group), and the router contrasts."""
+    from uprm.metrics.uncertainty import Bootstrap, bootstrap, compare_paired, holm
+
+    runs = _load_runs(out, variants, seeds)
+    ref = runs["full"][0]
+    videos = sorted(set(ref["videos"]))
+    rows = _by_video(ref, videos)
+    group_of, _, _ = keyed_groups(Path(args.work) / "world")
+    groups_w = np.array([group_of[v] for v in ref["videos"]], dtype=object)
+    labels = np.array(ref["labels"], dtype=bool)
+    spec = Bootstrap(samples=args.bootstrap, seed=0)
+    n = len(videos)
+    scores = {v: [np.array(r["scores"]) for r in rs] for v, rs in runs.items()}
+    auc = {v: bootstrap(lambda k, u, v=v: _group_auc(scores[v][k], labels, groups_w, rows, u, groups), n, spec,
+                        n_seeds=len(seeds)) for v in variants}
+    deltas: dict[str, dict[str, Any]] = {}
+    for v in variants:
+        if v == "full":
+            continue
+
+        def paired(k: int, u: np.ndarray, v: str = v) -> dict[str, float | None]:
+            a, b = u[u < n], u[u >= n] - n  # a: the variant's results of those videos, b: full's
+            both = np.concatenate([scores[v][k], scores["full"][k]])
+            shifted = [r + len(labels) for r in rows]
+            idx_rows = [rows[i] for i in a] + [shifted[i] for i in b]
+            return _group_auc(both, np.concatenate([labels, labels]), np.concatenate([groups_w, groups_w]),
+                              idx_rows, np.arange(len(idx_rows)), groups)
+
+        deltas[v] = compare_paired(paired, n, spec, n_seeds=len(seeds), permutations=args.bootstrap)
+    for g in groups:
+        corrected = holm({v: deltas[v][g].p for v in deltas})
+        for v in deltas:
+            deltas[v][g].p_holm = corrected[v]
+    contrasts = _router_contrasts(runs["full"], rows, groups_w, n, spec, len(seeds))
+    return _signature_text(variants, groups, auc, deltas, contrasts, args, n, seeds)
+
+
+def _router_contrasts(runs: list[dict[str, Any]], rows: Sequence[np.ndarray], groups_w: np.ndarray, n: int,
+                      spec: Any, n_seeds: int) -> dict[str, Any]:
+    from uprm.metrics.uncertainty import bootstrap
+
+    names = runs[0]["expert_names"]
+    w = [np.array(r["weights"]) for r in runs]
+    jp, jr = names.index("pose"), names.index("relation")
+
+    def stat(k: int, u: np.ndarray) -> dict[str, float | None]:
+        idx = np.concatenate([rows[i] for i in u])
+        f, s = idx[groups_w[idx] == "Fighting"], idx[groups_w[idx] == "Stealing"]
+        if not f.size or not s.size:
+            return {"pose": None, "relation": None}
+        return {"pose": float(w[k][f, jp].mean() - w[k][s, jp].mean()),
+                "relation": float(w[k][s, jr].mean() - w[k][f, jr].mean())}
+
+    means = {g: dict(zip(names, np.mean([x[groups_w == g].mean(0) for x in w], axis=0).round(3).tolist()))
+             for g in ("Fighting", "Stealing")}
+    return {"means": means, **bootstrap(stat, n, spec, n_seeds=n_seeds)}
+
+
+def _ci(e: Any, digits: int = 3) -> str:
+    if e.value is None:
+        return "–"
+    return f"{e.value:.{digits}f}" + (f" [{e.ci[0]:.{digits}f}, {e.ci[1]:.{digits}f}]" if e.ci else "")
+
+
+def _d(c: Any) -> str:
+    if c.delta is None:
+        return "–"
+    mark = " †" if c.excludes_zero else ""
+    ci = f" [{c.ci[0]:+.3f}, {c.ci[1]:+.3f}]" if c.ci else ""
+    return f"{c.delta:+.3f}{ci} p_H={c.p_holm if c.p_holm is not None else c.p:.3f}{mark}"
+
+
+def _line(ok: bool, text: str) -> str:
+    return f"- {'HOLDS' if ok else 'FAILS'}: {text}"
+
+
+def _signature_lines(auc: Mapping, deltas: Mapping, contrasts: Mapping) -> list[str]:
+    lines = []
+    for g in ("Fighting", "Stealing"):
+        e = auc["full"][g]
+        lines.append(_line(e.ci is not None and e.ci[0] > 0.5, f"full reads the {g} key: AUC interval above 0.5 — {_ci(e)}"))
+    for v, hurt, spared in (("wo_pose", "Fighting", "Stealing"), ("wo_relation", "Stealing", "Fighting")):
+        if v not in deltas:
+            continue
+        c, o = deltas[v][hurt], deltas[v][spared]
+        lines.append(_line(c.ci is not None and c.ci[1] < 0, f"removing {v[3:]} hurts {hurt}: delta interval below zero — {_d(c)}"))
+        lines.append(_line(o.ci is not None and o.ci[0] <= 0 <= o.ci[1],
+                           f"removing {v[3:]} spares {spared}: delta interval holds zero — {_d(o)}"))
+    if "wo_background" in deltas:
+        for g in ("Fighting", "Stealing"):
+            c = deltas["wo_background"][g]
+            lines.append(_line(c.ci is not None and c.ci[0] <= 0 <= c.ci[1],
+                               f"removing background spares {g}: delta interval holds zero — {_d(c)}"))
+    if "wo_upe" in auc:
+        for g in ("Fighting", "Stealing"):
+            e = auc["wo_upe"][g]
+            lines.append(_line(e.ci is not None and e.ci[0] <= 0.5 <= e.ci[1],
+                               f"coarse only is at chance on {g} (a check of the world): AUC interval holds 0.5 — {_ci(e)}"))
+    for k, text in (("pose", "pose weight on Fighting minus on Stealing"),
+                    ("relation", "relation weight on Stealing minus on Fighting")):
+        e = contrasts[k]
+        lines.append(_line(e.ci is not None and e.ci[0] > 0, f"the router routes by content: {text} above zero — "
+                           f"{_ci(e, 4)}"))
+    return lines
+
+
+def _signature_text(variants: Sequence[str], groups: Sequence[str], auc: Mapping, deltas: Mapping,
+                    contrasts: Mapping, args: argparse.Namespace, n: int, seeds: Sequence[int]) -> str:
+    head = (f"Block-level readers: the UPE block + a linear head on the mean of z, trained {args.steps} steps "
+            f"(batch {args.batch_size}, lr {args.lr:g}) on the {', '.join(groups)} identify windows of the keyed world's "
+            f"train videos, seeds {list(seeds)}; window AUC on the {n} test videos' windows. Intervals: 95 % "
+            f"percentile bootstrap, {args.bootstrap} resamples of test videos and seeds; deltas variant − full, "
+            f"paired by video and seed, permutation p with Holm's correction over the variants of a group (p_H); "
+            f"† = the delta's interval excludes zero.")
+    out = [head, "", "### The signature, line by line", "", *_signature_lines(auc, deltas, contrasts), "",
+           "### Window AUC [95 % interval] and delta vs full", "", "| Variant | " + " | ".join(groups) + " |",
+           "|---" * (len(groups) + 1) + "|"]
+    for v in variants:
+        cells = [_ci(auc[v][g]) + ("" if v == "full" else f"<br>Δ {_d(deltas[v][g])}") for g in groups]
+        out.append(f"| {v} | " + " | ".join(cells) + " |")
+    out += ["", "### The router's mean weights (full, over seeds)", "", "| group | " +
+            " | ".join(contrasts["means"]["Fighting"]) + " |", "|---" * (1 + len(contrasts["means"]["Fighting"])) + "|"]
+    for g, m in contrasts["means"].items():
+        out.append(f"| {g} | " + " | ".join(f"{x:.3f}" for x in m.values()) + " |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=("stages", "adapter", "head", "llm"))
+    p.add_argument("mode", choices=("stages", "adapter", "head", "llm", "signature"))
     p.add_argument("--work", type=Path, default=Path("runs/keyed"), help="what keyed_ablation.py --windows 4,2 built")
     p.add_argument("--groups", default="Fighting,Stealing,Arson,RoadAccidents", help="keyed groups to train on")
     p.add_argument("--experts", default="background,pose,relation", help="fine experts of the model (coarse always)")
@@ -233,12 +463,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--captions", action="store_true", help="llm: add pose-caption answers to the Fighting windows")
     p.add_argument("--checkpoint", default=None, help="stages: a trained model instead of a fresh one")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variants", default=",".join(READER_VARIANTS), help="signature: the variants to run")
+    p.add_argument("--seeds", default="0,1,2", help="signature: the seeds")
+    p.add_argument("--parallel", type=int, default=2, help="signature: runs at once (one torch thread each)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="signature: bootstrap resamples and permutations")
+    p.add_argument("--save", type=Path, default=None, help="head: write the test windows' scores and weights here")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)
     start = time.time()
     if args.mode == "stages":
         run_stages(args, args.work)
+    elif args.mode == "signature":
+        run_signature(args, args.work)
     elif args.mode == "llm":
         run_llm(args, args.work)
     else:
