@@ -1,12 +1,18 @@
-// The UPRM detection page: upload or choose a video, follow the job, show the result.
+// The UPRM detection page: upload or choose a video, follow the job, show the result,
+// review it (confirm, reject, move, categorise, add segments) and save the review.
 // It uses only the public REST API (/v1), like any other client. No framework, no CDN.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const HEADERS = { "X-Requested-With": "uprm" };   // proves to the server that the page sent it
 const POLL_MS = 500;
+const MIN_SPAN = 0.2;      // seconds: the shortest segment a drag makes
 let current = null;        // the job shown
 let pollTimer = null;
+let taxonomy = null;       // GET /v1/taxonomy: the site's categories
+// the review being edited: the shown job, its video's length and its segments
+// ({start, end, category, cause, verdict: "" (not yet) | confirmed | rejected | added})
+const draft = { job: null, duration: 1, segments: [] };
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -232,19 +238,12 @@ function segmentRow(job, seg, i) {
   return row;
 }
 
-function stripButton(seg, i, duration) {
-  const b = el("button", { type: "button", title: `#${i + 1} ${clock(seg.start)}–${clock(seg.end)} ${seg.cause || ""}` });
-  b.dataset.index = String(i);
-  b.style.left = `${100 * seg.start / duration}%`;
-  b.style.width = `${100 * (seg.end - seg.start) / duration}%`;
-  b.addEventListener("click", () => seek(seg.start, i));
-  return b;
-}
-
 async function showResult(job) {
-  const result = await (await api(`/v1/jobs/${job.id}/result`)).json();
+  const [result, reviews] = await Promise.all([
+    api(`/v1/jobs/${job.id}/result`).then((r) => r.json()),
+    api(`/v1/jobs/${job.id}/review`).then((r) => r.json()),
+  ]);
   if (current !== job.id) return;
-  const duration = Math.max(result.duration, 1e-6);
   const segments = result.segments || [];
   const player = $("player");
   if (player.dataset.job !== job.id) {
@@ -255,10 +254,9 @@ async function showResult(job) {
   $("segments").querySelector("tbody").replaceChildren(...segments.map((s, i) => segmentRow(job, s, i)));
   $("segments").hidden = segments.length === 0;
   $("no-segments").hidden = segments.length > 0;
-  $("strip").replaceChildren($("playhead") || el("div", { id: "playhead" }),
-                             ...segments.map((s, i) => stripButton(s, i, duration)));
   $("summary").textContent = `${segments.length} threat segment(s) in ${clock(result.duration)} · `
     + `${(result.windows || []).length} windows of ${result.settings.window} s`;
+  startReview(job.id, result, reviews.current);
   $("result").hidden = false;
   $("result").dataset.job = job.id;
 }
@@ -267,6 +265,220 @@ $("player").addEventListener("timeupdate", () => {
   const player = $("player");
   if (player.duration) $("playhead").style.left = `${100 * player.currentTime / player.duration}%`;
 });
+
+// -- the review: the strip -----------------------------------------------------------------
+
+const round1 = (t) => Math.round(t * 10) / 10;
+
+function timeAt(clientX) {
+  const box = $("strip").getBoundingClientRect();
+  return Math.min(draft.duration, Math.max(0, draft.duration * (clientX - box.left) / box.width));
+}
+
+function placeButton(b, seg) {
+  b.style.left = `${100 * seg.start / draft.duration}%`;
+  b.style.width = `${100 * (seg.end - seg.start) / draft.duration}%`;
+  b.className = seg.verdict || "pending";
+  b.title = `#${Number(b.dataset.index) + 1} ${clock(seg.start)}–${clock(seg.end)} ${seg.category || ""} `
+    + `${seg.cause || ""} (${seg.verdict || "not reviewed"})`;
+}
+
+function stripButton(seg, i) {
+  const b = el("button", { type: "button" }, el("span", { class: "handle start" }), el("span", { class: "handle end" }));
+  b.dataset.index = String(i);
+  placeButton(b, seg);
+  b.addEventListener("click", () => {
+    if (b.dataset.dragged) { delete b.dataset.dragged; return; }   // the end of a drag is no click
+    seek(seg.start, i);
+  });
+  for (const handle of b.querySelectorAll(".handle")) {
+    handle.addEventListener("pointerdown", (event) => dragEnd(event, b, i, handle.classList.contains("start")));
+  }
+  return b;
+}
+
+function dragEnd(event, button, i, isStart) {
+  // move one end of segment i with the pointer, within the video and never past the other end
+  event.preventDefault();
+  event.stopPropagation();
+  const handle = event.currentTarget;
+  handle.setPointerCapture(event.pointerId);
+  const seg = draft.segments[i];
+  const move = (e) => {
+    const t = round1(timeAt(e.clientX));
+    if (isStart) seg.start = Math.max(0, Math.min(t, round1(seg.end - MIN_SPAN)));
+    else seg.end = Math.min(draft.duration, Math.max(t, round1(seg.start + MIN_SPAN)));
+    button.dataset.dragged = "1";
+    placeButton(button, seg);
+    showTimes(i);
+  };
+  handle.addEventListener("pointermove", move);
+  handle.addEventListener("pointerup", () => handle.removeEventListener("pointermove", move), { once: true });
+}
+
+function markMissed(event) {
+  // a drag across the strip outside every segment adds a missed threat; a plain click seeks there
+  if (event.target !== $("strip") || !draft.job) return;
+  event.preventDefault();
+  const strip = $("strip");
+  const box = $("selection");
+  const from = timeAt(event.clientX);
+  let to = from;
+  strip.setPointerCapture(event.pointerId);
+  const move = (e) => {
+    to = timeAt(e.clientX);
+    box.hidden = false;
+    box.style.left = `${100 * Math.min(from, to) / draft.duration}%`;
+    box.style.width = `${100 * Math.abs(to - from) / draft.duration}%`;
+  };
+  strip.addEventListener("pointermove", move);
+  strip.addEventListener("pointerup", () => {
+    strip.removeEventListener("pointermove", move);
+    box.hidden = true;
+    const [start, end] = [round1(Math.min(from, to)), round1(Math.max(from, to))];
+    if (end - start >= MIN_SPAN) {
+      draft.segments.push({ start, end, category: "", cause: "", verdict: "added" });
+      renderReview();
+    } else {
+      seek(from, -1);
+    }
+  }, { once: true });
+}
+
+$("strip").addEventListener("pointerdown", markMissed);
+
+// -- the review: the table -------------------------------------------------------------------
+
+function categorySelect(seg) {
+  const threats = taxonomy ? taxonomy.categories.filter((c) => taxonomy.threats.includes(c.name)) : [];
+  const options = [el("option", { value: "", textContent: "choose…" }),
+                   ...threats.map((c) => el("option", { value: c.name, textContent: `${c.name} (${c.severity})`,
+                                                        title: c.description }))];
+  if (seg.category && !threats.some((c) => c.name === seg.category)) {
+    options.push(el("option", { value: seg.category, textContent: `${seg.category} (not in the taxonomy)` }));
+  }
+  const select = el("select", { class: "category", title: "the category (its severity)" }, ...options);
+  select.value = seg.category || "";
+  return select;
+}
+
+function verdictCell(seg, i) {
+  if (seg.verdict === "added") {
+    const remove = el("button", { type: "button", class: "remove", textContent: "remove", title: "forget this segment" });
+    remove.addEventListener("click", () => { draft.segments.splice(i, 1); renderReview(); });
+    return el("td", {}, el("span", { class: "pill added", textContent: "added" }), " ", remove);
+  }
+  const select = el("select", { class: "verdict" },
+                    el("option", { value: "", textContent: "review…" }),
+                    el("option", { value: "confirmed", textContent: "confirm: a threat" }),
+                    el("option", { value: "rejected", textContent: "reject: no threat" }));
+  select.value = seg.verdict;
+  select.addEventListener("change", () => { seg.verdict = select.value; renderStrip(); });
+  return el("td", {}, select);
+}
+
+function timeInput(seg, key) {
+  const input = el("input", { type: "number", class: key, min: "0", max: String(draft.duration), step: "0.1",
+                              value: String(seg[key]) });
+  input.addEventListener("change", () => {
+    const t = Number(input.value);
+    if (input.value !== "" && Number.isFinite(t)) seg[key] = Math.min(draft.duration, Math.max(0, t));
+    input.value = String(seg[key]);
+    renderStrip();
+  });
+  return input;
+}
+
+function reviewRow(seg, i) {
+  const row = el("tr", { dataset: { index: String(i) } });
+  const category = categorySelect(seg);
+  category.addEventListener("change", () => {
+    seg.category = category.value;
+    renderStrip();
+  });
+  const cause = el("input", { type: "text", class: "cause", value: seg.cause || "", placeholder: "why",
+                              maxLength: 2000 });
+  cause.addEventListener("input", () => { seg.cause = cause.value; });
+  row.append(el("td", { textContent: String(i + 1) }), el("td", {}, timeInput(seg, "start")),
+             el("td", {}, timeInput(seg, "end")), verdictCell(seg, i), el("td", {}, category),
+             el("td", {}, cause));
+  return row;
+}
+
+function showTimes(i) {
+  const row = $("review-segments").querySelector(`tbody tr[data-index="${i}"]`);
+  if (!row) return;
+  row.querySelector("input.start").value = String(draft.segments[i].start);
+  row.querySelector("input.end").value = String(draft.segments[i].end);
+}
+
+function renderStrip() {
+  $("strip").replaceChildren($("playhead"), $("selection"), ...draft.segments.map((s, i) => stripButton(s, i)));
+}
+
+function renderReview() {
+  $("review-segments").querySelector("tbody").replaceChildren(...draft.segments.map((s, i) => reviewRow(s, i)));
+  $("review-segments").hidden = draft.segments.length === 0;
+  $("review-empty").hidden = draft.segments.length > 0;
+  renderStrip();
+}
+
+function showSaved(review) {
+  $("review-status").textContent = review
+    ? `saved: revision ${review.revision} by ${review.reviewer}, ${review.at.replace("T", " ").slice(0, 19)} · `
+      + `label ${review.label}`
+    : "not reviewed yet";
+}
+
+function startReview(jobId, result, saved) {
+  // the saved review when there is one, else the model's segments, each still to be reviewed
+  draft.job = jobId;
+  draft.duration = Math.max(result.duration, 1e-6);
+  const from = saved ? saved.segments
+    : (result.segments || []).map((s) => ({ ...s, verdict: "" }));
+  draft.segments = from.map((s) => ({ start: s.start, end: s.end, category: s.category || "", cause: s.cause || "",
+                                      verdict: s.verdict }));
+  showError("review-error", "");
+  showSaved(saved);
+  renderReview();
+}
+
+function reviewProblem() {
+  // what must be done before saving, or null
+  for (const [i, seg] of draft.segments.entries()) {
+    if (!seg.verdict) return `confirm or reject segment #${i + 1} first`;
+    if (seg.verdict !== "rejected" && !seg.category) return `choose the category of segment #${i + 1}`;
+  }
+  return null;
+}
+
+$("review-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const problem = reviewProblem();
+  showError("review-error", problem);
+  if (problem || !draft.job) return;
+  const jobId = draft.job;
+  const body = {
+    reviewer: $("reviewer").value,
+    segments: draft.segments.map((s) => ({ start: s.start, end: s.end, category: s.category || null,
+                                           cause: s.cause || null, verdict: s.verdict })),
+  };
+  $("save-review").disabled = true;
+  try {
+    const saved = await (await api(`/v1/jobs/${jobId}/review`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).json();
+    localStorage.setItem("uprm-reviewer", body.reviewer);
+    if (draft.job === jobId) showSaved(saved);
+  } catch (e) {
+    showError("review-error", e.message);
+  } finally {
+    $("save-review").disabled = false;
+  }
+});
+
+async function loadTaxonomy() {
+  taxonomy = await (await api("/v1/taxonomy")).json();
+}
 
 // -- start ------------------------------------------------------------------------------------
 
@@ -277,8 +489,9 @@ function fromHash() {
 
 async function start() {
   refreshHealth();
+  $("reviewer").value = $("reviewer").value || localStorage.getItem("uprm-reviewer") || "";
   try {
-    await Promise.all([loadMedia(), loadJobs()]);
+    await Promise.all([loadMedia(), loadJobs(), loadTaxonomy()]);
     fromHash();
   } catch (e) {
     if (e.message !== "sign in first") showError("submit-error", e.message);
