@@ -11,7 +11,9 @@ Layout of the package: :mod:`~uprm.serve.config` (settings), :mod:`~uprm.serve.s
 root), :mod:`~uprm.serve.upload` (streaming uploads), :mod:`~uprm.serve.auth` (token and
 cookie), :mod:`~uprm.serve.errors` (problem details), :mod:`~uprm.serve.app` (routes),
 :mod:`~uprm.serve.supervisor` and :mod:`~uprm.serve.worker` (the worker process),
-:mod:`~uprm.serve.server` (binding and running uvicorn), ``static/`` (the page).
+:mod:`~uprm.serve.review` (reviews and the labels they make), :mod:`~uprm.serve.models`
+(switching the checkpoint between jobs), :mod:`~uprm.serve.server` (binding and running
+uvicorn), ``static/`` (the page).
 """
 
 from uprm._lazy import attach_stub
