@@ -270,3 +270,18 @@ def test_the_page_gets_the_default_taxonomy(make_client):
     tax = make_client().get("/v1/taxonomy").json()
     assert len(tax["threats"]) == 13 and tax["categories"][-1]["name"] == "Normal"
     assert {c["name"]: c["severity"] for c in tax["categories"]}["Arson"] == "critical"
+
+
+def test_a_review_whose_category_the_new_taxonomy_lacks_stops_the_labels_naming_the_job(make_client, videos,
+                                                                                        tmp_path):
+    client = make_client()
+    job = finished_job(client, videos["shop"])
+    client.post(f"/v1/jobs/{job['id']}/review", json=GOOD)
+    client.__exit__(None, None, None)
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE)
+    restarted = make_client(taxonomy=site)  # the site's taxonomy replaces UCF-Crime's
+    body = problem(restarted.get("/v1/labels"), 409, "unknown_category")
+    assert job["id"] in body["detail"] and "'RoadAccidents'" in body["detail"] and "again" in body["detail"]
+    current = restarted.get(f"/v1/jobs/{job['id']}/review").json()["current"]
+    assert current["label"] == "unknown" and {s["severity"] for s in current["segments"]} == {None}
