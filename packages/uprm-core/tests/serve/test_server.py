@@ -50,7 +50,8 @@ def test_a_job_runs_to_the_end_with_growing_progress(shop_job):
     assert job["state"] == "done", job
     assert job["progress"] == 1.0 and job["windows"] == {"done": 9, "total": 9} and job["attempts"] == 1
     assert job["started"] and job["finished"] and job["error"] is None
-    assert set(job["links"]) == {"self", "video", "result", "timeline"}
+    assert set(job["links"]) == {"self", "video", "result", "timeline", "review"}
+    assert job["model"].startswith("sha256:")  # the fingerprint of the checkpoint that ran it
     order = {"queued": 0, "running": 1, "done": 2}
     states = [order[s] for s, _, _ in seen]
     assert states == sorted(states)

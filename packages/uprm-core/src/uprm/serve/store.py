@@ -300,7 +300,7 @@ class JobStore:
         with self._write() as db:
             db.execute("UPDATE jobs SET state = 'done', finished = ?, progress = 1, result = ?, model = ? "
                        "WHERE id = ? AND state = 'running'", (time.time(), result, model, job_id))
-            self._event(db, job_id, "done", model)
+            self._event(db, job_id, "done")
 
     def fail(self, job_id: str, code: str, message: str) -> None:
         with self._write() as db:
