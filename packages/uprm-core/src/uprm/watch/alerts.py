@@ -41,7 +41,6 @@ from typing import Any
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from uprm._version import __version__
-from uprm.detection.categories import category_of_cause
 from uprm.taxonomy import Taxonomy, load_taxonomy
 from uprm.watch.events import Event
 
@@ -61,6 +60,10 @@ def alert_record(kind: str, event: Event, *, source: str, written_at: float, cli
                  latency: float | None = None, taxonomy: Taxonomy | None = None) -> dict[str, Any]:
     """The record of ``event`` opening (``kind="open"``) or closing (``"close"``), with the
     category and severity ``taxonomy`` (default: UCF-Crime's) gives its cause."""
+    # here, not at the top: importing uprm.detection loads numpy, and the watcher's event
+    # logic and ``uprm watch --help`` stay light (test_schedule's import test)
+    from uprm.detection.categories import category_of_cause
+
     category = category_of_cause(event.cause, load_taxonomy(taxonomy))
     record: dict[str, Any] = {
         "type": kind, "id": event.id, "camera": event.camera, "source": source, "number": event.number,
