@@ -27,6 +27,38 @@ def toy_plugins():
         yield host
 
 
+SITE_TAXONOMY = """\
+name: warehouse
+categories:
+  - name: Trespassing
+    description: Someone climbs over the fence into the yard.
+    severity: high
+    causes: [a person climbing over the fence, a person climbing]
+    aliases: [Intrusion, fence jump]
+  - name: Fall
+    description: A worker falls.
+    severity: critical
+    causes: [a worker slipping on a wet floor, a person falling from a ladder]
+    aliases: [Slip]
+  - name: BagSnatching
+    description: Someone grabs a bag that is not theirs.
+    severity: medium
+    causes: [a person grabbing a bag]
+"""
+
+
+@pytest.fixture
+def site_taxonomy(tmp_path):
+    """A small site taxonomy written to ``tmp_path / "site.yaml"`` (its path), shared by the
+    taxonomy, options, category and review tests: three threats of three severities, causes
+    of which one holds another (``a person climbing``), aliases, and ``a person grabbing a
+    bag`` (the trained test checkpoints' cause) as BagSnatching. Line 5 is the first
+    category's severity, the only ``severity: high``."""
+    path = tmp_path / "site.yaml"
+    path.write_text(SITE_TAXONOMY)
+    return path
+
+
 def _truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 

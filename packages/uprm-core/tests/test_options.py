@@ -86,31 +86,20 @@ def test_serve_and_watch_settings_are_detect_options(tmp_path):
     assert ServeConfig.from_json(serve.to_json()) == serve.replace(token=None)
 
 
-SITE = """\
-name: warehouse
-categories:
-  - name: Trespassing
-    description: Someone climbs over the fence into the yard.
-    severity: high
-    causes: [a person climbing over the fence]
-"""
-
-
-def test_taxonomy_is_accepted_by_detect_serve_and_watch(tmp_path):
+def test_taxonomy_is_accepted_by_detect_serve_and_watch(tmp_path, site_taxonomy):
     from click.testing import CliRunner
 
     from uprm.cli import cli
     from uprm.serve.config import ServeConfig
     from uprm.watch.settings import WatchSettings
 
-    site = tmp_path / "site.yaml"
-    site.write_text(SITE)
+    site = site_taxonomy
     for name in ("detect", "serve", "watch"):
         assert _params(name)["taxonomy"].opts == ["--taxonomy"]
     help_text = " ".join(CliRunner().invoke(cli, ["detect", "--help"], terminal_width=120).output.split())
     assert "--taxonomy FILE" in help_text and "severity" in help_text and "UCF-Crime's 13 categories" in help_text
     options = DetectOptions(taxonomy=str(site))
-    assert options.taxonomy == site.resolve() and options.site_taxonomy().threats == ("Trespassing",)
+    assert options.taxonomy == site.resolve() and options.site_taxonomy().threats == ("Trespassing", "Fall", "BagSnatching")
     assert DetectOptions().taxonomy is None and DetectOptions().site_taxonomy().name == "ucf-crime"
     assert options.video_kwargs()["taxonomy"] == site.resolve()
     # the rerun key names the taxonomy only when one is given (earlier outputs stay complete)
@@ -122,30 +111,30 @@ def test_taxonomy_is_accepted_by_detect_serve_and_watch(tmp_path):
     assert WatchSettings(taxonomy=site).site_taxonomy().severity("trespassing") == "high"
 
 
-def test_a_bad_taxonomy_file_is_the_taxonomy_error_naming_the_file_and_line(tmp_path):
+def test_a_bad_taxonomy_file_is_the_taxonomy_error_naming_the_file_and_line(tmp_path, site_taxonomy):
     from uprm.serve.config import ServeConfig
     from uprm.taxonomy import TaxonomyError
     from uprm.watch.settings import WatchSettings
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text(SITE + "    colour: red\n")
+    bad.write_text(site_taxonomy.read_text().replace("    severity: high\n", "    severity: high\n    colour: red\n"))
     for make in (lambda: DetectOptions(taxonomy=bad), lambda: WatchSettings(taxonomy=str(bad)),
                  lambda: ServeConfig(checkpoint=tmp_path, data_dir=tmp_path / "d", taxonomy=bad)):
         with pytest.raises(TaxonomyError) as caught:
             make()
-        assert str(caught.value).startswith(f"{bad}:7: categories[0].colour: unknown field")
+        assert str(caught.value).startswith(f"{bad}:6: categories[0].colour: unknown field")
         assert isinstance(caught.value, ConfigError)
     with pytest.raises(TaxonomyError, match="no such file"):
         DetectOptions(taxonomy=tmp_path / "missing.yaml")
 
 
-def test_a_bad_taxonomy_file_stops_each_command_naming_the_file_and_line(tmp_path):
+def test_a_bad_taxonomy_file_stops_each_command_naming_the_file_and_line(tmp_path, site_taxonomy):
     from click.testing import CliRunner
 
     from uprm.cli import cli
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text(SITE.replace("severity: high", "severity: severe"))
+    bad.write_text(site_taxonomy.read_text().replace("severity: high", "severity: severe"))
     video = tmp_path / "a.mp4"
     video.write_bytes(b"")
     for args in (["detect", str(video)], ["watch", str(video)]):

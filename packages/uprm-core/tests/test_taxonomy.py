@@ -23,22 +23,6 @@ from uprm.taxonomy import (
 UCF_CRIME = ("Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting", "RoadAccidents", "Robbery",
              "Shooting", "Shoplifting", "Stealing", "Vandalism")
 
-SITE = """\
-name: warehouse
-categories:
-  - name: Trespassing
-    description: Someone climbs over the fence into the yard.
-    severity: high
-    causes:
-      - a person climbing over the fence
-    aliases: [Intrusion, fence jump]
-  - name: Fall
-    description: A worker falls to the floor.
-    severity: medium
-    causes: [a worker slipping on a wet floor, a worker falling from a ladder]
-"""
-
-
 def test_default_is_ucf_crime_and_normal_from_the_packaged_yaml():
     assert resources.files("uprm").joinpath("taxonomies/ucf_crime.yaml").is_file()  # package data
     tax = load_taxonomy()
@@ -66,15 +50,14 @@ def test_labels_match_ignoring_case_spaces_hyphens_and_underscores():
     assert tax.is_threat("arson") and not tax.is_threat("normal")
 
 
-def test_a_site_file_with_aliases_gets_normal_appended(tmp_path):
-    path = tmp_path / "site.yaml"
-    path.write_text(SITE)
+def test_a_site_file_with_aliases_gets_normal_appended(site_taxonomy):
+    path = site_taxonomy  # the conftest's
     tax = load_taxonomy(path)
-    assert tax.names == ("Trespassing", "Fall", NORMAL)
-    assert tax.threats == ("Trespassing", "Fall")
+    assert tax.names == ("Trespassing", "Fall", "BagSnatching", NORMAL)
+    assert tax.threats == ("Trespassing", "Fall", "BagSnatching")
     assert tax.check("intrusion") == "Trespassing" and tax.check("Fence-Jump") == "Trespassing"
-    assert tax.severity("fall") == "medium"
-    assert tax.causes("Fall") == ("a worker slipping on a wet floor", "a worker falling from a ladder")
+    assert tax.severity("fall") == "critical"
+    assert tax.causes("Fall") == ("a worker slipping on a wet floor", "a person falling from a ladder")
     assert tax.source == str(path) and tax.name == "warehouse"
     assert load_taxonomy(tax) is tax
 
@@ -207,16 +190,16 @@ def test_a_missing_file_is_named(tmp_path):
         load_taxonomy(tmp_path / "nope.yaml")
 
 
-def test_check_names_the_label_where_it_was_and_the_categories():
-    tax = parse_taxonomy(SITE, "site.yaml")
+def test_check_names_the_label_where_it_was_and_the_categories(site_taxonomy):
+    tax = parse_taxonomy(site_taxonomy.read_text(), "site.yaml")
     with pytest.raises(UnknownCategoryError) as info:
         tax.check("Loitering", "task 7 (video gate.mp4)", path="export.json")
     err = info.value
     assert isinstance(err, AnnotationError)
-    assert err.label == "Loitering" and err.known == ("Trespassing", "Fall", NORMAL)
+    assert err.label == "Loitering" and err.known == ("Trespassing", "Fall", "BagSnatching", NORMAL)
     message = str(err)
     assert message.startswith("export.json: task 7 (video gate.mp4): label 'Loitering' is not a category")
-    assert "(site.yaml)" in message and "Trespassing, Fall, Normal" in message
+    assert "(site.yaml)" in message and "Trespassing, Fall, BagSnatching, Normal" in message
     with pytest.raises(UnknownCategoryError, match=r"^label 'x' is not"):
         tax.severity("x")
 

@@ -12,32 +12,20 @@ from click.testing import CliRunner
 from uprm.cli import cli
 from uprm.detection.categories import category_of_cause, severity_fields
 from uprm.detection.merge import DetectedSegment
-from uprm.taxonomy import load_taxonomy, parse_taxonomy
-
-SITE = """\
-name: depot
-categories:
-  - name: BagSnatching
-    description: Someone grabs a bag that is not theirs.
-    severity: high
-    causes: [a person grabbing a bag]
-  - name: Trespassing
-    description: Someone climbs over the fence into the yard.
-    severity: medium
-    causes: [a person climbing over the fence, a person climbing]
-"""
+from uprm.taxonomy import load_taxonomy
 
 
 @pytest.fixture
-def site():
-    return parse_taxonomy(SITE, "site.yaml")
+def site(site_taxonomy):
+    """The conftest's site taxonomy, loaded."""
+    return load_taxonomy(site_taxonomy)
 
 
 def test_a_cause_containing_one_categorys_phrasing_gets_that_category(site):
     assert category_of_cause("a person grabbing a bag", site).name == "BagSnatching"
     assert category_of_cause("A person, grabbing a BAG near the door.", site).name == "BagSnatching"  # words only
     assert severity_fields("a person climbing over the fence at night", site) == {
-        "category": "Trespassing", "severity": "medium"}
+        "category": "Trespassing", "severity": "high"}
     # a phrasing inside a longer matched one counts as that one, not as a second category
     assert category_of_cause("a person climbing over the fence", site).name == "Trespassing"
 
@@ -63,22 +51,21 @@ def _detect(*args):
     return CliRunner().invoke(cli, ["detect", *map(str, args), "--quiet", "--no-evidence"])
 
 
-def test_detect_gives_segments_the_severity_of_the_site_taxonomy(detector, threat_data, tmp_path):
+def test_detect_gives_segments_the_severity_of_the_site_taxonomy(detector, threat_data, tmp_path, site_taxonomy):
     video, out = threat_data / "videos" / "shop.mp4", tmp_path / "out"
     result = _detect(video, "--checkpoint", detector, "--out", out, "--sidecar-dir", threat_data)
     assert result.exit_code == 0, result.output
     [seg] = json.loads((out / "shop.json").read_text())["segments"]
     assert seg["cause"] == "a person grabbing a bag"
     assert "severity" not in seg and "category" not in seg  # not a cause phrasing of UCF-Crime's categories
-    taxonomy = tmp_path / "site.yaml"
-    taxonomy.write_text(SITE)
+    taxonomy = site_taxonomy
     result = _detect(video, "--checkpoint", detector, "--out", out, "--sidecar-dir", threat_data, "--taxonomy",
                      taxonomy)
     assert result.exit_code == 0, result.output
     assert "1 detected, 0 already done" in result.output  # another taxonomy: the video is done again
     data = json.loads((out / "shop.json").read_text())
     [seg] = data["segments"]
-    assert (seg["category"], seg["severity"]) == ("BagSnatching", "high")
+    assert (seg["category"], seg["severity"]) == ("BagSnatching", "medium")
     assert data["settings"]["taxonomy"] == str(taxonomy.resolve())
     result = _detect(video, "--checkpoint", detector, "--out", out, "--sidecar-dir", threat_data, "--taxonomy",
                      taxonomy)

@@ -6,9 +6,11 @@
   window that samples a bright frame, "no" on the others — with the experts that need
   nothing but the video (coarse, plus background when uprm-expert-background is
   installed); the detection tests' recipe, on the four distinct windows only;
-- ``uprm serve`` as a real process on loopback (:class:`ServerProcess`);
+- ``uprm serve`` as a real process on loopback (:class:`ServerProcess`), or the app in
+  process without a worker (``make_client``, on a fake checkpoint: ``fake_checkpoint``);
 - a headless Chromium driven by selenium (Debian's chromium + chromium-driver): skipped
-  when absent, except under ``CI=true``, where it fails.
+  when absent, except under ``CI=true``, where it fails; the page tests' helpers
+  (``page_tools``).
 
 The fixtures are package-scoped (this folder has an ``__init__.py``), so the servers and
 the browser stop when these tests end, not at the end of the whole suite.
@@ -16,6 +18,7 @@ the browser stop when these tests end, not at the end of the whole suite.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -250,6 +253,46 @@ def wait_job():
     return wait_for
 
 
+def write_fake_checkpoint(folder: Path, model_type: str = "uprm") -> Path:
+    """The files the API checks of a checkpoint (it never loads a model)."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": model_type}))
+    (folder / "model.safetensors").write_bytes(b"\0" * 8)
+    return folder
+
+
+@pytest.fixture(scope="package")
+def fake_checkpoint():
+    """``fake_checkpoint(folder, model_type="uprm")``: write a checkpoint's files, no model."""
+    return write_fake_checkpoint
+
+
+@pytest.fixture
+def make_client(tmp_path):
+    """``make_client(**settings)``: a TestClient on an app without a worker (no model is
+    loaded); ``settings`` go to ServeConfig. The checkpoint is by default a fake one at
+    ``tmp_path / "base"``, the data folder ``tmp_path / "data"``: the same each time, so a
+    second client is the server restarted. The clients are closed after the test."""
+    from fastapi.testclient import TestClient
+
+    from uprm.serve import ServeConfig, create_app
+
+    base = write_fake_checkpoint(tmp_path / "base")
+    clients = []
+
+    def make(**settings) -> TestClient:
+        settings.setdefault("checkpoint", base)
+        settings.setdefault("data_dir", tmp_path / "data")
+        client = TestClient(create_app(ServeConfig(**settings), worker=False), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
 @pytest.fixture(scope="package")
 def server_tools():
     """Helpers for tests (importlib mode: helpers come as fixtures)."""
@@ -287,6 +330,45 @@ def chrome(missing_system_tool):
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
+
+
+PAGE_MESSAGES = ("state", "job-error", "submit-error", "review-error")  # shown when a wait times out
+
+
+def until(driver, script: str, timeout: float = 240.0, what: str = ""):
+    """Run ``script`` (a JS expression) until it is truthy; its value. On timeout the error
+    names what was awaited and the page's state and error messages."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = driver.execute_script(f"return ({script});")
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            state = driver.execute_script("return arguments[0].map((id) => "
+                                          "(document.getElementById(id) || {}).textContent)", list(PAGE_MESSAGES))
+            raise TimeoutError(f"waited {timeout} s for {what or script}; page state {state}")
+        time.sleep(0.2)
+
+
+def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
+    """A screenshot in ``tmp_path``, copied to ``screenshots/`` beside the test cache (the docs use them)."""
+    path = tmp_path / name
+    assert driver.save_screenshot(str(path))
+    keep = Path(os.environ.get("UPRM_CACHE", tmp_path)).parent / "screenshots"
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, keep / name)
+    return path
+
+
+def severe_console_errors(driver) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+@pytest.fixture(scope="package")
+def page_tools():
+    """The page tests' helpers (importlib mode: helpers come as fixtures): ``until``,
+    ``save_screenshot``, ``severe_console_errors``."""
+    return {"until": until, "save_screenshot": save_screenshot, "severe_console_errors": severe_console_errors}
 
 
 @pytest.fixture(scope="package")

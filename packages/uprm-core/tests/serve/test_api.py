@@ -9,33 +9,11 @@ import os
 import sqlite3
 
 import pytest
-from fastapi.testclient import TestClient
 
 from uprm.serve import ServeConfig, ServeConfigError, create_app
 from uprm.serve.auth import COOKIE
 
 TOKEN = "s3cret-token-of-32-characters-xx"
-
-
-@pytest.fixture
-def make_client(tmp_path):
-    """A TestClient on an app without a worker; ``**settings`` go to ServeConfig."""
-    ckpt = tmp_path / "ckpt"
-    ckpt.mkdir()
-    (ckpt / "config.json").write_text("{}")
-    clients = []
-
-    def make(**settings) -> TestClient:
-        settings.setdefault("data_dir", tmp_path / "data")
-        client = TestClient(create_app(ServeConfig(checkpoint=ckpt, **settings), worker=False),
-                            raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 @pytest.fixture

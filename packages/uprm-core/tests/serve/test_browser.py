@@ -5,42 +5,9 @@ a server with a token (the player and pictures load through the session cookie).
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
-from pathlib import Path
-
 import pytest
 
 CAUSE = "a person grabbing a bag"
-
-
-def until(driver, script: str, timeout: float = 240.0, what: str = ""):
-    """Run ``script`` (a JS expression) until it is truthy; its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = driver.execute_script(f"return ({script});")
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            state = driver.execute_script("return [document.getElementById('state').textContent, "
-                                          "document.getElementById('job-error').textContent, "
-                                          "document.getElementById('submit-error').textContent]")
-            raise TimeoutError(f"waited {timeout} s for {what or script}; page state {state}")
-        time.sleep(0.2)
-
-
-def severe_console_errors(driver) -> list[str]:
-    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-
-
-def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / name
-    assert driver.save_screenshot(str(path))
-    keep = Path(os.environ.get("UPRM_CACHE", tmp_path)).parent / "screenshots"  # beside the test cache
-    keep.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, keep / name)
-    return path
 
 
 def open_page(driver, url: str) -> None:
@@ -49,9 +16,11 @@ def open_page(driver, url: str) -> None:
 
 
 @pytest.mark.slow
-def test_upload_follow_see_the_segments_and_seek(chrome, served, videos, tmp_path):
+def test_upload_follow_see_the_segments_and_seek(chrome, served, videos, tmp_path, page_tools):
     from selenium.webdriver.common.by import By
 
+    until, save_screenshot, severe_console_errors = (page_tools[k] for k in ("until", "save_screenshot",
+                                                                             "severe_console_errors"))
     open_page(chrome, served.url)
     until(chrome, "document.getElementById('health').textContent === 'model ready'", 60, "the model to be ready")
     assert not chrome.find_element(By.ID, "login").is_displayed() and not chrome.find_element(By.ID, "result").is_displayed()
@@ -88,10 +57,11 @@ def test_upload_follow_see_the_segments_and_seek(chrome, served, videos, tmp_pat
 
 
 @pytest.mark.slow
-def test_choose_a_video_on_the_server(chrome, served):
+def test_choose_a_video_on_the_server(chrome, served, page_tools):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
+    until, severe_console_errors = page_tools["until"], page_tools["severe_console_errors"]
     open_page(chrome, served.url)
     until(chrome, "!document.getElementById('media-form').hidden", 60, "the media list")
     Select(chrome.find_element(By.ID, "media")).select_by_visible_text("quiet.mp4")
@@ -105,9 +75,11 @@ def test_choose_a_video_on_the_server(chrome, served):
 
 
 @pytest.mark.slow
-def test_sign_in_then_the_player_and_pictures_load_through_the_cookie(chrome, guarded, videos, tmp_path):
+def test_sign_in_then_the_player_and_pictures_load_through_the_cookie(chrome, guarded, videos, tmp_path, page_tools):
     from selenium.webdriver.common.by import By
 
+    until, save_screenshot, severe_console_errors = (page_tools[k] for k in ("until", "save_screenshot",
+                                                                             "severe_console_errors"))
     open_page(chrome, guarded.url)
     until(chrome, "!document.getElementById('login').hidden", 30, "the sign-in form")
     chrome.find_element(By.ID, "token").send_keys("wrong-token")

@@ -7,26 +7,16 @@ the worker and of the server with the same ``--checkpoint`` (tested in process).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from uprm.serve import ServeConfig, create_app
+from uprm.serve import ServeConfig
 
 TOKEN = "model-token-0123456789abcdef"
-
-
-def fake_checkpoint(folder, model_type="uprm"):
-    """The files the API checks (it never loads a model)."""
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"model_type": model_type}))
-    (folder / "model.safetensors").write_bytes(b"\0" * 8)
-    return folder
 
 
 def tiny_checkpoint(folder, seed=0):
@@ -36,7 +26,7 @@ def tiny_checkpoint(folder, seed=0):
 
 
 @pytest.fixture
-def models(tmp_path):
+def models(tmp_path, fake_checkpoint):
     root = tmp_path / "models"
     fake_checkpoint(root / "site" / "v2")
     fake_checkpoint(root / "v3")
@@ -48,24 +38,6 @@ def models(tmp_path):
     fake_checkpoint(tmp_path / "elsewhere")
     (root / "link-out").symlink_to(tmp_path / "elsewhere")
     return root
-
-
-@pytest.fixture
-def make_client(tmp_path):
-    ckpt = fake_checkpoint(tmp_path / "base")
-    clients = []
-
-    def make(**settings) -> TestClient:
-        settings.setdefault("checkpoint", ckpt)
-        client = TestClient(create_app(ServeConfig(data_dir=tmp_path / "data", **settings), worker=False),
-                            raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 def problem(response, status: int, code: str) -> dict:
@@ -96,7 +68,8 @@ def test_a_checkpoint_outside_the_models_folder_or_not_a_checkpoint_is_refused(m
     assert client.app.state.service.store.get_meta("checkpoint_choice") is None
 
 
-def test_a_checkpoint_under_the_models_folder_is_chosen_for_the_next_jobs(make_client, models, tmp_path):
+def test_a_checkpoint_under_the_models_folder_is_chosen_for_the_next_jobs(make_client, models, tmp_path,
+                                                                          fake_checkpoint):
     client = make_client(models_dir=models)
     before = client.get("/v1/model").json()
     assert before == {"checkpoint": "base", "pending": True, "loaded": None, "switch": None,

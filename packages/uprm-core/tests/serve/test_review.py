@@ -9,46 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from fastapi.testclient import TestClient
-
-from uprm.serve import ServeConfig, create_app
 
 TOKEN = "review-token-0123456789abcdef"
-SITE = """\
-name: warehouse
-categories:
-  - name: Trespassing
-    description: Someone climbs over the fence into the yard.
-    severity: high
-    causes: [a person climbing over the fence]
-  - name: Fall
-    description: A worker falls.
-    severity: critical
-    causes: [a person falling from a ladder]
-    aliases: [Slip]
-"""
-
-
-@pytest.fixture
-def make_client(tmp_path):
-    """A TestClient on an app without a worker (``**settings`` go to ServeConfig); the
-    same data folder each time, so a second client is the server restarted."""
-    ckpt = tmp_path / "ckpt"
-    ckpt.mkdir()
-    (ckpt / "config.json").write_text("{}")
-    clients = []
-
-    def make(**settings) -> TestClient:
-        settings.setdefault("data_dir", tmp_path / "data")
-        client = TestClient(create_app(ServeConfig(checkpoint=ckpt, **settings), worker=False),
-                            raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 def upload(client, video, name=None, **kw) -> dict:
@@ -243,18 +205,17 @@ def test_labels_as_instructions_over_windows_with_the_normal_time_as_negatives(m
     assert {tuple(r["window"]) for r in default if r["video_id"] == "quiet"} == {(0.0, 8.0), (4.0, 12.0)}
 
 
-def test_a_site_taxonomy_gives_the_categories_and_severities(make_client, videos, tmp_path):
-    site = tmp_path / "site.yaml"
-    site.write_text(SITE)
-    client = make_client(taxonomy=site)
+def test_a_site_taxonomy_gives_the_categories_and_severities(make_client, videos, site_taxonomy):
+    client = make_client(taxonomy=site_taxonomy)
     tax = client.get("/v1/taxonomy").json()
-    assert tax["name"] == "warehouse" and tax["threats"] == ["Trespassing", "Fall"]
-    assert [c["name"] for c in tax["categories"]] == ["Trespassing", "Fall", "Normal"]
+    assert tax["name"] == "warehouse" and tax["threats"] == ["Trespassing", "Fall", "BagSnatching"]
+    assert [c["name"] for c in tax["categories"]] == ["Trespassing", "Fall", "BagSnatching", "Normal"]
     assert tax["categories"][1] == {"name": "Fall", "description": "A worker falls.", "severity": "critical",
-                                    "causes": ["a person falling from a ladder"], "aliases": ["Slip"]}
+                                    "causes": ["a worker slipping on a wet floor", "a person falling from a ladder"],
+                                    "aliases": ["Slip"]}
     job = finished_job(client, videos["shop"])
     body = problem(client.post(f"/v1/jobs/{job['id']}/review", json=GOOD), 422, "unknown_category")
-    assert body["categories"] == ["Trespassing", "Fall", "Normal"] and "'robbery'" in body["detail"]
+    assert body["categories"] == ["Trespassing", "Fall", "BagSnatching", "Normal"] and "'robbery'" in body["detail"]
     review = {"reviewer": "a", "segments": [{"start": 1.0, "end": 4.0, "category": "slip", "verdict": "added"},
                                             {"start": 12.0, "end": 32.0, "category": "Trespassing",
                                              "verdict": "confirmed"}]}
@@ -262,8 +223,9 @@ def test_a_site_taxonomy_gives_the_categories_and_severities(make_client, videos
     assert [(s["category"], s["severity"]) for s in saved["segments"]] == [("Fall", "critical"), ("Trespassing", "high")]
     assert saved["label"] == "Trespassing"
     records = client.get("/v1/labels?format=instructions&window=40&stride=40").json()
-    attribute = [r for r in records if r["task"] == "attribute"]  # no cause given: the taxonomy's phrasing
-    assert attribute and "climbing over the fence" in attribute[0]["conversations"][1]["value"]
+    attribute = [r for r in records if r["task"] == "attribute"]  # no cause given: one of the taxonomy's phrasings
+    phrasings = [f"The threat is attributed to {cause}." for cause in tax["categories"][0]["causes"]]
+    assert attribute and attribute[0]["conversations"][1]["value"] in phrasings
 
 
 def test_the_page_gets_the_default_taxonomy(make_client):
@@ -273,14 +235,12 @@ def test_the_page_gets_the_default_taxonomy(make_client):
 
 
 def test_a_review_whose_category_the_new_taxonomy_lacks_stops_the_labels_naming_the_job(make_client, videos,
-                                                                                        tmp_path):
+                                                                                        site_taxonomy):
     client = make_client()
     job = finished_job(client, videos["shop"])
     client.post(f"/v1/jobs/{job['id']}/review", json=GOOD)
     client.__exit__(None, None, None)
-    site = tmp_path / "site.yaml"
-    site.write_text(SITE)
-    restarted = make_client(taxonomy=site)  # the site's taxonomy replaces UCF-Crime's
+    restarted = make_client(taxonomy=site_taxonomy)  # the site's taxonomy replaces UCF-Crime's
     body = problem(restarted.get("/v1/labels"), 409, "unknown_category")
     assert job["id"] in body["detail"] and "'RoadAccidents'" in body["detail"] and "again" in body["detail"]
     current = restarted.get(f"/v1/jobs/{job['id']}/review").json()["current"]

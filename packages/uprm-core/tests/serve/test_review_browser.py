@@ -7,11 +7,6 @@ a second review supersedes the first, which stays in the history."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
-from pathlib import Path
-
 import httpx
 import pytest
 
@@ -27,20 +22,6 @@ categories:
     severity: high
     causes: [a person climbing over the fence]
 """
-
-
-def until(driver, script: str, timeout: float = 240.0, what: str = ""):
-    """Run ``script`` (a JS expression) until it is truthy; its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = driver.execute_script(f"return ({script});")
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            state = driver.execute_script("return [document.getElementById('review-error').textContent, "
-                                          "document.getElementById('job-error').textContent]")
-            raise TimeoutError(f"waited {timeout} s for {what or script}; page state {state}")
-        time.sleep(0.2)
 
 
 def strip_x(driver, seconds: float, duration: float) -> float:
@@ -69,13 +50,14 @@ def reviewed(start_server, checkpoint, videos, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_review_a_job_in_the_page_and_the_store_holds_it(chrome, reviewed, wait_job, tmp_path):
+def test_review_a_job_in_the_page_and_the_store_holds_it(chrome, reviewed, wait_job, tmp_path, page_tools):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
     from uprm.serve.store import JobStore
 
+    until, save_screenshot = page_tools["until"], page_tools["save_screenshot"]
     with httpx.Client(base_url=reviewed.url, timeout=30) as client:
         job = client.post("/v1/jobs", json={"path": "shop.mp4"}).json()
         assert wait_job(client, job["id"])["state"] == "done"
@@ -148,13 +130,4 @@ def test_review_a_job_in_the_page_and_the_store_holds_it(chrome, reviewed, wait_
         assert [s["verdict"] for s in current["segments"]] == ["rejected"]
     finally:
         store.close()
-    assert [e["message"] for e in chrome.get_log("browser") if e["level"] == "SEVERE"] == []
-
-
-def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / name
-    assert driver.save_screenshot(str(path))
-    keep = Path(os.environ.get("UPRM_CACHE", tmp_path)).parent / "screenshots"  # beside the test cache
-    keep.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, keep / name)
-    return path
+    assert page_tools["severe_console_errors"](chrome) == []

@@ -44,6 +44,13 @@ def _out_option(default_name: str) -> Callable:
     )
 
 
+def _with_options(func: Callable, options: list[Callable]) -> Callable:
+    """``func`` with the click ``options`` applied so that ``--help`` lists them in the given order."""
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def _stage2_options(func: Callable) -> Callable:
     options = [
         click.option(
@@ -109,9 +116,7 @@ def _stage2_options(func: Callable) -> Callable:
             help="Also write the ground truth as ActivityNet JSON (for `uprm eval`).",
         ),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return _with_options(func, options)
 
 
 def _handle_errors(func: Callable) -> Callable:
@@ -339,9 +344,7 @@ def _label_options(func: Callable) -> Callable:
             "file in --videos; without either the import stops.",
         ),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return _with_options(func, options)
 
 
 def _build_labels(annotations: Sequence[Any], out: Path, name: str, opts: dict[str, Any]) -> None:
