@@ -103,6 +103,7 @@ class Bench:
     def __init__(self, work: Path, sizes: Sizes, seed: int, site_seed: int, via_api: bool, quiet: bool) -> None:
         self.work, self.sizes, self.seed, self.site_seed, self.via_api = work, sizes, seed, site_seed, via_api
         self.quiet = quiet
+        self.stream = sys.stdout  # the demo's training redirects stdout to its announce.txt meanwhile
         self.settings = {**dataclasses.asdict(sizes), "seed": seed, "site_seed": site_seed, "via_api": via_api}
         path = work / "bench.json"
         saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
@@ -113,7 +114,7 @@ class Bench:
 
     def line(self, text: str) -> None:
         if not self.quiet:
-            print(text, flush=True)
+            print(text, file=self.stream, flush=True)
 
     def done(self, name: str) -> Any:
         return self.state["done"].get(name)
@@ -177,6 +178,9 @@ def site_world(bench: Bench) -> Path:
     from uprm.synthetic import generate_world
 
     world, z = bench.work / "site_world", bench.sizes
+    if bench.done("site") and (world / "world.json").is_file():
+        bench.line("[site] kept from an earlier run")
+        return world
     with bench.stage("site"):
         summary = generate_world(world, z.site_videos, seed=bench.site_seed, progress=False, size=z.size,
                                  min_duration=z.duration[0], max_duration=z.duration[1],
@@ -207,7 +211,12 @@ def ground_truth_labels(world: Path, climbs: int, out: Path) -> tuple[Path, list
 
 
 def make_labels(bench: Bench, world: Path, checkpoint: Path) -> Path:
-    """Stage 3: the labels file, from the ground truth or through the service's review API."""
+    """Stage 3: the labels file, from the ground truth or through the service's review API
+    (kept when an earlier run of these settings made it the same way)."""
+    kept = bench.done("labels")
+    if kept and kept["via_api"] == bench.via_api and Path(kept["file"]).is_file():
+        bench.line(f"[labels] kept from an earlier run: {kept['file']}")
+        return Path(kept["file"])
     with bench.stage("labels"):
         truth, ids = ground_truth_labels(world, bench.sizes.climbs, bench.work / "truth_labels.json")
         path = labels_via_api(bench, world, checkpoint, truth, ids) if bench.via_api else truth
@@ -489,10 +498,16 @@ def reading(result: Mapping[str, Any], held: Mapping[str, int]) -> list[str]:
             lines.append(f"  With {k} held-out climbs no paired permutation p can fall below about 2/2^{k} = "
                          f"{2 / 2 ** k:.3f}, so the verdict could not be *better* whatever the model did.")
     worse = [c for c, row in found["per_category"].items() if c != SITE and row["verdict"] in ("worse", "mixed")]
+    drifted = [f"{c} FNR {_num(per[c]['fnr'].get('b'))} → {_num(per[c]['fnr'].get('a'))} "
+               f"[{_num(per[c]['fnr']['ci'][0], True)}, {_num(per[c]['fnr']['ci'][1], True)}]"
+               for c in held if c not in (SITE, "Normal") and (per.get(c) or {}).get("fnr")
+               and (per[c]["fnr"].get("delta") or 0) > 0 and per[c]["fnr"].get("ci")]
     old = [c for c in held if c not in (SITE, "Normal") and held[c]]
     small = [c for c in old if 2 / 2 ** held[c] >= 0.05]
     lines.append(f"- **The old categories** ({', '.join(old) or 'none'}): "
-                 + (f"*worse* or *mixed*: {', '.join(worse)}." if worse else "none is *worse* beyond its interval."))
+                 + (f"*worse* or *mixed*: {', '.join(worse)}." if worse else "none is *worse* beyond its interval.")
+                 + (f" Missed more threat time than before, within the interval: {'; '.join(drifted)}."
+                    if drifted else ""))
     if small:
         lines.append(f"  But {len(small)} of them have at most {max(held[c] for c in small)} held-out videos, too few "
                      "for any verdict but *no measurable change* (the same p floor): their rows show the direction and "
@@ -518,7 +533,7 @@ def write_report(bench: Bench, result: Mapping[str, Any], detected: Mapping[str,
         "",
         "`benchmarks/adapt.py` (issue 23.6)" + (" with `--quick` (a smoke run: these numbers mean nothing)"
                                                  if z == QUICK else "") + ". Regenerate with "
-        "`nice -n 5 .venv/bin/python benchmarks/adapt.py`" + (" --via-api" if bench.via_api else "") + ".",
+        "`nice -n 5 .venv/bin/python benchmarks/adapt.py" + (" --via-api" if bench.via_api else "") + "`.",
         "",
         f"The base model (the tiny UPRM trained as `uprm demo` trains it, on a world without fences) is adapted with "
         f"`uprm adapt` to a site world in which people climb over a fence ({SITE}), from {labels['videos']} labelled "
@@ -561,7 +576,7 @@ def write_report(bench: Bench, result: Mapping[str, Any], detected: Mapping[str,
         f"- base world: {z.base_videos} videos (seed {bench.seed}), {z.size} px, {z.duration[0]:g}–{z.duration[1]:g} s, "
         f"normal fraction {z.normal_fraction}; categories {', '.join(base['categories'])}; trained on its "
         f"{base['train_videos']} training videos for {z.base_steps} steps (the demo's model, `uprm.demo` functions); "
-        f"final loss {_num(base['final_loss'])}",
+        f"final loss {base['final_loss']:.4f}",
         f"- site world: {z.site_videos} videos (seed {bench.site_seed}), `--site-category {SITE} --site-fraction "
         f"{z.site_fraction}`: " + ", ".join(f"{c} {n}" for c, n in sorted(bench.done('site')['categories'].items())),
         f"- labels: the first {z.climbs} {SITE} videos by id and every other video"

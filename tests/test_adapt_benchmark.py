@@ -56,7 +56,8 @@ def test_a_review_made_from_the_ground_truth_confirms_rejects_and_adds(bench):
 
 def _result(k_site, site_fnr, ci, p, verdict, old=None):
     per = {"FenceClimbing": {"fnr": {"a": site_fnr[1], "b": site_fnr[0], "delta": site_fnr[1] - site_fnr[0],
-                                     "ci": ci, "p": p}}}
+                                     "ci": ci, "p": p}},
+           "Fighting": {"fnr": {"a": 12.5, "b": 0.0, "delta": 12.5, "ci": [0.0, 25.0], "p": 1.0}}}
     held = {"FenceClimbing": k_site, "Fighting": 2, "Normal": 10}
     found = {"overall": {"verdict": verdict, "metrics": {"fnr": verdict}},
              "per_category": {"FenceClimbing": {"verdict": verdict}, "Fighting": {"verdict": old or "no measurable change"},
@@ -70,6 +71,8 @@ def test_the_reading_says_whether_the_interval_excludes_zero_and_when_too_few_vi
     assert "FNR 100.0 % → 20.0 % on 8 held-out climbs" in text and "(excludes zero)" in text
     assert "verdict *better*" in text and "could not be *better*" not in text
     assert "none is *worse*" in text
+    # a point estimate that went the wrong way is named, with its interval
+    assert "Missed more threat time than before, within the interval: Fighting FNR 0.0 → 12.5 [+0.0, +25.0]" in text
     # the old category's two held-out videos cannot show harm: said, not hidden
     assert "at most 2 held-out videos, too few" in text
 
