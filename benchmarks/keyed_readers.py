@@ -88,8 +88,10 @@ def _model(args: argparse.Namespace, data: Path) -> Any:
     from uprm.training.build import build_training_model, resolve_config
     from uprm.training.config import TrainConfig
 
-    cfg = resolve_config(TrainConfig(data=[str(data)], out="unused", tiny=True, num_frames=4, model_seed=args.seed,
-                                     experts=args.experts.split(","), router=args.router))
+    # the seed is the training seed (head, data order); the towers and adapters start from
+    # model seed 0, as uprm ablate's runs do, so every run reads the one shared feature cache
+    cfg = resolve_config(TrainConfig(data=[str(data)], out="unused", tiny=True, num_frames=4, seed=args.seed,
+                                     model_seed=0, experts=args.experts.split(","), router=args.router))
     model = build_training_model(cfg)
     model.train()
     return model
@@ -437,7 +439,7 @@ def _signature_text(variants: Sequence[str], groups: Sequence[str], auc: Mapping
     out = [head, "", "### The signature, line by line", "", *_signature_lines(auc, deltas, contrasts), "",
            "### Window AUC [95 % interval] and delta vs full", "", "| Variant | " + " | ".join(groups) + " |",
            "|---" * (len(groups) + 1) + "|"]
-    for v in variants:
+    for v in ["full", *(x for x in variants if x != "full")]:
         cells = [_ci(auc[v][g]) + ("" if v == "full" else f"<br>Δ {_d(deltas[v][g])}") for g in groups]
         out.append(f"| {v} | " + " | ".join(cells) + " |")
     out += ["", "### The router's mean weights (full, over seeds)", "", "| group | " +

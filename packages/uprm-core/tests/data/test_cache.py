@@ -232,9 +232,13 @@ def test_leftover_temporary_files_are_removed(world, tmp_path):
     leftover = cache.path(keys[0], "coarse").parent / ".coarse.safetensors.abc123.tmp"
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"half a file")
+    os.utime(leftover, (time.time() - 3600, time.time() - 3600))  # a killed writer's, an hour ago
+    in_flight = leftover.parent / ".coarse.safetensors.def456.tmp"  # another process writing right now
+    in_flight.write_bytes(b"being written")
     extract_features(keys, build_experts(["coarse"], default_context(2)), cache, progress=False)
     assert not leftover.exists()
-    assert not list((tmp_path / "cache").rglob("*.tmp"))
+    assert in_flight.read_bytes() == b"being written"  # not taken from under its writer
+    assert list((tmp_path / "cache").rglob("*.tmp")) == [in_flight]
 
 
 def test_images_are_one_frame_clips(tmp_path):

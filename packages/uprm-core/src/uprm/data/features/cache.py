@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ from uprm.errors import CacheError
 from uprm.experts.base import Expert
 from uprm.types import VideoClip
 from uprm.utils import atomic_path, jsonable
+
+#: a temporary file of an entry older than this (seconds) was left by a killed writer
+STALE_TEMPORARY_S = 600.0
 
 __all__ = [
     "CACHE_FORMAT",
@@ -289,7 +293,10 @@ class FeatureCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed writer
             try:
-                stale.unlink()
+                # only an old one: a fresh one is another process writing this entry right now
+                # (two runs of different seeds sharing a cache), and taking it made that write fail
+                if time.time() - stale.stat().st_mtime > STALE_TEMPORARY_S:
+                    stale.unlink()
             except OSError:
                 pass
         with atomic_path(path) as tmp:
