@@ -274,3 +274,26 @@ def test_metric_verdicts_read_the_interval_and_p_with_fnr_lower_is_better():
     assert row_verdict([BETTER, SAME]) == BETTER and row_verdict([WORSE, SAME]) == WORSE
     assert row_verdict([BETTER, WORSE]) == MIXED and row_verdict([SAME, NOT_MEASURED]) == SAME
     assert row_verdict([NOT_MEASURED, NOT_MEASURED]) == NOT_MEASURED
+
+
+def test_without_videos_the_folders_beside_the_labels_are_taken(tmp_path: Path):
+    """``uprm adapt --checkpoint CK --labels LABELS --out RUN`` (the documented form) finds a
+    synthetic world's videos and sidecars from where its labels file lies, and a folder
+    given wins."""
+    from uprm.adaptation import AdaptSettings
+
+    world = tmp_path / "world"
+    for name in ("annotations", "videos", "keypoints", "scene_graphs"):
+        (world / name).mkdir(parents=True)
+    labels = world / "annotations" / "activitynet.json"
+    labels.write_text("{}")
+    found = AdaptSettings(checkpoint="ck", labels=str(labels), out="run").resolved()
+    assert (found.videos, found.keypoints, found.scene_graphs) == (
+        str(world / "videos"), str(world / "keypoints"), str(world / "scene_graphs"))
+    given = AdaptSettings(checkpoint="ck", labels=str(labels), out="run", videos=str(tmp_path)).resolved()
+    assert (given.videos, given.keypoints) == (str(tmp_path), None)
+    alone = tmp_path / "export" / "activitynet.json"
+    alone.parent.mkdir()
+    alone.write_text("{}")
+    only = AdaptSettings(checkpoint="ck", labels=str(alone), out="run").resolved()
+    assert (only.videos, only.keypoints) == (str(alone.parent), None)

@@ -33,7 +33,7 @@ __all__ = ["AdaptSettings", "adapt"]
 
 
 def adapt(checkpoint: str | os.PathLike, labels: str | os.PathLike, out: str | os.PathLike, *,
-          videos: str | os.PathLike, quiet: bool = False, callbacks: Sequence[Callable[..., None]] = (),
+          videos: str | os.PathLike | None = None, quiet: bool = False, callbacks: Sequence[Callable[..., None]] = (),
           **settings: Any) -> dict[str, Any]:
     """Fine-tune ``checkpoint`` on the site's labelled videos and measure the change on
     held-out ones; everything goes to ``out``.
@@ -44,7 +44,8 @@ def adapt(checkpoint: str | os.PathLike, labels: str | os.PathLike, out: str | o
             / ``cvat``, the service's ``GET /v1/labels?format=activitynet``).
         out: the run folder. Running again with the same arguments continues an
             interrupted run; another run's folder is refused.
-        videos: the folder of the labelled videos.
+        videos: the folder of the labelled videos (default: a ``videos/`` folder beside the
+            labels file or one level up, else the labels file's folder).
         quiet: no progress lines (``progress=False`` also hides the bars).
         callbacks: :class:`uprm.training.Trainer` callbacks of the fine-tuning.
         settings: :class:`AdaptSettings` fields: ``keypoints``, ``scene_graphs``,
@@ -69,7 +70,7 @@ def adapt(checkpoint: str | os.PathLike, labels: str | os.PathLike, out: str | o
     from uprm.adaptation.pipeline import Adaptation
 
     config = AdaptSettings(checkpoint=os.fspath(checkpoint), labels=os.fspath(labels), out=os.fspath(out),
-                           videos=os.fspath(videos), **settings)
+                           videos=None if videos is None else os.fspath(videos), **settings)
 
     def echo(text: str) -> None:
         print(text, flush=True)

@@ -75,7 +75,7 @@ class AdaptSettings(Settings):
     checkpoint: PathStr
     labels: PathStr
     out: PathStr
-    videos: PathStr
+    videos: PathStr | None = None
     keypoints: PathStr | None = None
     scene_graphs: PathStr | None = None
     taxonomy: PathStr | None = None
@@ -103,8 +103,25 @@ class AdaptSettings(Settings):
                 values[name] = str(Path(os.path.expanduser(values[name])).resolve())
         if values["save_every"] is None:
             values["save_every"] = max(1, self.steps // 10)
+        if values["videos"] is None:
+            values.update(beside_labels(Path(values["labels"]), values["keypoints"], values["scene_graphs"]))
         return AdaptSettings(**values)
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same run (every setting but :data:`IDENTITY_EXEMPT`)."""
         return {k: v for k, v in self.to_dict().items() if k not in IDENTITY_EXEMPT}
+
+
+def beside_labels(labels: Path, keypoints: str | None, scene_graphs: str | None) -> dict[str, str | None]:
+    """Where the videos are when ``videos`` is not given: a ``videos/`` folder beside the
+    labels file or one level up (the layout ``uprm data synthetic`` writes:
+    ``world/annotations/activitynet.json`` and ``world/videos/``), else the labels' own
+    folder; ``keypoints/`` and ``scene_graphs/`` beside that videos folder are taken too
+    when they exist and were not given."""
+    folder = next((d / "videos" for d in (labels.parent, labels.parent.parent) if (d / "videos").is_dir()),
+                  labels.parent)
+    sidecar = {"keypoints": keypoints, "scene_graphs": scene_graphs}
+    for name in sidecar:
+        if sidecar[name] is None and folder.name == "videos" and (folder.parent / name).is_dir():
+            sidecar[name] = str(folder.parent / name)
+    return {"videos": str(folder), **sidecar}

@@ -23,8 +23,10 @@ _FILE = click.Path(dir_okay=False)
                    "GET /v1/labels?format=activitynet write it.")
 @click.option("--out", required=True, type=_DIR, metavar="RUN",
               help="The run folder. Run the same command again to continue an interrupted run.")
-@click.option("--videos", required=True, type=_DIR, metavar="DIR",
-              help="The folder of the labelled videos (searched by file name = video id, sub-folders too).")
+@click.option("--videos", default=None, type=_DIR, metavar="DIR",
+              help="The folder of the labelled videos (searched by file name = video id, sub-folders too). "
+                   "Default: a videos/ folder beside the labels file or one level up (with keypoints/ and "
+                   "scene_graphs/ beside it when they are there), else the labels file's folder.")
 @click.option("--keypoints", type=_DIR, metavar="DIR", help="Keypoint sidecars <video_id>.json, for the pose expert.")
 @click.option("--scene-graphs", type=_DIR, metavar="DIR",
               help="Scene-graph sidecars <video_id>.json, for the relation expert.")
