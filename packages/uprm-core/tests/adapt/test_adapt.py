@@ -297,3 +297,15 @@ def test_without_videos_the_folders_beside_the_labels_are_taken(tmp_path: Path):
     alone.write_text("{}")
     only = AdaptSettings(checkpoint="ck", labels=str(alone), out="run").resolved()
     assert (only.videos, only.keypoints) == (str(alone.parent), None)
+
+
+def test_the_command_runs_without_videos(tmp_path: Path, monkeypatch):
+    """The CLI form of DESIGN §4 (no --videos) reaches uprm.adapt with videos left to it."""
+    import uprm.adaptation
+
+    seen = {}
+    monkeypatch.setattr(uprm.adaptation, "adapt", lambda *a, **k: seen.update(args=a, **k))
+    labels = tmp_path / "labels.json"
+    labels.write_text("{}")
+    invoke("adapt", "--checkpoint", tmp_path, "--labels", labels, "--out", tmp_path / "run", "--no-sbert")
+    assert seen["args"][1] == str(labels) and seen["videos"] is None

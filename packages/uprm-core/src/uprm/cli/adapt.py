@@ -92,7 +92,7 @@ def cli(quiet: bool, **settings: Any) -> None:
     from uprm.adaptation import adapt
 
     given = {k: v for k, v in settings.items() if v is not None}
-    checkpoint, labels, out, videos = (given.pop(k) for k in ("checkpoint", "labels", "out", "videos"))
+    checkpoint, labels, out, videos = (given.pop(k, None) for k in ("checkpoint", "labels", "out", "videos"))
     if quiet:
         given["progress"] = False
     adapt(checkpoint, labels, out, videos=videos, quiet=quiet, **given)
