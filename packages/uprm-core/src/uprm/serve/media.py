@@ -138,6 +138,15 @@ def _duration(container: Any, stream: Any) -> float:
 # -- path jobs ---------------------------------------------------------------------------------
 
 
+def real_path_within(root: str | os.PathLike, given: str) -> tuple[Path, bool]:
+    """``given`` (relative to ``root``, or absolute) as a real path, symlinks resolved, and
+    whether it lies inside ``root`` — the one check behind the media root and the models
+    folder. May raise ``OSError`` (a name too long, a loop of symlinks)."""
+    base = Path(root).resolve()
+    real = Path(os.path.realpath(Path(given) if Path(given).is_absolute() else base / given))
+    return real, real == base or base in real.parents
+
+
 def resolve_media_path(root: str | os.PathLike | None, given: str) -> Path:
     """The real file that ``given`` (relative to the media root, or absolute inside it)
     names. 403 without a media root or for anything that resolves outside it (a symlink
@@ -153,11 +162,9 @@ def resolve_media_path(root: str | os.PathLike | None, given: str) -> Path:
     parts = PurePosixPath(given.replace("\\", "/")).parts
     if ".." in parts:
         raise ApiError(400, "path_traversal", "'..' is not allowed in a path; give it relative to the media root")
-    base = Path(root).resolve()
-    candidate = Path(given) if Path(given).is_absolute() else base / given
     try:
-        real = Path(os.path.realpath(candidate))
-        if real != base and base not in real.parents:
+        real, inside = real_path_within(root, given)
+        if not inside:
             raise ApiError(403, "outside_media_root", "the path lies outside the media root (symlinks are resolved)")
         if not real.exists():
             raise ApiError(404, "media_not_found", f"no file {given!r} under the media root")

@@ -27,6 +27,7 @@ from typing import Any
 
 from uprm.serve.config import ServeConfig
 from uprm.serve.errors import ApiError
+from uprm.serve.media import real_path_within
 from uprm.serve.store import JobStore
 
 __all__ = ["CHOICE", "SWITCH", "checkpoint_name", "choose", "is_checkpoint", "list_checkpoints",
@@ -67,11 +68,9 @@ def resolve_checkpoint(models_dir: str | os.PathLike | None, given: Any) -> Path
         raise ApiError(400, "bad_checkpoint", 'give {"checkpoint": "<a folder under the models folder>"}')
     if ".." in PurePosixPath(given.replace("\\", "/")).parts:
         raise ApiError(400, "path_traversal", "'..' is not allowed; name the checkpoint relative to the models folder")
-    base = Path(models_dir).resolve()
-    candidate = Path(given) if Path(given).is_absolute() else base / given
     try:
-        real = Path(os.path.realpath(candidate))
-        if real != base and base not in real.parents:
+        real, inside = real_path_within(models_dir, given)
+        if not inside:
             raise ApiError(403, "outside_models_dir", "the checkpoint lies outside the models folder (symlinks are "
                            "resolved)")
         if not real.is_dir():
