@@ -1,5 +1,5 @@
 # make demo  — build .venv if absent, then run the demo on the built-in default
-# make test  — chromium, chromium-driver and ffmpeg for the browser and stream tests
+# make test  — chromium, chromium-driver, ffmpeg, rtsp-server-perl and postgresql for the browser, stream and deployment tests
 #              (scripts/system-packages.sh: installed with apt-get when absent, as root or
 #              through `sudo -n`; else it stops at once with the install command), build
 #              .venv if absent, then run the whole test suite

@@ -1,8 +1,10 @@
 #!/bin/sh
-# The Debian packages the browser and live-stream tests drive: chromium, chromium-driver
-# (chromedriver) and ffmpeg. `make test` and `.ci/run` run this first:
+# The Debian packages the browser, live-stream and deployment tests drive: chromium,
+# chromium-driver (chromedriver), ffmpeg, rtsp-server-perl (a real RTSP server on loopback)
+# and postgresql (initdb/postgres, found on PATH or under $UPRM_PG_LIB, default
+# /usr/lib/postgresql/*/bin, where Debian puts them). `make test` and `.ci/run` run this first:
 #
-#   all three on PATH                         nothing to do
+#   all of them present                       nothing to do
 #   UPRM_SKIP_SYSTEM_TESTS=1, CI not true     nothing installed (those tests skip)
 #   root, or `sudo -n true` works             apt-get installs the missing ones
 #   otherwise                                 exit 1 at once, printing the one install command
@@ -16,11 +18,21 @@ truthy() {  # as the tests' conftest reads UPRM_SKIP_SYSTEM_TESTS and CI
     return 1
 }
 
+have_initdb() {  # Debian keeps the server's programs off PATH, in /usr/lib/postgresql/<version>/bin
+    command -v initdb >/dev/null 2>&1 && return 0
+    for f in "${UPRM_PG_LIB:-/usr/lib/postgresql}"/*/bin/initdb; do
+        [ -x "$f" ] && return 0
+    done
+    return 1
+}
+
 missing_packages() {
     out=""
     command -v chromium >/dev/null 2>&1 || out="$out chromium"
     command -v chromedriver >/dev/null 2>&1 || out="$out chromium-driver"
     command -v ffmpeg >/dev/null 2>&1 || out="$out ffmpeg"
+    command -v rtsp-server-perl >/dev/null 2>&1 || out="$out rtsp-server-perl"
+    have_initdb || out="$out postgresql"
     echo "${out# }"
 }
 
@@ -28,14 +40,14 @@ missing=$(missing_packages)
 [ -z "$missing" ] && exit 0
 
 if truthy "${UPRM_SKIP_SYSTEM_TESTS:-}" && ! truthy "${CI:-}"; then
-    echo "system packages: $missing not installed; UPRM_SKIP_SYSTEM_TESTS=1: the browser and stream tests skip" >&2
+    echo "system packages: $missing not installed; UPRM_SKIP_SYSTEM_TESTS=1: the tests that need them skip" >&2
     exit 0
 fi
 
 skip_hint="or set UPRM_SKIP_SYSTEM_TESTS=1 to skip the tests that need them"
 truthy "${CI:-}" && skip_hint="(CI=true: those tests never skip)"
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "The browser and stream tests need chromium, chromedriver and ffmpeg, and there is no apt-get here:" >&2
+    echo "The browser, stream and deployment tests need $missing, and there is no apt-get here:" >&2
     echo "install them with this system's package manager, $skip_hint." >&2
     exit 1
 fi
@@ -44,7 +56,7 @@ if [ "$(id -u)" = 0 ]; then
 elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
     sudo="sudo"
 else
-    echo "The browser and stream tests need the Debian packages $missing; install them with:" >&2
+    echo "The browser, stream and deployment tests need the Debian packages $missing; install them with:" >&2
     echo "  sudo apt-get install -y $missing" >&2
     echo "$skip_hint." >&2
     exit 1

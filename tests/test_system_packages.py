@@ -22,8 +22,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "system-packages.sh"
-ALL = "chromium chromium-driver ffmpeg"
-TOOL = {"chromium": "chromium", "chromium-driver": "chromedriver", "ffmpeg": "ffmpeg"}
+ALL = "chromium chromium-driver ffmpeg rtsp-server-perl postgresql"
+TOOL = {"chromium": "chromium", "chromium-driver": "chromedriver", "ffmpeg": "ffmpeg",
+        "rtsp-server-perl": "rtsp-server-perl", "postgresql": "initdb"}
 
 
 def _write(path: Path, text: str) -> None:
@@ -60,8 +61,12 @@ def fake_bin(tmp: Path, *, uid: int | None = 1000, sudo: str | None = None, apt:
 
 
 def run(bin_dir: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["/bin/sh", str(SCRIPT)], env={"PATH": str(bin_dir), **env}, capture_output=True,
-                          text=True, timeout=60)
+    """The script with only the fakes on PATH and an empty folder for Debian's PostgreSQL
+    programs (the machine's own /usr/lib/postgresql must not count)."""
+    pg_lib = bin_dir.parent / "pg_lib"
+    pg_lib.mkdir(exist_ok=True)
+    return subprocess.run(["/bin/sh", str(SCRIPT)], env={"PATH": str(bin_dir), "UPRM_PG_LIB": str(pg_lib), **env},
+                          capture_output=True, text=True, timeout=60)
 
 
 def calls(log: Path) -> list[str]:
@@ -86,7 +91,7 @@ def test_as_root_apt_get_installs_what_is_missing(tmp_path):
 
 
 def test_a_user_with_passwordless_sudo_installs_through_sudo_only_what_is_missing(tmp_path):
-    bin_dir, log = fake_bin(tmp_path, uid=1000, sudo="ok", present=("chromium", "chromedriver"))
+    bin_dir, log = fake_bin(tmp_path, uid=1000, sudo="ok", present=("chromium", "chromedriver", "rtsp-server-perl", "initdb"))
     result = run(bin_dir)
     assert result.returncode == 0, result.stderr
     assert calls(log) == ["sudo -n true", "sudo apt-get update -qq", "apt-get update -qq [DEBIAN_FRONTEND=]",
@@ -114,19 +119,34 @@ def test_a_real_non_root_user_stops_with_the_install_line(tmp_path):
         script = folder / "system-packages.sh"
         shutil.copy(SCRIPT, script)
         script.chmod(0o755)
-        bin_dir, log = fake_bin(folder, uid=None, sudo="denied", present=("chromium", "chromedriver"))
+        bin_dir, log = fake_bin(folder, uid=None, sudo="denied", present=("chromium", "chromedriver", "rtsp-server-perl", "initdb"))
         log.chmod(0o666)
         prefix = ([shutil.which("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"]
                   if os.geteuid() == 0 else [])
         if os.geteuid() == 0 and prefix[0] is None:
             pytest.fail("running as root needs setpriv (util-linux) to try a non-root user")
-        result = subprocess.run([*prefix, "/bin/sh", str(script)], env={"PATH": str(bin_dir)}, capture_output=True,
+        result = subprocess.run([*prefix, "/bin/sh", str(script)], env={"PATH": str(bin_dir), "UPRM_PG_LIB": str(folder)},
+                                capture_output=True,
                                 text=True, timeout=60, cwd=folder)
         assert result.returncode == 1, result.stdout + result.stderr
         assert "  sudo apt-get install -y ffmpeg\n" in result.stderr
         assert calls(log) == ["sudo -n true"]
     finally:
         shutil.rmtree(folder)
+
+
+def test_postgresql_off_path_in_debians_folder_counts_as_installed(tmp_path):
+    """Debian installs initdb as /usr/lib/postgresql/<version>/bin/initdb, not on PATH."""
+    bin_dir, log = fake_bin(tmp_path, uid=0, present=("chromium", "chromedriver", "ffmpeg", "rtsp-server-perl"))
+    missing = run(bin_dir)
+    assert calls(log)[-1].endswith("--no-install-recommends postgresql [DEBIAN_FRONTEND=noninteractive]")
+    log.write_text("")
+    (bin_dir / "initdb").unlink()
+    server = tmp_path / "pg_lib" / "15" / "bin"
+    server.mkdir(parents=True)
+    _write(server / "initdb", "#!/bin/sh\n")
+    found = run(bin_dir)
+    assert missing.returncode == found.returncode == 0 and calls(log) == []
 
 
 def test_skipping_outside_ci_installs_nothing_but_not_under_ci(tmp_path):
