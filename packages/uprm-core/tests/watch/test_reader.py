@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from uprm.watch import WatchSettings
-from uprm.watch import reader as reader_module
+from uprm.watch import sources as sources_module
 from uprm.watch.reader import Camera, CameraReader
 from uprm.watch.schedule import WindowClock
 from uprm.watch.sources import Source
@@ -47,7 +47,7 @@ class FakeSession:
         pass
 
 
-def make_reader(monkeypatch, script, sleep, kind="stream", **settings):
+def make_reader(monkeypatch, script, sleep, kind="stream", url="udp://127.0.0.1:5000", **settings):
     """A reader of one camera whose opens follow ``script`` (a FakeSession, or an
     exception raised by the open; the last entry repeats)."""
     opened = []
@@ -59,9 +59,9 @@ def make_reader(monkeypatch, script, sleep, kind="stream", **settings):
             raise step
         return step
 
-    monkeypatch.setattr(reader_module, "open_container", open_container)
+    monkeypatch.setattr(sources_module, "open_container", open_container)
     s = WatchSettings(window=4.0, stride=2.0, **settings)
-    camera = Camera(Source("door", "udp://127.0.0.1:5000", kind), s, WindowClock(4.0, 2.0, 2), threading.Event())
+    camera = Camera(Source("door", url, kind), s, WindowClock(4.0, 2.0, 2), threading.Event())
     stop = threading.Event()
     return CameraReader(camera, stop, sleep=sleep), opened
 
@@ -139,3 +139,52 @@ def _until(predicate, timeout: float = 30.0) -> bool:
             return True
         done.wait(0.05)
     return predicate()
+
+
+def test_an_rtsp_camera_falls_back_to_udp_when_tcp_is_refused_and_remembers_it(monkeypatch):
+    """TCP refused (400) → UDP opens; when that session drops, the reconnect asks UDP first
+    (no TCP round trip); a server that then refuses UDP makes it try TCP again."""
+    import av.error
+
+    asked: list[str | None] = []
+    refused = av.error.HTTPBadRequestError(-808465656, "Server returned 400 Bad Request", "rtsp://h/cam")
+    accepts = ["udp", "udp", "tcp"]  # what the server accepts on the 1st, 2nd and 3rd session
+
+    def open_container(source, open_timeout, read_timeout, av_options):
+        asked.append(av_options.get("rtsp_transport"))
+        if not accepts:
+            raise ConnectionRefusedError(111, "Connection refused")  # then the server is gone: given up
+        if av_options.get("rtsp_transport") != accepts[0]:
+            raise refused
+        accepts.pop(0)
+        return FakeSession(3, OSError("timeout"))
+
+    monkeypatch.setattr(sources_module, "open_container", open_container)
+    s = WatchSettings(window=4.0, stride=2.0, max_reconnects=0)
+    camera = Camera(Source("door", "rtsp://h/cam", "stream", options={"probesize": "32"}), s,
+                    WindowClock(4.0, 2.0, 2), threading.Event())
+    seen: list[str | None] = []
+    reader = CameraReader(camera, threading.Event(), sleep=lambda _: seen.append(camera.transport))
+    reader.run()
+    # sessions: 1 over UDP after TCP's refusal; 2 over the remembered UDP; 3: UDP refused, then TCP;
+    # then the server is gone (no refusal: no fallback) and the camera is given up
+    assert asked == ["tcp", "udp", "udp", "udp", "tcp", "tcp"]
+    assert seen == ["udp", "udp", "tcp"] and camera.transport == "tcp" and camera.stats.sessions == 3
+    assert camera.state == "failed"
+
+
+def test_an_explicit_rtsp_transport_gets_no_fallback(monkeypatch):
+    import av.error
+
+    asked: list[str | None] = []
+
+    def open_container(source, open_timeout, read_timeout, av_options):
+        asked.append(av_options.get("rtsp_transport"))
+        raise av.error.HTTPBadRequestError(-808465656, "Server returned 400 Bad Request", "rtsp://h/cam")
+
+    monkeypatch.setattr(sources_module, "open_container", open_container)
+    s = WatchSettings(window=4.0, stride=2.0, max_reconnects=1, av_options={"rtsp_transport": "tcp"})
+    camera = Camera(Source("door", "rtsp://h/cam", "stream"), s, WindowClock(4.0, 2.0, 2), threading.Event())
+    CameraReader(camera, threading.Event(), sleep=lambda _: None).run()
+    assert asked == ["tcp", "tcp"] and camera.state == "failed" and camera.transport is None
+    assert "400 Bad Request" in camera.stats.last_error

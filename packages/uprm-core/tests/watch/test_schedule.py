@@ -176,7 +176,8 @@ def test_sources(tmp_path):
     video = tmp_path / "shop.mp4"
     video.write_bytes(b"x")
     s = parse_source("rtsp://10.0.0.5:554/stream1?user=a", 1)
-    assert (s.name, s.kind, s.live, s.options["rtsp_transport"]) == ("cam1", "stream", True, "tcp")
+    assert (s.name, s.kind, s.live, s.rtsp) == ("cam1", "stream", True, True)
+    assert "rtsp_transport" not in s.options  # negotiated when it opens (test_rtsp.py)
     s = parse_source("lobby=udp://127.0.0.1:5000?overrun_nonfatal=1", 2)
     assert (s.name, s.target, s.kind) == ("lobby", "udp://127.0.0.1:5000?overrun_nonfatal=1", "stream")
     assert parse_source("https://h/live.m3u8", 3).kind == "stream"

@@ -62,7 +62,8 @@ def _pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--max-reconnects", type=click.IntRange(min=0), default=None,
               help="Give a camera up after this many failed reconnects in a row [default: never].")
 @click.option("--av-option", "av_option", multiple=True, metavar="KEY=VALUE",
-              help="An FFmpeg option for every source, e.g. rtsp_transport=udp. Repeatable.")
+              help="An FFmpeg option for every source, e.g. rtsp_transport=udp (used as given; without it an "
+                   "RTSP camera is opened over TCP, then UDP when the server refuses TCP). Repeatable.")
 @detect_options(files=False, stride=2.0, batch_size=8, max_side=512)
 @click.option("--quiet", "-q", is_flag=True, help="Log only warnings and errors.")
 def cli(sources: tuple[str, ...], checkpoint: str, fmt: str, max_runtime: float | None, stop_file: str | None,
@@ -163,7 +164,8 @@ class _Printer:
             click.echo(json.dumps({"type": "report", **report.to_dict()}))
             return
         for name, cam in report.cameras.items():
-            click.echo(f"{name}: {cam['state']}, {cam['stream_seconds']:.1f} s of video, {cam['windows']} windows, "
+            over = f" (RTSP over {cam['transport'].upper()})" if cam.get("transport") else ""
+            click.echo(f"{name}: {cam['state']}{over}, {cam['stream_seconds']:.1f} s of video, {cam['windows']} windows, "
                        f"{cam['skipped']} skipped, {cam['incomplete']} incomplete, {cam['reconnects']} reconnects, "
                        f"{cam['events']} events", err=self.fmt == "table")
         per = report.cpu_per_video_second

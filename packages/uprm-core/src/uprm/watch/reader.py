@@ -4,6 +4,9 @@ buffer, reconnect when a live source drops.
 * Frames are kept at most ``fps`` per second (the rest are decoded and dropped), scaled
   so the longer side is at most ``max_side`` (the size is fixed by the first frame, so it
   stays the same across reconnects).
+* An RTSP camera's transport is negotiated when it opens (TCP, then UDP when the server
+  refuses TCP; :func:`~uprm.watch.sources.open_negotiated`); the one that worked is kept
+  in ``Camera.transport`` and tried first on every reconnect.
 * A live source (stream, device) that ends or fails — end of stream, a read timeout, a
   network error — is logged and reopened after ``reconnect_min``; while reopening
   fails (no frame delivered) the waits double up to ``reconnect_max`` seconds
@@ -32,7 +35,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from uprm.watch.frames import Frame, RingBuffer, StreamClock, output_size
 from uprm.watch.schedule import WindowClock
 from uprm.watch.settings import WatchSettings
-from uprm.watch.sources import Source, open_container
+from uprm.watch.sources import Source, open_negotiated
 
 __all__ = ["Camera", "CameraReader", "CameraStats"]
 
@@ -80,6 +83,8 @@ class Camera:
         self.stats = CameraStats()
         self.frame_step = 1.0 / settings.fps  # seconds a kept frame stands for (set by the reader)
         self.session_start: float | None = None  # stream time of the first frame after the last reconnect
+        #: the RTSP transport of the last session that opened ("tcp", "udp"); None: not RTSP (or not open yet)
+        self.transport: str | None = None
         self.state = "starting"
         self.cond = threading.Condition()
         self.wake = wake
@@ -246,7 +251,8 @@ class CameraReader(threading.Thread):
         cam, s = self.camera, self.settings
         cam.set_state("connecting")
         try:
-            container = open_container(cam.source, s.open_timeout, s.read_timeout, s.av_options)
+            container, cam.transport = open_negotiated(cam.source, s.open_timeout, s.read_timeout, s.av_options,
+                                                       preferred=cam.transport)
         except Exception as exc:
             cam.stats.open_failures += 1
             cam.stats.last_error = f"cannot open: {type(exc).__name__}: {exc}"
@@ -257,11 +263,12 @@ class CameraReader(threading.Thread):
         self._delivered = 0
         try:
             cam.stats.sessions += 1
+            over = f" over {cam.transport.upper()}" if cam.transport else ""
             if cam.stats.sessions > 1:
                 cam.stats.reconnects += 1
-                log.warning("camera %s: reconnected to %s", cam.name, cam.source.describe())
+                log.warning("camera %s: reconnected to %s%s", cam.name, cam.source.describe(), over)
             else:
-                log.info("camera %s: opened %s", cam.name, cam.source.describe())
+                log.info("camera %s: opened %s%s", cam.name, cam.source.describe(), over)
             cam.stream_clock.new_session()
             self._new_session = cam.stats.sessions > 1
             cam.set_state("live")

@@ -10,10 +10,18 @@ opens it.
 * a capture device: ``/dev/videoN`` (Video4Linux), or ``FORMAT:TARGET`` with an FFmpeg
   device format, e.g. ``v4l2:/dev/video0``, ``avfoundation:0`` (macOS),
   ``dshow:video=USB Camera`` (Windows).
+
+RTSP transport: unless ``rtsp_transport`` is given (``--av-option rtsp_transport=udp``,
+respected as it is, without fallback), an ``rtsp://`` camera is opened over TCP
+(interleaved in the RTSP connection) and, when the server refuses that in its answer to
+SETUP (e.g. Debian's rtsp-server-perl answers 400 Bad Request), over UDP; the transport
+that worked is tried first when the camera reconnects (:func:`open_negotiated`).
+``rtsps://`` is TCP only (TLS), as in FFmpeg.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +30,10 @@ from typing import Any
 
 from uprm.watch.settings import WatchError
 
-__all__ = ["DEVICE_FORMATS", "STREAM_SCHEMES", "Source", "open_container", "parse_source", "parse_sources"]
+__all__ = ["DEVICE_FORMATS", "RTSP_TRANSPORTS", "STREAM_SCHEMES", "Source", "open_container", "open_negotiated",
+           "parse_source", "parse_sources", "transport_refused"]
+
+log = logging.getLogger("uprm.watch")
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "rtp", "srt", "tcp")
 DEVICE_FORMATS = ("v4l2", "video4linux2", "avfoundation", "dshow", "gdigrab", "x11grab", "lavfi")
@@ -30,7 +41,11 @@ DEVICE_FORMATS = ("v4l2", "video4linux2", "avfoundation", "dshow", "gdigrab", "x
 #: FFmpeg options of live sources: open after the first packets instead of probing
 #: seconds of data (a live MPEG-TS stream otherwise opens ~9 s late)
 LIVE_OPTIONS = {"probesize": "32", "analyzeduration": "0"}
-RTSP_OPTIONS = {"rtsp_transport": "tcp"}
+#: the RTSP transports tried in this order when none is given: TCP first, because its
+#: refusal is an explicit answer to SETUP (~0.1 s, measured against rtsp-server-perl on
+#: loopback) while UDP that a firewall or NAT drops fails silently (SETUP and PLAY
+#: succeed, then no packet comes: only the read timeout tells), and TCP loses no packets
+RTSP_TRANSPORTS = ("tcp", "udp")
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 
@@ -61,6 +76,11 @@ class Source:
     def describe(self) -> str:
         return f"{self.format}:{self.target}" if self.format else self.target
 
+    @property
+    def rtsp(self) -> bool:
+        """An ``rtsp://`` or ``rtsps://`` stream (whose transport is negotiated)."""
+        return self.kind == "stream" and self.target.lower().startswith(("rtsp://", "rtsps://"))
+
 
 def _split_name(spec: str) -> tuple[str | None, str]:
     head, sep, rest = spec.partition("=")
@@ -76,8 +96,7 @@ def parse_source(spec: str, index: int = 1) -> Source:
     name = name or f"cam{index}"
     scheme = target.split("://", 1)[0].lower() if "://" in target else ""
     if scheme in STREAM_SCHEMES:
-        options = {**LIVE_OPTIONS, **(RTSP_OPTIONS if scheme.startswith("rtsp") else {})}
-        return Source(name, target, "stream", None, options)
+        return Source(name, target, "stream", None, dict(LIVE_OPTIONS))
     if scheme == "file":
         target = target[len("file://"):]
     elif scheme:
@@ -112,7 +131,8 @@ def parse_sources(specs: Sequence[str | Source]) -> list[Source]:
 def open_container(source: Source, open_timeout: float, read_timeout: float,
                    av_options: Mapping[str, str] | None = None) -> Any:
     """The open PyAV container of ``source`` (live sources time out instead of blocking
-    for ever: ``open_timeout`` to open, ``read_timeout`` for each read)."""
+    for ever: ``open_timeout`` to open, ``read_timeout`` for each read), with
+    ``source.options`` and ``av_options`` (the latter win) as FFmpeg options."""
     import av
 
     options = {**source.options, **(av_options or {})}
@@ -122,3 +142,54 @@ def open_container(source: Source, open_timeout: float, read_timeout: float,
     if source.live:
         kwargs["timeout"] = (float(open_timeout), float(read_timeout))
     return av.open(source.target, mode="r", **kwargs)
+
+
+def transport_refused(exc: BaseException) -> bool:
+    """Did the RTSP server refuse the transport asked for? Its answer to SETUP was 400 Bad
+    Request (rtsp-server-perl to TCP), another 4xx than 401/403/404/429 (461 Unsupported
+    Transport), or a 5xx (501 Not Implemented). An unreachable server, a wrong path, wrong
+    credentials or a timeout are not refusals: the other transport would fail the same way."""
+    import av.error
+
+    return isinstance(exc, (av.error.HTTPBadRequestError, av.error.HTTPOtherClientError, av.error.HTTPServerError))
+
+
+def transports_to_try(source: Source, av_options: Mapping[str, str] | None = None,
+                      preferred: str | None = None) -> list[str | None]:
+    """The ``rtsp_transport`` values to open ``source`` with, in order: ``[None]`` for a
+    source that is not RTSP (nothing to negotiate); the given value alone when the source's
+    or the user's options name one; else ``preferred`` (the one that worked last) and then
+    the rest of :data:`RTSP_TRANSPORTS` (``rtsps://``: TCP only)."""
+    if not source.rtsp:
+        return [None]
+    given = {**source.options, **(av_options or {})}.get("rtsp_transport")
+    if given:
+        return [given]
+    choices = ["tcp"] if source.target.lower().startswith("rtsps://") else list(RTSP_TRANSPORTS)
+    if preferred in choices:
+        choices.remove(preferred)
+        choices.insert(0, preferred)
+    return list(choices)
+
+
+def open_negotiated(source: Source, open_timeout: float, read_timeout: float,
+                    av_options: Mapping[str, str] | None = None,
+                    preferred: str | None = None) -> tuple[Any, str | None]:
+    """``(container, transport)``: :func:`open_container` over the first RTSP transport of
+    :func:`transports_to_try` that the server accepts (the next one is tried only when the
+    server refused the last, :func:`transport_refused`; any other error is raised at once).
+    ``transport`` is ``"tcp"``, ``"udp"`` (or the ``rtsp_transport`` the user gave), or
+    ``None`` for a source that is not RTSP."""
+    choices = transports_to_try(source, av_options, preferred)
+    for i, transport in enumerate(choices):
+        options = dict(av_options or {})
+        if transport is not None:
+            options["rtsp_transport"] = transport
+        try:
+            return open_container(source, open_timeout, read_timeout, options), transport
+        except Exception as exc:
+            if i + 1 == len(choices) or not transport_refused(exc):
+                raise
+            log.info("camera %s: %s refused RTSP over %s (%s); trying %s", source.name, source.describe(),
+                     transport.upper(), exc, str(choices[i + 1]).upper())
+    raise AssertionError("unreachable: the last choice returns or raises")

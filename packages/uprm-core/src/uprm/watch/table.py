@@ -6,7 +6,7 @@ from typing import Any
 
 __all__ = ["format_clock", "render_status"]
 
-_HEADER = ("camera", "state", "stream", "fps", "windows", "skipped", "reconn.", "P(yes)", "events", "open event")
+_HEADER = ("camera", "state", "transport", "stream", "fps", "windows", "skipped", "reconn.", "P(yes)", "events", "open event")
 
 
 def format_clock(seconds: float | None) -> str:
@@ -21,7 +21,7 @@ def _row(cam: dict[str, Any]) -> tuple[str, ...]:
     event = cam["event"]
     open_event = "-" if event is None else f"since {format_clock(event['start'])}  {event['score']:.2f}  {event['cause']}"
     p_yes = "-" if cam["p_yes"] is None else f"{cam['p_yes']:.2f}"
-    return (cam["camera"], cam["state"], format_clock(cam["stream_time"]), f"{cam['fps']:.1f}", str(cam["windows"]),
+    return (cam["camera"], cam["state"], (cam.get("transport") or "-").upper(), format_clock(cam["stream_time"]), f"{cam['fps']:.1f}", str(cam["windows"]),
             str(cam["skipped"]), str(cam["reconnects"]), p_yes, str(cam["events"]), open_event)
 
 

@@ -440,7 +440,8 @@ def _camera_status(c: _Cam) -> dict[str, Any]:
     seconds = recent[-1].time - recent[0].time if recent else 0.0
     fps = (len(recent) - 1) / seconds if seconds > 0 else 0.0
     event = c.tracker.current
-    return {"camera": camera.name, "state": camera.state, "stream_time": None if latest is None else latest.time,
+    return {"camera": camera.name, "state": camera.state, "transport": camera.transport,
+            "stream_time": None if latest is None else latest.time,
             "fps": round(fps, 1), "windows": camera.stats.windows, "skipped": camera.stats.skipped,
             "incomplete": camera.stats.incomplete + camera.stats.outage, "reconnects": camera.stats.reconnects,
             "events": camera.stats.events, "p_yes": None if c.last is None else round(c.last.p_yes, 3),
@@ -452,6 +453,7 @@ def _camera_report(c: _Cam) -> dict[str, Any]:
     camera = c.camera
     stats = camera.stats.to_dict()
     return {"source": camera.source.describe(), "kind": camera.source.kind, "state": camera.state,
+            "transport": camera.transport,
             "stream_seconds": round(_stream_seconds(camera), 3), "ring_peak_frames": camera.ring.peak,
             "ring_max_frames": camera.ring.max_frames, "window_lag": _summary(camera.stats.lags), **stats}
 
