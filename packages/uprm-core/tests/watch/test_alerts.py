@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 
 import numpy as np
@@ -15,6 +16,7 @@ from uprm.watch.alerts import AlertLog, WebhookSender, alert_record, read_alerts
 from uprm.watch.clips import ClipRecorder
 from uprm.watch.events import EventTracker, WindowScore
 from uprm.watch.frames import Frame
+from uprm.watch.shards import host_name
 
 
 def _event(reason=None):
@@ -27,17 +29,28 @@ def _event(reason=None):
 
 
 def test_records_of_open_and_close():
-    opened = alert_record("open", _event(), source="udp://127.0.0.1:5000", written_at=1767225614.5, latency=0.5)
+    opened = alert_record("open", _event(), source="udp://127.0.0.1:5000", written_at=1767225614.5, latency=0.5,
+                          host="watch-1", shard="2/3")
     assert opened == {
         "type": "open", "id": "cam1-20260101T000010Z-1", "camera": "cam1", "source": "udp://127.0.0.1:5000",
         "number": 1, "start": 10.0, "end": 14.0, "start_wall": "2026-01-01T00:00:10.000+00:00",
         "end_wall": "2026-01-01T00:00:14.000+00:00", "score": 0.9, "cause": "a fight",
         "category": None, "severity": None,  # "a fight" is no cause phrasing of UCF-Crime's categories
         "expert_weights": {"pose": 0.7, "coarse": 0.3}, "windows": 1,
-        "written_at": "2026-01-01T00:00:14.500+00:00", "latency_s": 0.5}
+        "written_at": "2026-01-01T00:00:14.500+00:00", "host": "watch-1", "shard": "2/3", "latency_s": 0.5}
     closed = alert_record("close", _event("shutdown"), source="x", written_at=1767225620.0, clip="clips/a.mp4")
     assert closed["reason"] == "shutdown" and closed["duration"] == 4.0 and closed["clip"] == "clips/a.mp4"
     assert "latency_s" not in closed
+    # by default: this machine (or $UPRM_HOST_NAME), the one shard of one
+    assert (closed["host"], closed["shard"]) == (host_name(), "1/1")
+
+
+def test_the_host_name_comes_from_the_option_the_environment_or_the_machine(monkeypatch):
+    monkeypatch.delenv("UPRM_HOST_NAME", raising=False)
+    assert host_name() == socket.gethostname()
+    monkeypatch.setenv("UPRM_HOST_NAME", "watch-2")
+    assert host_name() == "watch-2" and host_name("gate-box") == "gate-box"
+    assert alert_record("open", _event(), source="x", written_at=1.0)["host"] == "watch-2"
 
 
 def test_a_record_has_the_severity_of_its_causes_category():

@@ -233,11 +233,12 @@ def test_a_batch_takes_the_longest_waiting_cameras_and_leaves_the_rest_due(tmp_p
     for name, camera in cams.items():
         for i in range(round(latest[name] * 10) + 1):
             camera.push(Frame(np.full((8, 8, 3), 20, np.uint8), i / 10, 1000.0 + i / 10, i))
-    due, taken = watcher._gather()
+    lane = watcher.lanes[0]                                       # the one replica (replicas=1)
+    due, taken = watcher._gather(lane)
     assert taken == 2 and [(d.cam.camera.name, d.m) for d in due] == [("b", 3), ("c", 2)]
     assert cams["b"].stats.skipped == 1                           # b was 2 windows behind: the older one skipped
     assert cams["a"].waiting() is not None and cams["a"].clock.next_end == 2   # a stays due, untouched
-    watcher._run_batch(due)
+    watcher._run_batch(lane, due)
     assert cams["b"].stats.windows == cams["c"].stats.windows == 1 and cams["a"].stats.windows == 0
-    due, _ = watcher._gather()
+    due, _ = watcher._gather(lane)
     assert [d.cam.camera.name for d in due] == ["a"]

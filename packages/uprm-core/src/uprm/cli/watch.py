@@ -14,6 +14,17 @@ import click
 from uprm.cli._options import detect_options
 
 
+def _shard(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--shard K/N`` checked before anything loads: ``--shard 3/2: K must be between 1 and N``."""
+    from uprm.watch.shards import parse_shard
+
+    try:
+        k, n = parse_shard(value)
+    except ValueError as exc:
+        raise click.UsageError(f"--shard {value}: {exc}", ctx) from None
+    return f"{k}/{n}"
+
+
 def _pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
     out = {}
     for item in items:
@@ -64,6 +75,15 @@ def _pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--av-option", "av_option", multiple=True, metavar="KEY=VALUE",
               help="An FFmpeg option for every source, e.g. rtsp_transport=udp (used as given; without it an "
                    "RTSP camera is opened over TCP, then UDP when the server refuses TCP). Repeatable.")
+@click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Model replicas on this host, each running the windows of its share of the cameras (camera i "
+                   "goes to replica i mod N): one per GPU, or on CPUs the torch threads split between them.")
+@click.option("--shard", default="1/1", show_default=True, metavar="K/N", callback=_shard,
+              help="Watch only the K-th of N shares of the camera list, so N hosts (e.g. a Kubernetes StatefulSet's "
+                   "pods) watch one list together: camera i of the list (1-based) is in share (i-1) mod N + 1. Give "
+                   "every host the same list in the same order.")
+@click.option("--host-name", default=None, envvar="UPRM_HOST_NAME", show_envvar=True,
+              help="This host's name in every alert record (with its shard) [default: the machine's host name].")
 @detect_options(files=False, stride=2.0, batch_size=8, max_side=512)
 @click.option("--quiet", "-q", is_flag=True, help="Log only warnings and errors.")
 def cli(sources: tuple[str, ...], checkpoint: str, fmt: str, max_runtime: float | None, stop_file: str | None,
@@ -82,9 +102,17 @@ def cli(sources: tuple[str, ...], checkpoint: str, fmt: str, max_runtime: float 
     back-off; when inference is slower than real time windows are skipped and counted;
     SIGINT or SIGTERM closes the open events and flushes the alerts before exit.
 
+    An RTSP camera is opened over TCP, then over UDP when the server refuses TCP
+    (--av-option rtsp_transport=udp|tcp forces one); the transport that worked is
+    reused on reconnects and shown in the status. --replicas N runs N models on this
+    host, the cameras shared between them; --shard K/N spreads one camera list over N
+    hosts. Every alert record names its host and shard.
+
     \b
     uprm watch rtsp://cam1/stream rtsp://cam2/stream --checkpoint runs/uprm \\
         --alerts alerts.jsonl --webhook https://hooks.example/uprm --clips clips
+    uprm watch $(cat cameras.txt) --checkpoint runs/uprm --replicas 2 \\
+        --shard 2/4 --alerts alerts.jsonl          # the 2nd of 4 hosts
     """
     from uprm.errors import UPRMError
     from uprm.watch.settings import WatchSettings

@@ -13,6 +13,7 @@ A record (one JSON object per line of ``--alerts``, and the body of each POST)::
      "category": "Stealing", "severity": "medium",     # from the taxonomy's cause phrasings; null when unknown
      "expert_weights": {"background": 0.41, "coarse": 0.59}, "windows": 3,
      "written_at": "2026-01-01T12:00:08.900+00:00",
+     "host": "watch-0", "shard": "1/2",               # who raised it: --host-name (else the host name), --shard
      "latency_s": 0.41,                                # open: newest frame of the window -> this record
      "reason": "cooldown", "duration": 8.0,            # close only
      "clip": "clips/cam1-20260101T120000Z-1.mp4"}      # with --clips (written post-roll seconds after close)
@@ -43,6 +44,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from uprm._version import __version__
 from uprm.taxonomy import Taxonomy, load_taxonomy
 from uprm.watch.events import Event
+from uprm.watch.shards import host_name
 
 __all__ = ["AlertLog", "WebhookSender", "alert_record", "iso_time", "read_alerts"]
 
@@ -57,9 +59,11 @@ def iso_time(epoch: float | None) -> str | None:
 
 
 def alert_record(kind: str, event: Event, *, source: str, written_at: float, clip: str | None = None,
-                 latency: float | None = None, taxonomy: Taxonomy | None = None) -> dict[str, Any]:
+                 latency: float | None = None, taxonomy: Taxonomy | None = None, host: str | None = None,
+                 shard: str = "1/1") -> dict[str, Any]:
     """The record of ``event`` opening (``kind="open"``) or closing (``"close"``), with the
-    category and severity ``taxonomy`` (default: UCF-Crime's) gives its cause."""
+    category and severity ``taxonomy`` (default: UCF-Crime's) gives its cause, and the
+    ``host`` (default :func:`~uprm.watch.shards.host_name`) and ``shard`` that raised it."""
     # here, not at the top: importing uprm.detection loads numpy, and the watcher's event
     # logic and ``uprm watch --help`` stay light (test_schedule's import test)
     from uprm.detection.categories import category_of_cause
@@ -74,6 +78,7 @@ def alert_record(kind: str, event: Event, *, source: str, written_at: float, cli
         "severity": category.severity if category is not None else None,
         "expert_weights": {k: round(v, 6) for k, v in event.expert_weights.items()},
         "windows": event.windows, "written_at": iso_time(written_at),
+        "host": host or host_name(), "shard": shard,
     }
     if latency is not None:
         record["latency_s"] = round(latency, 3)

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from uprm.errors import WatchError, WatchSettingsError
 from uprm.options import FILE_ONLY, DetectOptions
+from uprm.watch.shards import parse_shard
 
 __all__ = ["WatchError", "WatchSettings"]
 
@@ -55,6 +56,15 @@ class WatchSettings(DetectOptions):
     Model:
         device: torch device (None: a given model stays where it is, a checkpoint goes to
             "auto": cuda if available, else cpu).
+        replicas: model replicas on this host, each running the windows of its share of the
+            cameras (camera i of this host goes to replica i mod N): on GPUs one per device,
+            on CPUs the torch threads split between them. 1: one model, as before.
+
+    Several hosts:
+        shard: ``"K/N"``: watch only the K-th of N shares of the camera list (camera i of
+            the list, 1-based, is in share ``(i - 1) % N + 1``; :mod:`uprm.watch.shards`).
+        host_name: the host's name in alert records (None: ``$UPRM_HOST_NAME``, else the
+            machine's host name).
     """
 
     error: ClassVar[type[WatchSettingsError]] = WatchSettingsError
@@ -86,11 +96,28 @@ class WatchSettings(DetectOptions):
     reconnect_max: float = Field(30.0, gt=0, allow_inf_nan=False)
     max_reconnects: int | None = Field(None, ge=0)
     av_options: dict[str, str] = Field(default_factory=dict)
+    replicas: int = Field(1, ge=1)
+    shard: str = "1/1"
+    host_name: str | None = None
 
     @field_validator("av_options", mode="before")
     @classmethod
     def _strings(cls, value: Any) -> Any:
         return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, value: str) -> str:
+        try:
+            k, n = parse_shard(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (got {value!r})") from None
+        return f"{k}/{n}"
+
+    @property
+    def shard_parts(self) -> tuple[int, int]:
+        """``(K, N)`` of :attr:`shard`."""
+        return parse_shard(self.shard)
 
     @field_validator("webhook")
     @classmethod

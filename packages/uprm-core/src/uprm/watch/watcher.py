@@ -12,10 +12,18 @@
 
 The inference loop runs in the thread that calls :meth:`Watcher.run` (the main thread
 for ``uprm watch``), so a signal handler only has to set the stop event.
+
+With ``replicas`` N > 1 there are N model replicas, each with its own inference loop in
+its own thread over its share of the cameras (camera i of this host goes to replica
+i mod N; docs/design.md §9d says why cameras, not windows, are spread); the calling
+thread then only watches for the stop, the deadline and the end, and shows the status.
+With ``shard`` K/N only the K-th of N shares of the camera list is watched
+(:mod:`~uprm.watch.shards`).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import statistics
 import threading
@@ -35,6 +43,7 @@ from uprm.watch.infer import answer_windows, threat_span
 from uprm.watch.reader import Camera, CameraReader
 from uprm.watch.schedule import GridView, WindowClock
 from uprm.watch.settings import WatchError, WatchSettings
+from uprm.watch.shards import host_name, select_shard
 from uprm.watch.sources import Source, parse_sources
 
 __all__ = ["WatchReport", "Watcher", "watch"]
@@ -57,6 +66,20 @@ class _Cam:
     recorder: ClipRecorder | None = None
     #: the "windows skipped" warning, at most every 10 s (the first at once)
     skip_warning: Throttle = field(default_factory=lambda: Throttle(10.0))
+    lane: int = 0  # the model replica that runs its windows
+
+
+@dataclass
+class _Lane:
+    """A model replica and the cameras whose windows it runs (its inference loop)."""
+
+    index: int
+    model: Any
+    perception: Any
+    cams: list[_Cam]
+    wake: threading.Event
+    timings: dict[str, float]
+    error: BaseException | None = None
 
 
 @dataclass
@@ -134,6 +157,61 @@ def _load(model_or_checkpoint: Any, settings: WatchSettings) -> Any:
                       expert_options=settings.expert_options or None).model
 
 
+def _shard_sources(sources: list[Source], settings: WatchSettings) -> list[Source]:
+    """This host's share of ``sources`` (``settings.shard``; :mod:`~uprm.watch.shards`);
+    a :class:`WatchError` when the share is empty."""
+    k, n = settings.shard_parts
+    if n == 1:
+        return sources
+    mine = select_shard(sources, k, n)
+    if not mine:
+        raise WatchError(f"shard {k}/{n} has no camera: the list has {len(sources)} (shard K takes cameras "
+                         f"K, K+N, K+2N, ... of the list; give at least N cameras or fewer shards)")
+    log.info("shard %d/%d: %d of %d cameras (%s)", k, n, len(mine), len(sources), ", ".join(s.name for s in mine))
+    return mine
+
+
+def _replica_devices(device: str, n: int) -> list[str]:
+    """Where each of ``n`` replicas runs: one GPU each, from the first replica's (round
+    robin when there are fewer GPUs than replicas); on the CPU all on the CPU."""
+    import torch
+
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return [device] * n
+    count = torch.cuda.device_count()
+    first = int(device.partition(":")[2] or torch.cuda.current_device())
+    if n > count:
+        log.warning("%d replicas on %d GPU(s): some GPUs hold more than one", n, count)
+    return [f"cuda:{(first + i) % count}" for i in range(n)]
+
+
+def _replicas(model_or_checkpoint: Any, settings: WatchSettings, cameras: int) -> list[Any]:
+    """``settings.replicas`` models (at most one per camera): the first loaded as one
+    watcher loads it, the others loaded again from the checkpoint (or copies of a given
+    model), each on its own device (:func:`_replica_devices`). On the CPU the torch
+    threads (``threads``, else torch's default) are split between the replicas: they run
+    in threads of this process."""
+    n = min(settings.replicas, cameras)
+    if n < settings.replicas:
+        log.warning("%d replicas asked for %d camera(s): %d replicas (a camera runs on one replica)",
+                    settings.replicas, cameras, n)
+    if n == 1:
+        return [_load(model_or_checkpoint, settings)]
+    import torch
+
+    total = settings.threads or torch.get_num_threads()
+    first = _load(model_or_checkpoint, settings.model_copy(update={"threads": max(1, total // n)}))
+    devices = _replica_devices(str(first.device), n)
+    models = [first.to(devices[0])]
+    for device in devices[1:]:
+        if isinstance(model_or_checkpoint, (str, Path)):
+            models.append(_load(model_or_checkpoint, settings.model_copy(update={"device": device, "threads": None})))
+        else:
+            models.append(copy.deepcopy(first).to(device).eval())
+    log.info("%d model replicas on %s (%d torch threads each on the CPU)", n, ", ".join(devices), max(1, total // n))
+    return models
+
+
 def _check_outputs(settings: WatchSettings) -> None:
     """The alerts file and the clips folder can be written (their folders are made);
     else a :class:`WatchError` naming the setting and the path."""
@@ -170,16 +248,24 @@ class Watcher:
 
         self.settings = settings
         self.taxonomy = settings.site_taxonomy()  # the alerts' categories and severities
-        self.sources = parse_sources(sources)
+        self.host, self.shard = host_name(settings.host_name), settings.shard
+        self.sources = _shard_sources(parse_sources(sources), settings)
         _check_outputs(settings)  # before the model loads: a bad path fails at once
-        self.model = _load(model_or_checkpoint, settings)
+        models = _replicas(model_or_checkpoint, settings, len(self.sources))
+        self.model = models[0]
         self.num_frames = int(self.model.config.num_frames)
         self.stop_event = threading.Event()
         self.wake = threading.Event()
-        self.cams = [self._camera(source, on_frame) for source in self.sources]
+        self.lanes = [_Lane(i, m, None, [], self.wake if len(models) == 1 else threading.Event(), {})
+                      for i, m in enumerate(models)]
+        for lane in self.lanes:
+            lane.perception = Perception(lane.model.block.experts, share=True, timings=lane.timings)
+        self.cams = [self._camera(source, on_frame, self.lanes[i % len(self.lanes)])
+                     for i, source in enumerate(self.sources)]
         self.tolerance = settings.gap_tolerance or max(settings.window / self.num_frames, 1.0)
-        self.timings: dict[str, float] = {}
-        self.perception = Perception(self.model.block.experts, share=True, timings=self.timings)
+        self.timings = self.lanes[0].timings
+        self.perception = self.lanes[0].perception
+        self._emit_lock = threading.RLock()  # the replicas' loops write alerts concurrently
         self.on_alert, self.on_status, self.status_every = on_alert, on_status, float(status_every)
         try:
             self.alert_log = AlertLog(settings.alerts) if settings.alerts else None
@@ -198,20 +284,27 @@ class Watcher:
         self._started = time.monotonic()
         self._status_throttle = Throttle(self.status_every)
 
-    def _camera(self, source: Source, on_frame: Callable[[str, Frame], None] | None) -> _Cam:
+    def _camera(self, source: Source, on_frame: Callable[[str, Frame], None] | None, lane: _Lane) -> _Cam:
         s = self.settings
         clock = WindowClock(s.window, s.stride, self.num_frames)
-        camera = Camera(source, s, clock, self.wake)
+        camera = Camera(source, s, clock, lane.wake)
         grid = GridView(source.name, clock.interval, self.num_frames, {"source": source.describe()})
-        return _Cam(camera, CameraReader(camera, self.stop_event, on_frame), grid,
-                    EventTracker(source.name, s.threshold, s.cooldown))
+        cam = _Cam(camera, CameraReader(camera, self.stop_event, on_frame), grid,
+                   EventTracker(source.name, s.threshold, s.cooldown), lane=lane.index)
+        lane.cams.append(cam)
+        return cam
 
     # ------------------------------------------------------------------ running
     def stop(self) -> None:
         """Ask the watcher to stop (thread- and signal-safe): open events close, alerts
         are flushed, then :meth:`run` returns."""
         self.stop_event.set()
+        self._wake_all()
+
+    def _wake_all(self) -> None:
         self.wake.set()
+        for lane in self.lanes:
+            lane.wake.set()
 
     def run(self, stop: StopHook = None, max_seconds: float | None = None) -> WatchReport:
         """Watch until ``stop`` (an event, or a callable returning true), ``max_seconds``
@@ -229,32 +322,79 @@ class Watcher:
 
     def _loop(self, should_stop: Callable[[], bool], max_seconds: float | None) -> str:
         deadline = None if max_seconds is None else self._started + float(max_seconds)
-        while True:
+
+        def stop_reason() -> str | None:
             if self.stop_event.is_set() or should_stop():
                 return "stop"
             if deadline is not None and time.monotonic() >= deadline:
                 return "max_seconds"
-            self.wake.clear()
-            ended = all(c.camera.ended for c in self.cams)
-            due, taken = self._gather()
+            return None
+
+        if len(self.lanes) == 1:
+            return self._run_lane(self.lanes[0], stop_reason, housekeeping=True)
+        return self._supervise(stop_reason)
+
+    def _run_lane(self, lane: _Lane, stop_reason: Callable[[], str | None], housekeeping: bool) -> str:
+        """The inference loop of one replica over its cameras, until a stop reason or the
+        end of all its cameras (``"end of streams"``)."""
+        while True:
+            reason = stop_reason()
+            if reason is not None:
+                return reason
+            lane.wake.clear()
+            ended = all(c.camera.ended for c in lane.cams)
+            due, taken = self._gather(lane)
             if due:
-                self._run_batch(due)
+                self._run_batch(lane, due)
             elif not taken:
-                self._close_ended()
+                self._close_ended(lane.cams)
                 if ended:
                     return "end of streams"
-                self.wake.wait(0.1)
-            self._housekeeping()
+                lane.wake.wait(0.1)
+            if housekeeping:
+                self._housekeeping()
 
-    def _gather(self) -> tuple[list[_Due], int]:
+    def _supervise(self, stop_reason: Callable[[], str | None]) -> str:
+        """Several replicas: each lane's loop in its own thread; this thread stops them
+        (stop, deadline), notices their end, re-raises a lane's error and shows the status."""
+        threads = [threading.Thread(target=self._lane_thread, args=(lane,), name=f"uprm-watch-replica-{lane.index}",
+                                    daemon=True) for lane in self.lanes]
+        for thread in threads:
+            thread.start()
+        try:
+            while True:
+                reason = stop_reason()
+                failed = next((lane for lane in self.lanes if lane.error is not None), None)
+                if reason is not None or failed is not None or not any(t.is_alive() for t in threads):
+                    break
+                self._housekeeping()
+                self.wake.wait(0.1)
+                self.wake.clear()
+        finally:
+            self.stop_event.set()
+            self._wake_all()
+            for thread in threads:
+                thread.join()
+        if failed is not None and failed.error is not None:
+            raise failed.error
+        return reason or "end of streams"
+
+    def _lane_thread(self, lane: _Lane) -> None:
+        try:
+            self._run_lane(lane, lambda: "stop" if self.stop_event.is_set() else None, housekeeping=False)
+        except BaseException as exc:  # re-raised by the supervising thread
+            lane.error = exc
+            self.wake.set()
+
+    def _gather(self, lane: _Lane) -> tuple[list[_Due], int]:
         """The next batch: a window of each camera with one due, longest waiting first, at
         most ``batch_size`` (the others stay due: taken fresh on the next pass, so a
         window is never run after a newer one of its camera was due). Returns the
         windows to run and how many were taken (incomplete ones are not run)."""
-        waiting = [(lag, i) for i, c in enumerate(self.cams) if (lag := c.camera.waiting()) is not None]
+        waiting = [(lag, i) for i, c in enumerate(lane.cams) if (lag := c.camera.waiting()) is not None]
         due, count = [], 0
         for _, i in sorted(waiting, reverse=True)[:self.settings.batch_size]:
-            c = self.cams[i]
+            c = lane.cams[i]
             taken = c.camera.take_window()
             if taken is None:
                 continue
@@ -279,20 +419,20 @@ class Watcher:
             log.warning("camera %s: inference is slower than real time: %d window(s) skipped so far",
                         c.camera.name, c.camera.stats.skipped)
 
-    def _run_batch(self, due: list[_Due]) -> None:
+    def _run_batch(self, lane: _Lane, due: list[_Due]) -> None:
         from uprm.detection import PerceptionError
 
         features = []
         for d in due:
             try:
-                features.append(self.perception.batch(d.cam.grid, [d.m - self.num_frames])[0])
+                features.append(lane.perception.batch(d.cam.grid, [d.m - self.num_frames])[0])
             except PerceptionError as exc:
                 raise WatchError(f"camera {d.cam.camera.name}: {exc} (live video has no sidecar files: experts "
                                  "that read poses or scene graphs need a model, e.g. --expert-option "
                                  "pose.weights=/path/yolo11n-pose.pt)") from exc
         start = time.perf_counter()
-        answers = answer_windows(self.model, features, self.settings.threshold)
-        self.timings["answer"] = self.timings.get("answer", 0.0) + time.perf_counter() - start
+        answers = answer_windows(lane.model, features, self.settings.threshold)
+        lane.timings["answer"] = lane.timings.get("answer", 0.0) + time.perf_counter() - start
         now = time.time()
         for d, answer in zip(due, answers):
             self._handle(d, answer, now)
@@ -314,12 +454,16 @@ class Watcher:
 
     # ------------------------------------------------------------------ alerts
     def _emit(self, c: _Cam, kind: str, event: Event) -> None:
+        with self._emit_lock:
+            self._emit_locked(c, kind, event)
+
+    def _emit_locked(self, c: _Cam, kind: str, event: Event) -> None:
         clip = self._clip(c, kind, event) if self.settings.clips else None
         written = time.time()
         opened = event.opened_by.newest_wall if event.opened_by is not None else None
         latency = written - opened if kind == "open" and opened is not None else None
         record = alert_record(kind, event, source=c.camera.source.describe(), written_at=written, clip=clip,
-                              latency=latency, taxonomy=self.taxonomy)
+                              latency=latency, taxonomy=self.taxonomy, host=self.host, shard=self.shard)
         if self.alert_log is not None:
             self.alert_log.write(record)
         self.alerts_written += 1
@@ -355,8 +499,8 @@ class Watcher:
             c.recorder = None
         return str(path)
 
-    def _close_ended(self) -> None:
-        for c in self.cams:
+    def _close_ended(self, cams: list[_Cam]) -> None:
+        for c in cams:
             if c.camera.ended and c.tracker.current is not None:
                 reason = "stream lost" if c.camera.state == "failed" else "end of stream"
                 for kind, event in c.tracker.finish(reason, self._stream_time(c)):
@@ -378,7 +522,7 @@ class Watcher:
     # ------------------------------------------------------------------ stopping
     def _shutdown(self, reason: str) -> None:
         self.stop_event.set()
-        self.wake.set()
+        self._wake_all()
         why = "end of stream" if reason == "end of streams" else "shutdown"
         for c in self.cams:
             try:
@@ -403,20 +547,24 @@ class Watcher:
     def status(self) -> dict[str, Any]:
         """A snapshot for the live view: per camera state, stream time, frames per second,
         windows, skipped, reconnects, last P(yes) and the open event; recent alerts."""
-        return {"elapsed": round(time.monotonic() - self._started, 1),
+        return {"elapsed": round(time.monotonic() - self._started, 1), "host": self.host, "shard": self.shard,
                 "cameras": [_camera_status(c) for c in self.cams], "alerts": list(self.recent),
                 "webhook": None if self.webhook is None else dict(self.webhook.stats)}
 
     def report(self, stopped_by: str, seconds: float, cpu_seconds: float) -> WatchReport:
         cameras = {c.camera.name: _camera_report(c) for c in self.cams}
         settings = {**self.settings.to_dict(), "stride_in_effect": self.cams[0].camera.clock.stride,
-                    "num_frames": self.num_frames}
+                    "num_frames": self.num_frames, "host": self.host}
+        timings: dict[str, float] = {}
+        for lane in self.lanes:
+            for k, v in lane.timings.items():
+                timings[k] = timings.get(k, 0.0) + v
         clips = [str(r.written) for _, r in self.recorders if r.written is not None]
         lags = [lag for c in self.cams for lag in c.camera.stats.lags]
         return WatchReport(stopped_by, round(seconds, 3), round(cpu_seconds, 3), cameras, list(self.closed),
                            self.alerts_written, _summary(self.latencies), _summary(lags),
                            None if self.webhook is None else dict(self.webhook.stats), clips, settings,
-                           {k: round(v, 4) for k, v in self.timings.items()})
+                           {k: round(v, 4) for k, v in timings.items()})
 
 
 def _stop_check(stop: StopHook) -> Callable[[], bool]:
@@ -440,7 +588,7 @@ def _camera_status(c: _Cam) -> dict[str, Any]:
     seconds = recent[-1].time - recent[0].time if recent else 0.0
     fps = (len(recent) - 1) / seconds if seconds > 0 else 0.0
     event = c.tracker.current
-    return {"camera": camera.name, "state": camera.state, "transport": camera.transport,
+    return {"camera": camera.name, "state": camera.state, "transport": camera.transport, "replica": c.lane,
             "stream_time": None if latest is None else latest.time,
             "fps": round(fps, 1), "windows": camera.stats.windows, "skipped": camera.stats.skipped,
             "incomplete": camera.stats.incomplete + camera.stats.outage, "reconnects": camera.stats.reconnects,
@@ -453,7 +601,7 @@ def _camera_report(c: _Cam) -> dict[str, Any]:
     camera = c.camera
     stats = camera.stats.to_dict()
     return {"source": camera.source.describe(), "kind": camera.source.kind, "state": camera.state,
-            "transport": camera.transport,
+            "transport": camera.transport, "replica": c.lane,
             "stream_seconds": round(_stream_seconds(camera), 3), "ring_peak_frames": camera.ring.peak,
             "ring_max_frames": camera.ring.max_frames, "window_lag": _summary(camera.stats.lags), **stats}
 
