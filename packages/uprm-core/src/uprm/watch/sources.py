@@ -191,5 +191,5 @@ def open_negotiated(source: Source, open_timeout: float, read_timeout: float,
             if i + 1 == len(choices) or not transport_refused(exc):
                 raise
             log.info("camera %s: %s refused RTSP over %s (%s); trying %s", source.name, source.describe(),
-                     transport.upper(), exc, str(choices[i + 1]).upper())
+                     str(transport).upper(), exc, str(choices[i + 1]).upper())
     raise AssertionError("unreachable: the last choice returns or raises")
