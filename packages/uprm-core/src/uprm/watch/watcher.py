@@ -236,7 +236,8 @@ class Watcher:
         sources: ``[NAME=]SOURCE`` strings or :class:`~uprm.watch.sources.Source` objects.
         model_or_checkpoint: a :class:`~uprm.UPRMModel` or a checkpoint directory.
         settings: :class:`~uprm.watch.settings.WatchSettings`.
-        on_alert: called with each record (open or close) after it is written.
+        on_alert: called with each record (open or close) after it is written (one call at a
+            time; from a replica's thread when ``settings.replicas`` > 1).
         on_frame: called by the reader threads with ``(camera, frame)`` for each buffered frame.
         on_status: called every ``status_every`` seconds with :meth:`status`.
     """
