@@ -11,6 +11,10 @@
 - a headless Chromium driven by selenium (Debian's chromium + chromium-driver): skipped
   when absent, except under ``CI=true``, where it fails; the page tests' helpers
   (``page_tools``).
+- a real PostgreSQL server (``postgres``: Debian's initdb into a temporary folder, run as
+  ``nobody`` when the tests run as root; :mod:`uprm.testing.postgres`), absent
+  programs handled as the browser's; ``make_store`` opens a test's store in SQLite and,
+  parametrised, in a fresh PostgreSQL database.
 
 The fixtures are package-scoped (this folder has an ``__init__.py``), so the servers and
 the browser stop when these tests end, not at the end of the whole suite.
@@ -387,3 +391,56 @@ def guarded(start_server, checkpoint) -> ServerProcess:
     server = start_server(checkpoint, "--token", TOKEN, "--max-queue", "6", "--threads", "1", name="guarded")
     server.token = TOKEN
     return server
+
+
+# -- the stores: SQLite and a real PostgreSQL ---------------------------------------------------------
+
+
+@pytest.fixture(scope="package")
+def postgres(missing_system_tool):
+    """One PostgreSQL server for this package's tests (:mod:`uprm.testing.postgres`); a
+    missing initdb or postgres is handled as a missing browser (``missing_system_tool``)."""
+    from uprm.testing.postgres import PostgresMissing, PostgresServer
+
+    try:
+        server = PostgresServer()
+    except PostgresMissing as exc:
+        missing_system_tool(str(exc))
+    with server:
+        yield server
+
+
+def new_database(postgres) -> str:
+    """The URL of a new empty database on the test server."""
+    import secrets
+
+    return postgres.create_database(f"uprm_{secrets.token_hex(6)}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_store(request, tmp_path):
+    """``make_store()``: open this test's job store — SQLite in ``tmp_path``, or a fresh
+    PostgreSQL database — again at each call (a second process, or a restart, on the same
+    store); the stores are closed after the test. ``make_store.kind`` says which."""
+    from uprm.serve.store import JobStore
+
+    if request.param == "sqlite":
+        def opener():
+            return JobStore(tmp_path / "jobs.sqlite3")
+    else:
+        from uprm.serve.pgstore import PostgresStore
+
+        url = new_database(request.getfixturevalue("postgres"))
+
+        def opener():
+            return PostgresStore(url, pool_size=4)
+    opened = []
+
+    def make():
+        opened.append(opener())
+        return opened[-1]
+
+    make.kind = request.param
+    yield make
+    for store in opened:
+        store.close()

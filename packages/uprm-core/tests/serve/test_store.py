@@ -1,5 +1,7 @@
-"""The SQLite job queue: order, limits under concurrency, recovery after a dead worker,
-giving up on a job that kills workers, the event log."""
+"""The job store, in SQLite and in a real PostgreSQL (``make_store``): order, limits
+under concurrency, one claimer per job among several workers, recovery after a dead
+worker (at start, by a live sibling, by an expired lease), giving up on a job that kills
+workers, the event log; the schema versions of both."""
 
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ def events(store, job_id):
     return [e["event"] for e in store.events(job_id)]
 
 
-def test_jobs_run_in_order_of_acceptance(tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite3")
+def test_jobs_run_in_order_of_acceptance(make_store):
+    store = make_store()
     for name in ("c", "a", "b"):
         add(store, name)
     assert [store.position(store.get(n)) for n in ("c", "a", "b")] == [0, 1, 2]
@@ -38,8 +40,8 @@ def test_jobs_run_in_order_of_acceptance(tmp_path):
     assert store.counts() == {"queued": 0, "running": 1, "done": 1, "failed": 1}
 
 
-def test_the_queue_limit_holds_under_concurrent_submissions(tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite3")
+def test_the_queue_limit_holds_under_concurrent_submissions(make_store):
+    store = make_store()
     accepted, refused = [], []
     barrier = threading.Barrier(20)
 
@@ -60,13 +62,13 @@ def test_the_queue_limit_holds_under_concurrent_submissions(tmp_path):
     assert store.counts()["queued"] == 5 and len(store.ids()) == 5
 
 
-def test_a_dead_workers_job_goes_back_first_and_a_job_that_kills_workers_fails(tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite3")
+def test_a_dead_workers_job_goes_back_first_and_a_job_that_kills_workers_fails(make_store):
+    store = make_store()
     add(store, "first")
     add(store, "second")
     assert store.claim(2).id == "first"
     # the worker dies; a new one starts
-    assert JobStore(tmp_path / "jobs.sqlite3").requeue_running() == ["first"]
+    assert make_store().requeue_running() == ["first"]
     assert store.get("first").state == "queued" and store.get("first").attempts == 1
     assert store.claim(2).id == "first"  # keeps its place in the line
     store.requeue_running()
@@ -77,8 +79,8 @@ def test_a_dead_workers_job_goes_back_first_and_a_job_that_kills_workers_fails(t
     assert events(store, "first") == ["queued", "started", "requeued", "started", "requeued", "failed"]
 
 
-def test_a_worker_asked_to_stop_returns_its_job_without_using_an_attempt(tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite3")
+def test_a_worker_asked_to_stop_returns_its_job_without_using_an_attempt(make_store):
+    store = make_store()
     add(store, "a")
     store.claim(1)
     store.release("a")
@@ -87,8 +89,8 @@ def test_a_worker_asked_to_stop_returns_its_job_without_using_an_attempt(tmp_pat
     assert store.claim(1).id == "a"
 
 
-def test_only_finished_jobs_are_deleted_and_meta_round_trips(tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite3")
+def test_only_finished_jobs_are_deleted_and_meta_round_trips(make_store):
+    store = make_store()
     add(store, "a")
     assert store.delete("a") is None
     store.claim(3)
@@ -99,12 +101,10 @@ def test_only_finished_jobs_are_deleted_and_meta_round_trips(tmp_path):
     assert store.get_meta("worker") == {"state": "loading"} and store.get_meta("nothing", 1) == 1
 
 
-def test_a_duplicate_id_is_refused(tmp_path):
-    import sqlite3
-
-    store = JobStore(tmp_path / "jobs.sqlite3")
+def test_a_duplicate_id_is_refused(make_store):
+    store = make_store()
     add(store, "a")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(store.integrity_error):
         add(store, "a")
     assert store.counts()["queued"] == 1
 
@@ -142,7 +142,8 @@ def test_a_store_of_the_earlier_schema_is_migrated_and_a_newer_one_refused(tmp_p
     store.close()
     again = JobStore(path)  # migrating twice is a no-op
     assert again.reviews("old") == [review]
-    assert again._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert again._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert again.get("old").worker is None and again.get("old").lease is None  # version 3's columns
     again.close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
@@ -150,8 +151,8 @@ def test_a_store_of_the_earlier_schema_is_migrated_and_a_newer_one_refused(tmp_p
         JobStore(path)
 
 
-def test_a_review_is_kept_only_for_a_finished_job_and_the_fingerprint_with_it(tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite3")
+def test_a_review_is_kept_only_for_a_finished_job_and_the_fingerprint_with_it(make_store):
+    store = make_store()
     add(store, "a")
     assert store.add_review("a", "alice", []) is None  # queued
     store.claim(3)
@@ -162,3 +163,99 @@ def test_a_review_is_kept_only_for_a_finished_job_and_the_fingerprint_with_it(tm
     second = store.add_review("a", "bob", [])
     assert [r["n"] for r in store.reviews("a")] == [second["n"], first["n"]]
     assert store.current_reviews() == [(store.get("a"), second)]
+
+
+def test_a_postgresql_store_has_a_schema_version_and_refuses_a_newer_one(postgres):
+    from uprm.serve.pgstore import PostgresStore
+    from uprm.serve.store import SCHEMA_VERSION, StoreTooNew
+
+    url = postgres.create_database("uprm_versions")
+    store = PostgresStore(url)
+    add(store, "a")
+    again = PostgresStore(url)  # opening it again keeps it
+    assert again.get("a").state == "queued" and again.get_meta("schema_version") == SCHEMA_VERSION == 3
+    store.set_meta("schema_version", 99)
+    with pytest.raises(StoreTooNew, match="newer uprm"):
+        PostgresStore(url)
+    store.close()
+    again.close()
+
+
+# -- several workers on one store ------------------------------------------------------------------------
+
+
+def test_workers_racing_for_jobs_each_claim_a_different_job(make_store):
+    """Four workers (two processes' stores, two threads each) claim 24 jobs at once:
+    each job is claimed exactly once."""
+    stores = [make_store(), make_store()]
+    for i in range(24):
+        add(stores[0], f"j{i:02d}")
+    claimed: dict[str, list[str]] = {}
+    barrier = threading.Barrier(4)
+
+    def work(n):
+        store, me = stores[n % 2], f"host:{n}:m"
+        barrier.wait()
+        while (job := store.claim(3, worker=me)) is not None:
+            claimed.setdefault(job.id, []).append(me)
+            assert store.finish(job.id, job.id, worker=me)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == [f"j{i:02d}" for i in range(24)]
+    assert all(len(by) == 1 for by in claimed.values()), claimed
+    assert stores[1].counts() == {"queued": 0, "running": 0, "done": 24, "failed": 0}
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+
+
+def test_a_live_sibling_requeues_the_job_of_a_dead_worker_of_this_machine_and_spares_live_ones(make_store):
+    import os
+
+    from uprm.serve.store import worker_id
+
+    store = make_store()
+    for name in ("dead", "alive", "far"):
+        add(store, name)
+    dead, alive = worker_id(_dead_pid()), worker_id(os.getpid())
+    assert store.claim(3, worker=dead).id == "dead"
+    assert store.claim(3, worker=alive).id == "alive"
+    assert store.claim(3, worker="other-host:1:abcdef12", lease=60).id == "far"  # another host, lease running
+    sibling = make_store()
+    assert sibling.recover() == ["dead"]
+    job = sibling.get("dead")
+    assert (job.state, job.attempts, job.worker) == ("queued", 1, None)
+    assert [e["detail"] for e in sibling.events("dead")][-1] == "the worker stopped while running it"
+    assert (sibling.get("alive").state, sibling.get("far").state) == ("running", "running")
+    again = sibling.claim(3, worker=alive)
+    assert again.id == "dead" and again.attempts == 2  # the attempt of the dead worker counted
+
+
+def test_an_expired_lease_sends_the_job_to_another_worker_and_the_old_one_cannot_write(make_store):
+    store = make_store()
+    add(store, "a")
+    far = "other-host:7:abcdef12"
+    assert store.claim(3, worker=far, lease=60).id == "a"
+    assert store.renew("a", far, lease=-1)  # as if it had not renewed for a minute
+    assert store.recover() == ["a"]
+    assert store.events("a")[-1]["detail"] == "the worker other-host:7 stopped renewing its lease"
+    job = store.claim(3, worker="here:1:abcdef12")
+    assert job.id == "a" and job.attempts == 2 and job.worker == "here:1:abcdef12"
+    # the first worker wakes up: its job is no longer its own
+    assert not store.renew("a", far)
+    store.set_progress("a", 5, 10, worker=far)
+    assert not store.finish("a", "stale", worker=far) and not store.fail("a", "x", "y", worker=far)
+    assert not store.release("a", worker=far)
+    job = store.get("a")
+    assert (job.state, job.windows_done, job.result) == ("running", 0, None)
+    assert store.finish("a", "a", worker="here:1:abcdef12") and store.get("a").result == "a"
+    assert [e["event"] for e in store.events("a")] == ["queued", "started", "requeued", "started", "done"]

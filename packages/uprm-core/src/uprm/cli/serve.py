@@ -7,6 +7,22 @@ import click
 from uprm.cli._options import detect_options
 
 
+def worker_options():
+    """``--workers`` and ``--store``, shared by ``uprm serve`` and ``uprm serve-worker``."""
+
+    def apply(func):
+        func = click.option("--store", envvar="UPRM_STORE", show_envvar=True, default=None, metavar="URL",
+                            help="Keep the jobs, reviews and results index in PostgreSQL "
+                                 "(postgresql://user@host:port/database; the password is better in PGPASSWORD or "
+                                 "~/.pgpass) so workers on other hosts share them (default: SQLite in --data-dir).",
+                            )(func)
+        return click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                            help="Worker processes on this host, each with its own model (on GPUs one per device; "
+                                 "on CPUs the threads split between them).")(func)
+
+    return apply
+
+
 @click.command("serve")
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, file_okay=False),
               help="A trained UPRM checkpoint directory (`uprm train --out DIR`).")
@@ -29,19 +45,22 @@ from uprm.cli._options import detect_options
               help="Jobs waiting to run; one more is refused with 429.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True,
               help="A job whose worker died this many times while running it fails.")
+@worker_options()
 @detect_options()
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
 def cli(checkpoint: str, data_dir: str, media_root: str | None, models_dir: str | None, host: str, port: int,
-        token: str | None, max_upload_mb: float, max_queue: int, max_attempts: int, detect: dict,
-        log_level: str) -> None:
+        token: str | None, max_upload_mb: float, max_queue: int, max_attempts: int, workers: int,
+        store: str | None, detect: dict, log_level: str) -> None:
     """Serve threat detection over HTTP: a REST API (OpenAPI docs at /docs) and a web page.
 
     POST /v1/jobs takes a video (multipart field `video`) or {"path": ...} under
     --media-root and returns a job id; GET /v1/jobs/ID gives its state and progress,
     /v1/jobs/ID/result the `uprm detect` JSON, /v1/jobs/ID/timeline.png the timeline.
-    Jobs wait in SQLite in --data-dir and run one at a time in order, in a worker process
-    that holds the model; a restart (even after a crash) loses no accepted job.
+    Jobs wait in SQLite in --data-dir (or in PostgreSQL with --store) and run in order of
+    acceptance in --workers worker processes that hold the model (uprm serve-worker adds
+    workers on other hosts); a restart (even after a crash) loses no accepted job, and a
+    job whose worker was killed runs again on another.
     POST /v1/model switches to another checkpoint under --models-dir between jobs. Listens
     on 127.0.0.1 unless --host says otherwise, which needs --token. Guide: docs/serve.md.
     """
@@ -60,7 +79,7 @@ def cli(checkpoint: str, data_dir: str, media_root: str | None, models_dir: str 
         config = ServeConfig(checkpoint=checkpoint, data_dir=data_dir, media_root=media_root, models_dir=models_dir,
                              host=host, port=port,
                              token=token, max_upload_bytes=int(max_upload_mb * (1 << 20)), max_queue=max_queue,
-                             max_attempts=max_attempts, **detect)
+                             max_attempts=max_attempts, workers=workers, store=store, **detect)
         run(config, log_level, announce=lambda url: click.echo(f"uprm serve: {url} (page /, API /v1, docs /docs); "
                                                                f"data in {config.data_dir}", err=False))
     except (ServeConfigError, ConfigError) as exc:

@@ -1,8 +1,9 @@
 """The FastAPI application of ``uprm serve``: the REST API under ``/v1``, the health
 check, and the web page at ``/`` (docs/serve.md).
 
-The API process never imports torch: it validates and queues jobs in SQLite and serves
-files; the worker process (:mod:`uprm.serve.worker`) holds the model.
+The API process never imports torch: it validates and queues jobs in the store (SQLite,
+or PostgreSQL with ``--store``) and serves files; the worker processes
+(:mod:`uprm.serve.worker`, ``--workers N``) hold the model.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from uprm.serve.errors import ApiError, install_error_handlers
 from uprm.serve.media import list_media, probe, resolve_media_path
 from uprm.serve.models import SWITCH, checkpoint_name, choose, list_checkpoints, resolve_checkpoint, wanted_checkpoint
 from uprm.serve.review import activitynet_labels, check_review, instruction_labels, review_json
-from uprm.serve.store import Job, JobStore, QueueFull
-from uprm.serve.supervisor import Supervisor
+from uprm.serve.store import Job, QueueFull, Store
+from uprm.serve.supervisor import WorkerPool as Supervisor  # the --workers N supervised workers
 from uprm.serve.upload import receive_upload
 from uprm.taxonomy import Taxonomy, load_taxonomy
 
@@ -59,16 +60,17 @@ class Service:
         self.auth = Auth(config.token)
         self.run_worker = run_worker
         self.taxonomy: Taxonomy = load_taxonomy(getattr(config, "taxonomy", None))
-        self.store: JobStore | None = None
+        self.store: Store | None = None
         self.supervisor: Supervisor | None = None
 
     def open(self) -> None:
         self.config.check_paths()
-        self.store = JobStore(self.config.db_path)
+        self.store = self.config.open_store()
         self._drop_orphans()
         if self.run_worker:
             # whatever a worker of an earlier server wrote is not this server's readiness
-            self.store.set_meta("worker", {"state": "starting", "since": time.time(), "server": os.getpid()})
+            for key in worker_keys(self.config.workers):
+                self.store.set_meta(key, {"state": "starting", "since": time.time(), "server": os.getpid()})
             self.supervisor = Supervisor(self.config, self.store)
             self.supervisor.start()
 
@@ -118,6 +120,29 @@ def live_worker_state(state: Any, server_pid: int) -> dict[str, Any]:
     if "pid" in state and state.get("state") != "failed" and not _alive(state["pid"]):
         return {"state": "starting"}
     return state
+
+
+def worker_keys(workers: int) -> list[str]:
+    """The meta keys of this server's workers' states (:func:`uprm.serve.worker.state_key`)."""
+    return ["worker"] + [f"worker.{slot}" for slot in range(1, workers)]
+
+
+#: the order in which the workers' states stand for the service (the best one)
+_STATE_ORDER = ("ready", "loading", "starting", "restarting", "failed")
+
+
+def health_body(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """``/healthz`` from the live states of this server's workers: ready when one is
+    ready, failed (503) only when all failed; with several workers, each one's state
+    under ``workers``."""
+    names = [s.get("state", "starting") for s in states]
+    best = min(names, key=lambda n: _STATE_ORDER.index(n) if n in _STATE_ORDER else len(_STATE_ORDER))
+    failed = all(n == "failed" for n in names)
+    body = {"status": "failed" if failed else "ok", "ready": best == "ready", "worker": best,
+            "version": __version__}
+    if len(states) > 1:
+        body["workers"] = names
+    return body
 
 
 def _iso(t: float | None) -> str | None:
@@ -202,12 +227,14 @@ def create_app(config: ServeConfig, *, worker: bool = True) -> FastAPI:
     def healthz() -> JSONResponse:
         """Liveness and readiness: 200 while the API and its database work (``ready`` once
         the worker has loaded the model), 503 when the worker cannot load the model."""
-        worker = live_worker_state(service.store.get_meta("worker"), os.getpid()) if service.run_worker else \
-            {"state": "disabled"}
-        failed = worker.get("state") == "failed"
-        body = {"status": "failed" if failed else "ok", "ready": worker.get("state") == "ready",
-                "worker": worker.get("state"), "version": __version__}
-        return JSONResponse(body, status_code=503 if failed else 200, headers={"Cache-Control": "no-store"})
+        if service.run_worker:
+            states = [live_worker_state(service.store.get_meta(key), os.getpid())
+                      for key in worker_keys(config.workers)]
+        else:
+            states = [{"state": "disabled"}]
+        body = health_body(states)
+        return JSONResponse(body, status_code=503 if body["status"] == "failed" else 200,
+                            headers={"Cache-Control": "no-store"})
 
     app.include_router(_session(service))
     app.include_router(_api(service))

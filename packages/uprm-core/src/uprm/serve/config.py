@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -17,11 +18,16 @@ from uprm.errors import ServeConfigError
 from uprm.options import DetectOptions
 from uprm.settings import PathStr
 
+if TYPE_CHECKING:
+    from uprm.serve.store import Store
+
 __all__ = ["MIN_TOKEN_LENGTH", "ServeConfig", "ServeConfigError", "is_loopback"]
 
 #: a token shorter than this is refused when the server listens beyond loopback
 MIN_TOKEN_LENGTH = 16
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+#: the environment variable in which a server hands its workers the store's whole URL
+STORE_ENV = "UPRM_SERVE_STORE"
 
 
 def is_loopback(host: str) -> bool:
@@ -55,8 +61,17 @@ class ServeConfig(DetectOptions):
         max_upload_bytes: a larger upload is refused with 413.
         max_queue: jobs waiting to run; one more is refused with 429.
         max_attempts: a job whose worker died this many times while running it fails.
-        threads: torch threads of the worker (``None``: torch's default, every core); fewer
-            leave CPU to the API while a job runs.
+        threads: torch threads of each worker (``None``: torch's default, every core, split
+            between the workers when there are several); fewer leave CPU to the API while a
+            job runs.
+        workers: worker processes on this host, each with its own model (on GPUs one per
+            device, ``cuda:0``, ``cuda:1``, …, when ``device`` is ``auto``).
+        store: where the jobs, reviews and results index are kept: ``None`` for SQLite in
+            the data folder, or ``postgresql://user@host:port/database`` to share them
+            with workers on other hosts (``uprm serve-worker``). Its password (better kept
+            in ``PGPASSWORD`` or ``~/.pgpass``) is never written to ``serve.json``.
+        lease: seconds a worker holds a job without renewing its claim; a job of a worker
+            on another host that stopped renewing runs again after this long.
     """
 
     error: ClassVar[type[ServeConfigError]] = ServeConfigError
@@ -71,11 +86,26 @@ class ServeConfig(DetectOptions):
     max_upload_bytes: int = Field(2 << 30, gt=0)
     max_queue: int = Field(100, gt=0)
     max_attempts: int = Field(3, gt=0)
+    workers: int = Field(1, ge=1)
+    store: str | None = Field(None, repr=False)
+    lease: float = Field(30.0, gt=0)
 
     @field_validator("checkpoint", "data_dir", "media_root", "models_dir")
     @classmethod
     def _absolute_path(cls, value: str | None) -> str | None:
         return None if value is None else str(Path(value).expanduser().resolve())
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str | None) -> str | None:
+        from uprm.serve.store import is_postgresql
+
+        if value is None or not value.strip():
+            return None
+        if not is_postgresql(value.strip()):
+            raise ValueError("give postgresql://user@host:port/database (without it the jobs are kept in SQLite in "
+                             "the data folder)")
+        return value.strip()
 
     @field_validator("token")
     @classmethod
@@ -113,6 +143,21 @@ class ServeConfig(DetectOptions):
     def results_dir(self) -> Path:
         return self.root / "results"
 
+    def open_store(self) -> Store:
+        """The job store these settings name (:func:`uprm.serve.store.open_store`)."""
+        from uprm.serve.store import open_store
+
+        return open_store(self.store, self.db_path)
+
+    @property
+    def store_name(self) -> str:
+        """Where the jobs are, for messages (a PostgreSQL URL without its password)."""
+        if self.store is None:
+            return str(self.db_path)
+        from uprm.serve.store import redact
+
+        return redact(self.store)
+
     def check_paths(self) -> None:
         """The checkpoint, media root, models folder and sidecar folder exist; the data
         folder is made."""
@@ -130,13 +175,18 @@ class ServeConfig(DetectOptions):
 
     def to_json(self) -> str:
         """The settings as JSON, without the token (the worker never needs it, so it is
-        never written to disk)."""
-        return json.dumps({**self.to_dict(), "token": None}, indent=2)
+        never written to disk) and without the store's password (the supervisor hands
+        the store to its workers in :data:`STORE_ENV`)."""
+        store = None if self.store is None else self.store_name
+        return json.dumps({**self.to_dict(), "token": None, "store": store}, indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> ServeConfig:
-        """Settings written by :meth:`to_json` (keys a newer version added are ignored)."""
+        """Settings written by :meth:`to_json` (keys a newer version added are ignored);
+        the store is taken whole from :data:`STORE_ENV` when set."""
         data = json.loads(text)
+        if os.environ.get(STORE_ENV):
+            data["store"] = os.environ[STORE_ENV]
         return cls.load({k: v for k, v in data.items() if k in cls.model_fields})
 
     def write(self) -> Path:

@@ -6,7 +6,7 @@ The API process checks the request — a checkpoint folder under ``--models-dir`
 ``config.json`` and ``model.safetensors`` — and records the choice in the store's
 ``meta`` table. The worker reads it **between jobs**: a running job finishes on the model
 it started with, the next job runs on the new one, and every job records the fingerprint
-of the checkpoint that ran it (:meth:`~uprm.serve.store.JobStore.finish`). A checkpoint
+of the checkpoint that ran it (:meth:`~uprm.serve.store.Store.finish`). A checkpoint
 the worker cannot load leaves the old model running and the failure in ``GET /v1/model``.
 
 The choice survives restarts of the worker and of the server *with the same*
@@ -28,7 +28,7 @@ from typing import Any
 from uprm.serve.config import ServeConfig
 from uprm.serve.errors import ApiError
 from uprm.serve.media import real_path_within
-from uprm.serve.store import JobStore
+from uprm.serve.store import Store
 
 __all__ = ["CHOICE", "SWITCH", "checkpoint_name", "choose", "is_checkpoint", "list_checkpoints",
            "resolve_checkpoint", "wanted_checkpoint"]
@@ -113,14 +113,14 @@ def list_checkpoints(models_dir: str | os.PathLike | None, limit: int = 200, dep
     return found
 
 
-def choose(store: JobStore, config: ServeConfig, path: Path) -> dict[str, Any]:
+def choose(store: Store, config: ServeConfig, path: Path) -> dict[str, Any]:
     """Record ``path`` as the checkpoint to run from the next job on (module doc)."""
     choice = {"checkpoint": str(path), "base": config.checkpoint, "at": time.time()}
     store.set_meta(CHOICE, choice)
     return choice
 
 
-def wanted_checkpoint(store: JobStore, config: ServeConfig) -> str:
+def wanted_checkpoint(store: Store, config: ServeConfig) -> str:
     """The checkpoint the worker should run: the last switch made while the server ran
     with this ``--checkpoint``, else ``--checkpoint`` itself."""
     choice = store.get_meta(CHOICE)

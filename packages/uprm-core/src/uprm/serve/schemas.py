@@ -70,8 +70,10 @@ class JobList(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "failed"]
     ready: bool = Field(description="the worker has loaded the model")
-    worker: str = Field(description="starting, loading, ready, restarting, failed or disabled")
+    worker: str = Field(description="starting, loading, ready, restarting, failed or disabled (with several "
+                                    "workers, the best of their states)")
     version: str
+    workers: list[str] | None = Field(None, description="each worker's state, with --workers N > 1")
 
 
 class MediaFile(BaseModel):
