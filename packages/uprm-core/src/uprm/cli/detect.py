@@ -20,8 +20,17 @@ from uprm.cli._options import detect_options
 @click.option("--format", "fmt", type=click.Choice(["text", "table", "json"]), default="text", show_default=True,
               help="What to print: a line per video, a table of the segments, or the report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+              help="Run as a Ray job: alone, start or join a Ray on this machine; with an ADDRESS, that cluster "
+                   "(auto, HOST:PORT, ray://HOST:10001). The checkpoint, videos and sidecar folder must be at the "
+                   "same paths on every node. Needs uprm-core[ray].")
+@click.option("--replicas", type=click.IntRange(min=1), default=None,
+              help="With --ray: model replicas [default: one per GPU of the cluster, else 1 with the CPUs shared "
+                   "out as --threads].")
+@click.option("--chunk-windows", type=click.IntRange(min=1), default=None,
+              help="With --ray: windows per unit of work (rounded up to whole batches) [default: 16].")
 def cli(videos: tuple[str, ...], checkpoint: str, out_dir: str, detect: dict, overwrite: bool, fmt: str,
-        quiet: bool) -> None:
+        quiet: bool, ray_address: str | None, replicas: int | None, chunk_windows: int | None) -> None:
     """Detect threats in VIDEO files (or folders of them) of any length.
 
     Windows of --window seconds every --stride seconds slide over each video; each
@@ -39,17 +48,28 @@ def cli(videos: tuple[str, ...], checkpoint: str, out_dir: str, detect: dict, ov
     Finished videos are skipped on a rerun (--overwrite redoes them); a bad file is
     reported and the others go on; the exit status is 1 if any failed. Several
     processes: `torchrun --nproc_per_node N -m uprm detect ...` splits the files.
+    On Ray (`--ray [ADDRESS]`), chunks of windows go to whichever model replica is
+    free (one per GPU, or --replicas N on CPUs), a replica that dies has its chunk
+    run by another, and this process writes the same files as a local run.
     """
     from uprm.detection import detect_files
     from uprm.errors import UPRMError
     from uprm.options import DetectOptions
 
+    if ray_address is None and (replicas is not None or chunk_windows is not None):
+        raise click.UsageError("--replicas and --chunk-windows are options of a Ray job: add --ray [ADDRESS]")
+    ray = None if ray_address is None else (True if ray_address == "" else ray_address)
     try:
         report = detect_files(list(videos), checkpoint, out_dir, options=DetectOptions(**detect),
-                              overwrite=overwrite, progress=not quiet)
+                              overwrite=overwrite, progress=not quiet, ray=ray, replicas=replicas,
+                              chunk_windows=chunk_windows)
     except (UPRMError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     _print(report, out_dir, fmt)
+    if report.ray is not None and fmt != "json":
+        stats = report.ray
+        click.echo(f"ray: {stats['replicas']}; {stats['chunks']} chunks, {stats['deaths']} replica death(s), "
+                   f"{stats['retried_chunks']} chunk(s) retried")
     _print_failures(report)
     if report.failed:
         click.echo(f"[process {report.process}] {len(report.failed)} video(s) failed", err=True)

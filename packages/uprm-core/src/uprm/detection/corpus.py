@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,11 +43,14 @@ class CorpusReport:
     errors: list[BaseException] = field(default_factory=list, repr=False, compare=False)
     seconds: float = 0.0
     results: str | None = None  # results.json, when this process wrote it
+    #: a Ray job's replicas, restarts and retried chunks (``None``: a local run)
+    ray: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"process": self.process, "done": self.done, "skipped": self.skipped,
-                "failed": [{"video": v, "error": e} for v, e in self.failed], "seconds": round(self.seconds, 3),
-                "results": self.results}
+        out = {"process": self.process, "done": self.done, "skipped": self.skipped,
+               "failed": [{"video": v, "error": e} for v, e in self.failed], "seconds": round(self.seconds, 3),
+               "results": self.results}
+        return out if self.ray is None else {**out, "ray": self.ray}
 
 
 def resolve_videos(videos: Sequence[str | os.PathLike]) -> list[Path]:
@@ -103,19 +106,32 @@ class _Job:
         return self.model
 
     def run(self, path: Path) -> None:
-        from uprm.detection.evidence import render_evidence
         from uprm.detection.runner import detect_video
 
-        model, vid, sheets = self.get_model(), path.stem, {}
+        model = self.get_model()
+        kwargs = self.video_kwargs()
+        self.write(path, lambda draw: detect_video(path, model, on_segment=draw, progress=self.progress, **kwargs),
+                   dict(model.block.experts))
+
+    def video_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`~uprm.detection.detect_video` of this run."""
+        return {**self.options.video_kwargs(), "taxonomy": self.taxonomy or self.options.taxonomy}
+
+    def write(self, path: Path, detect: Callable[[Any], Any], experts: Mapping[str, Any]) -> None:
+        """Write one video's outputs: ``detect(on_segment)`` returns its
+        :class:`~uprm.detection.VideoDetection` and calls ``on_segment`` (``None`` without
+        evidence sheets) as each segment is final; ``experts`` name labels and predicates
+        on the sheets. Here (a local run) or in the driver of a Ray job."""
+        from uprm.detection.evidence import render_evidence
+
+        vid, sheets = path.stem, {}
         remove_leftovers(self.out, vid)  # what a killed run was writing for this video
 
         def draw(n: int, segment: Any, evidence: Any) -> None:
-            render_evidence(self.out / vid / f"{n}.png", segment, evidence, dict(model.block.experts), vid, n)
+            render_evidence(self.out / vid / f"{n}.png", segment, evidence, experts, vid, n)
             sheets[n] = f"{vid}/{n}.png"
 
-        kwargs = {**self.options.video_kwargs(), "taxonomy": self.taxonomy or self.options.taxonomy}
-        detection = detect_video(path, model, on_segment=draw if self.options.evidence else None,
-                                 progress=self.progress, **kwargs)
+        detection = detect(draw if self.options.evidence else None)
         write_video_outputs(self.out, detection, self.requested, sheets, self.process)
 
 
@@ -127,10 +143,20 @@ def detect_files(
     options: DetectOptions | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    ray: bool | str | None = None,
+    replicas: int | None = None,
+    chunk_windows: int | None = None,
+    on_event: Callable[[Any], None] | None = None,
     **option_values: Any,
 ) -> CorpusReport:
     """Detect threats in every video and write ``OUT/<video_id>.json``, ``.png``, the
     evidence sheets and ``OUT/results.json`` (see :mod:`uprm.detection.output`).
+
+    ``ray`` runs the detection as a Ray job (:mod:`uprm.detection.ray_runner`): ``True``
+    starts or joins a Ray on this machine, a string is a cluster's address (``"auto"``,
+    ``"ray://host:10001"``); ``replicas`` model replicas (default: one per GPU, else 1)
+    take chunks of about ``chunk_windows`` windows; ``on_event`` sees the job's
+    :class:`~uprm.detection.ray_runner.RayEvent` s. The outputs are those of a local run.
 
     ``options`` (:class:`~uprm.options.DetectOptions`: window, stride, batch size, merge
     gap, sidecar folder, max side, device, threads, expert options, evidence sheets, the
@@ -153,10 +179,22 @@ def detect_files(
     job = _Job(model_or_checkpoint, out, opts, requested, progress and rank == 0, f"{rank}/{world}",
                taxonomy=opts.site_taxonomy())
     report = CorpusReport(process=f"{rank}/{world}", videos=[p.stem for p in paths])
+    if ray is None and (replicas is not None or chunk_windows is not None):
+        raise ValueError("replicas and chunk_windows are options of a Ray job: pass ray= (uprm detect --ray)")
+    if ray is not None and state is not None:
+        raise ValueError("ray= and torchrun do not mix: run `uprm detect --ray` as one process (the driver)")
+    todo = []
     for path in _my_share(state, paths):
         if not overwrite and is_complete(out, path.stem, requested):
             report.skipped.append(path.stem)
-            continue
+        else:
+            todo.append(path)
+    if ray is not None:
+        from uprm.detection.ray_runner import run_job
+
+        report.ray = run_job(job, todo, report, ray=ray, replicas=replicas, chunk_windows=chunk_windows,
+                             on_event=on_event).as_dict()
+    for path in todo if ray is None else ():
         try:
             job.run(path)
             report.done.append(path.stem)

@@ -77,6 +77,16 @@ class WindowPlan:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         return [range(i, min(i + batch_size, len(self))) for i in range(0, len(self), batch_size)]
 
+    def chunks(self, size: int, batch_size: int) -> list[range]:
+        """Consecutive windows in runs of ``size`` rounded up to whole batches of
+        ``batch_size`` (the last run may be shorter): the units of work a Ray job spreads
+        over its replicas, so an hour-long video and a one-minute clip balance. A chunk
+        holds the same batches as a whole-video run, so its answers are the same."""
+        if size < 1 or batch_size < 1:
+            raise ValueError(f"a chunk and a batch hold at least 1 window, got chunk {size}, batch {batch_size}")
+        per = -(-size // batch_size) * batch_size
+        return [range(i, min(i + per, len(self))) for i in range(0, len(self), per)]
+
     def max_frames_held(self, batch_size: int) -> int:
         """The most frames a batch of ``batch_size`` consecutive windows needs at once —
         what the frame buffer holds at most (independent of the video's length)."""

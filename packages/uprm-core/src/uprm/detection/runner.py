@@ -19,7 +19,8 @@ from uprm.detection.perception import Perception
 from uprm.detection.plan import WindowPlan, plan_windows
 from uprm.taxonomy import Taxonomy, load_taxonomy
 
-__all__ = ["ProgressCallback", "VideoDetection", "detect", "detect_video", "sidecar_meta"]
+__all__ = ["ProgressCallback", "VideoDetection", "WindowAnswers", "answer_windows", "detect", "detect_video",
+           "merge_answers", "sidecar_meta"]
 
 #: called with (segment number from 1, the segment, the evidence of its best window)
 SegmentCallback = Callable[[int, DetectedSegment, Evidence], None]
@@ -99,6 +100,15 @@ class _Run:
     segments: list[DetectedSegment] = field(default_factory=list)
 
     def step(self, batch: range) -> None:
+        for result, payload in self.answer(batch, self.on_segment is not None):
+            self.merge(result, payload)
+        if self.on_progress is not None:
+            self.on_progress(len(self.windows), len(self.plan))
+
+    def answer(self, batch: range, evidence: bool) -> list[tuple[WindowResult, Evidence | None]]:
+        """Decode, perceive and answer one batch of windows: each window's result, with
+        the evidence of its frames when ``evidence`` and the window is a threat (what a
+        Ray replica does for a chunk of a video, :func:`answer_windows`)."""
         plan, buffer = self.plan, self.buffer
         start = time.perf_counter()
         buffer.fill(batch)
@@ -107,15 +117,18 @@ class _Run:
         start = time.perf_counter()
         answers = _answer(self.model, feats)
         self._add("answer", start)
+        out = []
         for w, ans, f in zip(batch, answers, feats):
             result = window_result(w, ans, plan.span(w), plan.duration)
-            self.windows.append(result)
-            payload = self._evidence(w, f) if self.on_segment is not None and result.threat else None
-            self._close(self.merger.add(result, payload))
+            out.append((result, self._evidence(w, f) if evidence and result.threat else None))
         following = batch[-1] + 1
         buffer.release_before(plan.starts[following] if following < len(plan) else plan.starts[-1] + plan.num_frames)
-        if self.on_progress is not None:
-            self.on_progress(len(self.windows), len(plan))
+        return out
+
+    def merge(self, result: WindowResult, payload: Evidence | None) -> None:
+        """Add one window's result (in time order) to the video's windows and segments."""
+        self.windows.append(result)
+        self._close(self.merger.add(result, payload))
 
     def finish(self) -> None:
         self._close(self.merger.finish())
@@ -234,14 +247,94 @@ def detect_video(
                    on_progress, site)
         _run_batches(run, batch_size, progress, profile)
     seconds = time.perf_counter() - begin
-    settings = {"window": float(window), "stride": float(stride), "num_frames": plan.num_frames,
-                "interval": round(plan.interval, 6), "merge_gap": gap, "max_side": max_side,
-                "sidecar_dir": None if sidecar_dir is None else str(sidecar_dir), "taxonomy": site.source}
-    stats = {"windows": len(plan), "frames_needed": len(plan.all_indices()), "frames_decoded": run.buffer.decoded,
-             "peak_frames_held": run.buffer.peak, "max_frames_held": plan.max_frames_held(batch_size),
-             "batch_size": batch_size, "seconds": round(seconds, 3),
-             "windows_per_s": round(len(plan) / seconds, 3) if seconds > 0 else None}
+    settings = _settings(plan, window, stride, gap, max_side, sidecar_dir, site)
+    stats = _stats(plan, batch_size, run.buffer.decoded, run.buffer.peak, seconds)
     return VideoDetection(str(path), path.stem, duration, run.segments, run.windows, settings, timings, stats)
+
+
+def _settings(plan: WindowPlan, window: float, stride: float, gap: float, max_side: int | None,
+              sidecar_dir: str | os.PathLike | None, site: Taxonomy) -> dict[str, Any]:
+    """``VideoDetection.settings`` (the same for a local run and a Ray job)."""
+    return {"window": float(window), "stride": float(stride), "num_frames": plan.num_frames,
+            "interval": round(plan.interval, 6), "merge_gap": gap, "max_side": max_side,
+            "sidecar_dir": None if sidecar_dir is None else str(sidecar_dir), "taxonomy": site.source}
+
+
+def _stats(plan: WindowPlan, batch_size: int, decoded: int, peak: int, seconds: float) -> dict[str, Any]:
+    """``VideoDetection.stats``: windows, frames decoded and held, seconds and windows/s."""
+    return {"windows": len(plan), "frames_needed": len(plan.all_indices()), "frames_decoded": decoded,
+            "peak_frames_held": peak, "max_frames_held": plan.max_frames_held(batch_size),
+            "batch_size": batch_size, "seconds": round(seconds, 3),
+            "windows_per_s": round(len(plan) / seconds, 3) if seconds > 0 else None}
+
+
+@dataclass
+class WindowAnswers:
+    """The results of consecutive windows of one video, not merged yet: what a replica
+    of a Ray job returns for a chunk (:func:`answer_windows`), merged by the driver in
+    time order (:func:`merge_answers`).
+
+    Attributes:
+        windows: each window's result, with the :class:`Evidence` of its frames when
+            evidence was asked and the window is a threat (else ``None``).
+        timings: seconds per stage, as :attr:`VideoDetection.timings`.
+        decoded: grid frames decoded for these windows.
+        peak: the most frames held at once.
+        seconds: the time spent on these windows.
+    """
+
+    windows: list[tuple[WindowResult, Evidence | None]]
+    timings: dict[str, float]
+    decoded: int
+    peak: int
+    seconds: float
+
+
+def answer_windows(model: Any, reader: Any, plan: WindowPlan, windows: range, *, batch_size: int, video_id: str,
+                   sidecar_dir: str | os.PathLike | None = None, evidence: bool = False,
+                   timings: dict[str, float] | None = None) -> WindowAnswers:
+    """Decode, perceive and answer ``windows`` (a run of whole batches of ``batch_size``
+    from the first window of a batch) of one video's ``plan``, exactly as
+    :func:`detect_video` does them, without merging. ``reader`` is an open
+    :class:`~uprm.data.VideoReader` or anything with its ``frames_at``, ``info``,
+    ``path`` and ``rotation`` (a Ray replica's frames decoded by a CPU task)."""
+    if windows.start % batch_size:
+        raise ValueError(f"windows {windows.start}-{windows.stop - 1} do not start on a batch of {batch_size}")
+    timings = {} if timings is None else timings
+    begin = time.perf_counter()
+    run = _Run(model, plan, FrameBuffer(reader, plan, video_id, sidecar_meta(sidecar_dir, video_id)),
+               Perception(model.block.experts, True, timings), SegmentMerger(), None, timings)
+    out = [pair for batch in plan.batches(batch_size) if batch.start in windows for pair in run.answer(batch, evidence)]
+    return WindowAnswers(out, timings, run.buffer.decoded, run.buffer.peak, time.perf_counter() - begin)
+
+
+def merge_answers(video: str | os.PathLike, plan: WindowPlan, parts: Sequence[WindowAnswers], *, window: float,
+                  stride: float, batch_size: int, merge_gap: float | None = None, max_side: int | None = None,
+                  sidecar_dir: str | os.PathLike | None = None, taxonomy: str | os.PathLike | Taxonomy | None = None,
+                  on_segment: SegmentCallback | None = None) -> VideoDetection:
+    """The :class:`VideoDetection` of a video whose windows were answered in ``parts``
+    (in time order, together every window of ``plan`` once): merged, categorised and
+    with ``on_segment`` called as :func:`detect_video` does. Timings are summed over the
+    parts, ``stats.frames_decoded`` too (a frame two parts share counts twice),
+    ``stats.peak_frames_held`` is their largest and ``stats.seconds`` the parts' time."""
+    site = load_taxonomy(taxonomy)
+    path = Path(video)
+    gap = plan.interval if merge_gap is None else float(merge_gap)
+    timings: dict[str, float] = {}
+    run = _Run(None, plan, None, None, SegmentMerger(gap), on_segment, timings, taxonomy=site)  # type: ignore[arg-type]
+    for part in parts:
+        for stage, seconds in part.timings.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+        for result, payload in part.windows:
+            run.merge(result, payload)
+    run.finish()
+    if [r.index for r in run.windows] != list(range(len(plan))):
+        raise ValueError(f"{path}: the parts answer windows {[r.index for r in run.windows]}, not each of the "
+                         f"{len(plan)} windows once in order")
+    stats = _stats(plan, batch_size, sum(p.decoded for p in parts), max((p.peak for p in parts), default=0),
+                   sum(p.seconds for p in parts))
+    return VideoDetection(str(path), path.stem, plan.duration, run.segments, run.windows,
+                          _settings(plan, window, stride, gap, max_side, sidecar_dir, site), timings, stats)
 
 
 def _run_batches(run: _Run, batch_size: int, progress: bool, profile: bool) -> None:
@@ -266,6 +359,8 @@ def detect(
     *,
     batch_size: int = 4,
     progress: bool = False,
+    ray: bool | str | None = None,
+    replicas: int | None = None,
     **options: Any,
 ) -> list[DetectedSegment]:
     """The threat segments of one video (seconds, time order), each a
@@ -273,8 +368,35 @@ def detect(
     ``expert_weights``, and ``category`` and ``severity`` when the taxonomy knows its cause. Options as :func:`detect_video`, which returns everything
     (windows, timings) and draws nothing.
 
+    ``ray=True`` (a Ray on this machine, started or joined) or ``ray="auto"`` /
+    ``"ray://host:10001"`` (a cluster) runs it as a Ray job: the video's windows, in
+    chunks, over ``replicas`` model replicas (default: one per GPU, else 1) that each
+    load ``model_or_checkpoint`` — a checkpoint folder at the same path on every node —
+    themselves (:mod:`uprm.detection.ray_runner`); the segments are a local run's. Its
+    options are those of :class:`~uprm.options.DetectOptions` (``threads`` per replica).
+
     >>> for s in uprm.detect("cctv.mp4", "runs/uprm"):          # doctest: +SKIP
     ...     print(f"{s.start:.1f}-{s.end:.1f} s  {s.score:.2f}  {s.cause}")
     """
+    if ray is not None:
+        return _detect_on_ray(video, model_or_checkpoint, window, stride, batch_size, progress, ray, replicas,
+                              options)
+    if replicas is not None:
+        raise ValueError("replicas= is the number of model replicas of a Ray job: pass ray= too")
     return detect_video(video, model_or_checkpoint, window, stride, batch_size=batch_size, progress=progress,
                         **options).segments
+
+
+def _detect_on_ray(video: str | os.PathLike, checkpoint: Any, window: float, stride: float, batch_size: int,
+                   progress: bool, ray: bool | str, replicas: int | None,
+                   options: dict[str, Any]) -> list[DetectedSegment]:
+    from uprm.detection.ray_runner import detect_on_ray
+    from uprm.options import DetectOptions
+
+    unknown = sorted(set(options) - set(DetectOptions.OPTION_NAMES))
+    if unknown:
+        raise TypeError(f"uprm.detect(ray=...) takes the options of DetectOptions, not {', '.join(unknown)}")
+    if options.get("device", "") is None:
+        options = {k: v for k, v in options.items() if k != "device"}
+    opts = DetectOptions(window=window, stride=stride, batch_size=batch_size, **options)
+    return detect_on_ray(video, checkpoint, opts, ray=ray, replicas=replicas, progress=progress).segments

@@ -1,0 +1,207 @@
+"""Detection as a Ray job (``uprm detect --ray``, ``uprm.detect(..., ray=...)``) on a local
+Ray cluster of 2 CPUs started once for the module: the files equal a local run's on the
+same checkpoint and videos (JSON compared without the run-specific fields), a replica
+killed mid-run still leaves every video written exactly once and equal, a rerun
+skips, a bad file fails alone; without ray the error names the extra to install; the
+number of replicas is checked against the cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import uprm
+from uprm.cli import cli
+from uprm.detection import detect_files
+from uprm.detection.plan import plan_windows
+from uprm.detection.ray_runner import plan_replicas, ray_address, release
+from uprm.errors import MissingExtraError
+
+#: what a Ray job's JSON may differ in from a local run's: the time it took, and the
+#: frames decoded (a frame two chunks share is decoded by both)
+RUN_SPECIFIC_STATS = ("seconds", "windows_per_s", "frames_decoded")
+
+
+def comparable(path: Path) -> dict:
+    """A video's JSON without its run-specific fields."""
+    data = json.loads(path.read_text())
+    data.pop("timings")
+    data["stats"] = {k: v for k, v in data["stats"].items() if k not in RUN_SPECIFIC_STATS}
+    return data
+
+
+def assert_same_outputs(local: Path, other: Path, videos=("quiet", "shop", "street")) -> None:
+    """The same files; JSON equal but for the run-specific fields, every PNG byte for byte."""
+    names = {p.relative_to(local) for p in local.rglob("*")}
+    assert {p.relative_to(other) for p in other.rglob("*")} == names
+    for vid in videos:
+        assert comparable(other / f"{vid}.json") == comparable(local / f"{vid}.json"), vid
+    assert json.loads((other / "results.json").read_text()) == json.loads((local / "results.json").read_text())
+    for png in (p for p in names if p.suffix == ".png"):
+        assert (other / png).read_bytes() == (local / png).read_bytes(), png
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray of 2 CPUs, for this module."""
+    ray = pytest.importorskip("ray")
+    temp = tempfile.mkdtemp(prefix="uprm-ray-", dir="/tmp")  # Ray's socket paths must stay short
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, configure_logging=False, log_to_driver=False)
+    yield ray
+    release()
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory) -> Path:
+    """A file that is not a video."""
+    bad = tmp_path_factory.mktemp("broken") / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)
+    return bad
+
+
+@pytest.fixture(scope="module")
+def local_run(detector, threat_data, broken, tmp_path_factory):
+    """The three videos and the broken file detected by a local run: what the Ray runs
+    must equal. Returns (out, report)."""
+    out = tmp_path_factory.mktemp("local") / "out"
+    report = detect_files([threat_data / "videos", broken], detector, out, sidecar_dir=threat_data, progress=False)
+    assert sorted(report.done) == ["quiet", "shop", "street"] and len(report.failed) == 1
+    return out, report
+
+
+def test_chunks_are_whole_batches_of_the_plan():
+    plan = plan_windows(60.0, 8.0, 4.0, 2)  # 14 windows
+    assert plan.chunks(5, 4) == [range(0, 8), range(8, 14)]  # 5 rounded up to two batches of 4
+    assert plan.chunks(4, 4) == [range(0, 4), range(4, 8), range(8, 12), range(12, 14)]
+    assert plan_windows(3.0, 8.0, 4.0, 2).chunks(16, 4) == [range(0, 1)]
+    with pytest.raises(ValueError, match="at least 1"):
+        plan.chunks(0, 4)
+
+
+@pytest.fixture(scope="module")
+def ray_run(ray_cluster, local_run, detector, threat_data, broken, tmp_path_factory):
+    """The three videos and a broken file detected on Ray by 2 replicas in chunks of 4
+    windows (the shop's segment spans two chunks); the replica given the second chunk
+    is killed (SIGKILL) as it gets it. Returns (out, report, events)."""
+    events = []
+
+    def kill_the_second_dispatch(event):
+        events.append(event)
+        if event.kind == "dispatched" and sum(e.kind == "dispatched" for e in events) == 2:
+            os.kill(event.pid, signal.SIGKILL)
+
+    out = tmp_path_factory.mktemp("ray") / "out"
+    report = detect_files([threat_data / "videos", broken], detector, out, sidecar_dir=threat_data, progress=False,
+                          ray=True, replicas=2, chunk_windows=4, on_event=kill_the_second_dispatch)
+    return out, report, events
+
+
+def test_a_ray_job_writes_what_a_local_run_writes(ray_run, local_run):
+    out, report, _ = ray_run
+    local, local_report = local_run
+    assert sorted(report.done) == ["quiet", "shop", "street"]
+    assert report.failed == local_report.failed  # the bad file fails alone, with the same message
+    assert report.failed[0][1].startswith("VideoError: ")
+    assert_same_outputs(local, out)
+    assert json.loads((out / "shop.json").read_text())["written_by"] == "0/1"
+
+
+def test_a_replica_killed_mid_run_leaves_every_video_written_once(ray_run):
+    _, report, events = ray_run
+    assert report.ray["deaths"] == 1 and report.ray["retried_chunks"] == 1 and report.ray["chunks"] == 9
+    killed = [e for e in events if e.kind == "dispatched"][1]
+    assert next(e for e in events if e.kind == "replica_died").replica == killed.replica
+    # the killed chunk was handed out again, once; every chunk and every video finished exactly once
+    again = [e for e in events if e.kind == "dispatched" and (e.video_id, e.chunk) == (killed.video_id, killed.chunk)]
+    assert len(again) == 2
+    done = sorted((e.video_id, e.chunk) for e in events if e.kind == "chunk_done")
+    assert done == sorted((vid, c) for vid in ("quiet", "shop", "street") for c in range(3))
+    assert sorted(e.video_id for e in events if e.kind == "video_done") == ["quiet", "shop", "street"]
+
+
+def test_the_cli_runs_on_ray_and_a_rerun_skips(ray_run, local_run, detector, threat_data):
+    out, _, _ = ray_run
+    local, _ = local_run
+    args = ["detect", str(threat_data / "videos"), "--checkpoint", str(detector), "--out", str(out),
+            "--sidecar-dir", str(threat_data), "--quiet", "--replicas", "2", "--chunk-windows", "4", "--ray"]
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    assert "0 detected, 3 already done" in again.output and "0 chunks" in again.output
+    (out / "quiet.json").unlink()  # redone, on the replicas kept from the job before
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "1 detected, 2 already done, 0 failed" in result.output
+    assert "ray: 2 replica(s), each 1 CPU, 1 thread(s); 3 chunks, 0 replica death(s)" in result.output
+    assert_same_outputs(local, out, videos=("quiet",))
+
+
+def test_uprm_detect_on_ray_finds_the_local_segments(ray_cluster, local_run, detector, threat_data):
+    segments = uprm.detect(threat_data / "videos" / "shop.mp4", detector, sidecar_dir=threat_data, ray=True,
+                           replicas=2)
+    local = json.loads((local_run[0] / "shop.json").read_text())["segments"]
+    assert [s.to_dict() for s in segments] == [{k: v for k, v in s.items() if k not in ("windows", "evidence")}
+                                               for s in local]
+    assert [s.windows for s in segments] == [s["windows"] for s in local]
+
+
+def test_without_ray_the_error_names_the_extra(monkeypatch, detector, threat_data, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    video = threat_data / "videos" / "quiet.mp4"
+    with pytest.raises(MissingExtraError, match=r'pip install "uprm-core\[ray\]"'):
+        uprm.detect(video, detector, ray=True)
+    result = CliRunner().invoke(cli, ["detect", str(video), "--checkpoint", str(detector), "--out",
+                                      str(tmp_path / "out"), "--ray", "--quiet"])
+    assert result.exit_code == 1
+    assert 'uprm detect --ray needs uprm-core\'s ray extra (ray is not installed): pip install "uprm-core[ray]"' \
+        in result.output
+
+
+def test_the_number_of_replicas_is_checked(ray_cluster, detector, threat_data, tmp_path):
+    video = str(threat_data / "videos" / "quiet.mp4")
+    base = ["detect", video, "--checkpoint", str(detector), "--out", str(tmp_path / "out"), "--quiet"]
+    result = CliRunner().invoke(cli, [*base, "--replicas", "0", "--ray"])
+    assert result.exit_code == 2 and "'--replicas': 0 is not in the range x>=1" in result.output
+    result = CliRunner().invoke(cli, [*base, "--replicas", "2"])
+    assert result.exit_code == 2 and "add --ray" in result.output
+    result = CliRunner().invoke(cli, [*base, "--replicas", "3", "--ray"])  # the cluster has 2 CPUs
+    assert result.exit_code == 1
+    assert "3 replica(s) × 1 thread(s) need 3 CPUs; the Ray cluster has 2" in result.output
+    result = CliRunner().invoke(cli, [*base, "--ray", "videos/"])
+    assert result.exit_code == 1 and "is not a Ray address" in result.output
+    with pytest.raises(ValueError, match="replicas= is the number of model replicas of a Ray job"):
+        uprm.detect(video, detector, replicas=2)
+    with pytest.raises(ValueError, match=r"replicas must be a whole number of at least 1, got 1\.5"):
+        uprm.detect(video, detector, ray=True, replicas=1.5)
+
+
+def test_replicas_follow_the_gpus_or_share_the_cpus():
+    assert plan_replicas(16, 4) == plan_replicas(16, 4, None, None, "auto")
+    gpu = plan_replicas(16, 4)
+    assert (gpu.count, gpu.num_gpus, gpu.num_cpus, gpu.threads) == (4, 1, 1, 1)  # one per GPU
+    assert plan_replicas(16, 4, replicas=2, threads=3).count == 2
+    with pytest.raises(ValueError, match=r"5 replicas need 5 GPUs \(one each\); the Ray cluster has 4"):
+        plan_replicas(16, 4, replicas=5)
+    cpu = plan_replicas(16, 4, replicas=2, device="cpu")  # the GPUs left alone
+    assert (cpu.count, cpu.num_gpus, cpu.threads) == (2, 0, 8)
+    assert plan_replicas(8, 0).threads == 8 and plan_replicas(32, 0, node_cpus=8).threads == 8
+    assert plan_replicas(8, 0, replicas=3).threads == 2
+    with pytest.raises(ValueError, match="device 'cuda': the Ray cluster has no GPU"):
+        plan_replicas(8, 0, device="cuda")
+    with pytest.raises(ValueError, match="a replica of 12 threads needs 12 CPUs on one node; the largest node has 8"):
+        plan_replicas(32, 0, threads=12, node_cpus=8)
+    for bad in (0, -1, True, 2.0):
+        with pytest.raises(ValueError, match="replicas must be a whole number"):
+            plan_replicas(8, 0, replicas=bad)
+    assert ray_address(True) is True and ray_address("") is True
+    assert [ray_address(a) for a in ("auto", "10.0.0.2:6379", "ray://head:10001")] == \
+        ["auto", "10.0.0.2:6379", "ray://head:10001"]
