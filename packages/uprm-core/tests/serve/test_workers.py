@@ -1,10 +1,11 @@
-"""Several workers on one store, against real processes, in SQLite and in a real
-PostgreSQL: ``uprm serve --workers 2`` under concurrent uploads and status reads runs
-each job exactly once, on both workers; a worker SIGKILLed mid-job has its job run again
-by the other (attempts 2) while the server and the other worker go on; ``uprm
-serve-worker`` runs a PostgreSQL store's jobs with no server at all, and fails a job
-whose media is not on its host naming the file and the host. Plus the pieces without
-processes: the health of several workers, the threads split between them, the flags."""
+"""Two workers on one store, against real processes: ``uprm serve --workers 2`` on
+SQLite, and on a real PostgreSQL ``uprm serve --store URL`` with ``uprm serve-worker
+--store URL`` beside it (as a second host would run it, sharing the data folder). Under
+concurrent uploads and status reads each job runs exactly once, on both workers; a worker
+SIGKILLed mid-job has its job run again by the other (attempts 2) while the server goes
+on. Plus the pieces without processes: a job whose media is not on the worker's host
+fails naming the file and the host, the health of several workers, the threads split
+between them, the password kept out of serve.json, the flags."""
 
 from __future__ import annotations
 
@@ -32,22 +33,51 @@ def _open_store(server):
     return open_store(server.store_url, server.data_dir / "jobs.sqlite3")
 
 
+def _serve_worker(url: str, checkpoint: Path, data: Path) -> subprocess.Popen:
+    """``uprm serve-worker`` on the server's store and data folder (one worker, one thread)."""
+    log = data.parent / "serve-worker.log"
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "uprm", "serve-worker", "--store", url, "--checkpoint",
+                                 str(checkpoint), "--data-dir", str(data), "--threads", "1"],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def _both_ready(server) -> bool:
+    if server.helper is None:
+        return httpx.get(f"{server.url}/healthz").json().get("workers") == ["ready", "ready"]
+    store = _open_store(server)
+    try:
+        remote = store.get_meta(f"worker@{socket.gethostname()}.0") or {}
+    finally:
+        store.close()
+    assert server.helper.poll() is None, (server.data_dir.parent / "serve-worker.log").read_text()[-3000:]
+    return remote.get("state") == "ready" and httpx.get(f"{server.url}/healthz").json()["ready"]
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def pair(request, start_server, checkpoint, wait_job):
-    """``uprm serve --workers 2`` (one torch thread each) on SQLite, then on PostgreSQL;
-    returned once both workers are ready."""
-    args = ["--workers", "2", "--threads", "1", "--max-queue", "8"]
-    url = None
+def pair(request, start_server, checkpoint, server_tools):
+    """Two workers (one torch thread each) on one store, once both are ready (module doc);
+    ``pair.worker_pids()`` gives both."""
+    args = ["--threads", "1", "--max-queue", "8"]
+    url = helper = None
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres").create_database(f"serve_{secrets.token_hex(4)}")
-        args += ["--store", url]
-    server = start_server(checkpoint, *args, name=f"workers-{request.param}")
-    server.store_url = url
+        server = start_server(checkpoint, *args, "--store", url, name="workers-postgresql")
+        helper = _serve_worker(url, checkpoint, server.data_dir)
+    else:
+        server = start_server(checkpoint, *args, "--workers", "2", name="workers-sqlite")
+    server.store_url, server.helper = url, helper
+    own = server.worker_pids
+    server.worker_pids = lambda: own() + (server_tools["children"](helper.pid) if helper is not None else [])
     deadline = time.monotonic() + 240
-    while httpx.get(f"{server.url}/healthz").json().get("workers") != ["ready", "ready"]:
+    while not _both_ready(server):
         assert time.monotonic() < deadline, "the two workers did not both get ready"
         time.sleep(0.2)
     yield server
+    if helper is not None:
+        helper.send_signal(signal.SIGTERM)  # a graceful stop, as systemd does
+        assert helper.wait(60) == 0
+        assert "uprm serve-worker: 1 worker on" in (server.data_dir.parent / "serve-worker.log").read_text()
     server.stop()
 
 
@@ -104,46 +134,43 @@ def test_a_worker_killed_mid_job_has_its_job_run_again_by_the_other(pair, videos
     assert second == survivor  # the live sibling took it over, not the restarted worker
 
 
-def test_serve_worker_runs_a_shared_stores_jobs_and_names_the_host_of_missing_media(postgres, checkpoint, videos,
-                                                                                     tmp_path):
-    """No server: jobs written into a PostgreSQL store are run by ``uprm serve-worker``
-    reading its own data folder; an upload that is not in it fails naming it and the host."""
-    from uprm.serve.pgstore import PostgresStore
-
-    url = postgres.create_database("serve_worker")
-    data = tmp_path / "shared"
-    (data / "uploads").mkdir(parents=True)
-    store = PostgresStore(url)
-    here, missing = "a" * 32, "b" * 32
-    shutil.copy(videos["short"], data / "uploads" / here)
-    for job_id in (here, missing):
-        store.add(job_id, source="upload", name=f"{job_id[0]}.mp4", video=f"/elsewhere/uploads/{job_id}",
-                  media_type="video/mp4", size=1, duration=12.0, max_queue=10)
-    log = tmp_path / "serve-worker.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "uprm", "serve-worker", "--store", url, "--checkpoint",
-                                 str(checkpoint), "--data-dir", str(data), "--threads", "1"],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 240
-        while {store.get(j).state for j in (here, missing)} - {"done", "failed"}:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
-        done, failed = store.get(here), store.get(missing)
-        assert done.state == "done" and (data / "results" / here / f"{done.result}.json").is_file()
-        assert failed.state == "failed" and failed.error_code == "media_not_found"
-        assert f"<data>/uploads/{missing}" in failed.error and f"on host {socket.gethostname()}" in failed.error
-        assert str(data) not in failed.error
-        assert store.get_meta(f"worker@{socket.gethostname()}.0")["state"] == "ready"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(60)
-        store.close()
-    assert code == 0, log.read_text()[-3000:]
-    assert "uprm serve-worker: 1 worker on" in log.read_text()
-
-
 # -- the pieces, without processes ---------------------------------------------------------------------
+
+
+def _job(video: str, source: str = "upload", name: str = "cam1.mp4"):
+    from uprm.serve.store import Job
+
+    return Job(seq=1, id="c" * 32, state="running", source=source, name=name, video=video, media_type="video/mp4",
+               size=1, duration=1.0, created=0.0, started=0.0, finished=None, progress=0.0, windows_done=0,
+               windows_total=None, attempts=1, error_code=None, error=None, result=None)
+
+
+def test_a_job_whose_media_is_not_on_this_host_fails_naming_the_file_and_the_host(tmp_path, videos):
+    from uprm.serve.config import ServeConfig
+    from uprm.serve.errors import ApiError
+    from uprm.serve.worker import Worker
+
+    data, media = tmp_path / "data", videos["shop"].parent
+    config = ServeConfig(checkpoint=tmp_path, data_dir=data, media_root=media)
+    config.uploads_dir.mkdir(parents=True)
+    worker = Worker(config, None, None)
+    host = socket.gethostname()
+    # an upload accepted by a server whose data folder is mounted elsewhere: read from this worker's own
+    shutil.copy(videos["quiet"], config.uploads_dir / ("c" * 32))
+    assert worker._video_path(_job(f"/srv/elsewhere/uploads/{'c' * 32}")) == config.uploads_dir / ("c" * 32)
+    with pytest.raises(ApiError) as missing:
+        worker._video_path(_job(f"/srv/elsewhere/uploads/{'d' * 32}"))
+    assert missing.value.code == "media_not_found"
+    assert f"'cam1.mp4' (<data>/uploads/{'d' * 32}) is not on host {host}" in missing.value.detail
+    assert str(data) not in missing.value.detail
+    with pytest.raises(ApiError) as absent:
+        worker._video_path(_job(str(media / "nowhere.mp4"), "path", "cams/nowhere.mp4"))
+    assert absent.value.code == "media_not_found" and f"on host {host}" in absent.value.detail
+    assert "'cams/nowhere.mp4'" in absent.value.detail and str(media) not in absent.value.detail
+    assert worker._video_path(_job(str(videos["shop"]), "path", "shop.mp4")) == videos["shop"].resolve()
+    no_root = Worker(config.model_copy(update={"media_root": None}), None, None)
+    with pytest.raises(ApiError, match=f"on host {host}"):
+        no_root._video_path(_job(str(videos["shop"]), "path", "shop.mp4"))
 
 
 def test_the_health_of_several_workers_is_the_best_of_them_and_failed_only_when_all_failed():
