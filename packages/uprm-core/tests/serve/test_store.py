@@ -259,3 +259,17 @@ def test_an_expired_lease_sends_the_job_to_another_worker_and_the_old_one_cannot
     assert (job.state, job.windows_done, job.result) == ("running", 0, None)
     assert store.finish("a", "a", worker="here:1:abcdef12") and store.get("a").result == "a"
     assert [e["event"] for e in store.events("a")] == ["queued", "started", "requeued", "started", "done"]
+
+
+def test_a_running_job_of_an_earlier_schema_has_no_worker_and_goes_back_to_the_queue(tmp_path):
+    """A store written before leases (a worker died with a job running, then uprm was
+    upgraded): the job names no worker, so the first recovery re-queues it."""
+    import sqlite3
+
+    path = tmp_path / "jobs.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(V1_SCHEMA.replace("'old', 'done'", "'old', 'running'"))
+    store = JobStore(path)
+    assert store.get("old").worker is None
+    assert store.recover() == ["old"] and store.get("old").state == "queued"
+    store.close()

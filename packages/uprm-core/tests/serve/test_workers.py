@@ -233,3 +233,63 @@ def test_a_missing_psycopg_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(MissingExtraError, match=r'pip install "uprm-core\[postgresql\]"'):
         open_store("postgresql://u@h/db", "unused.sqlite3")
+
+
+def test_a_pool_gives_each_slot_its_state_key_and_hands_the_store_to_workers_off_disk(tmp_path, monkeypatch):
+    import uprm.serve.supervisor as supervisor_module
+    from uprm.serve.config import STORE_ENV, ServeConfig
+    from uprm.serve.supervisor import WorkerPool
+
+    url = "postgresql://uprm:s3cret@db.example:5432/jobs"
+    config = ServeConfig(checkpoint=tmp_path, data_dir=tmp_path / "d", store=url, workers=2)
+    local = WorkerPool(config, None)
+    assert [s.key for s in local.supervisors] == ["worker", "worker.1"]
+    assert [s.label for s in local.supervisors] == ["worker 0", "worker 1"]
+    remote = WorkerPool(config, None, remote=True)
+    host = socket.gethostname()
+    assert [s.key for s in remote.supervisors] == [f"worker@{host}.0", f"worker@{host}.1"]
+    written = remote.supervisors[1].config_file
+    assert written.parent != config.root and "s3cret" not in written.read_text()  # private, no password
+    started = []
+
+    def popen(cmd, **kwargs):
+        started.append((cmd, kwargs["env"]))
+
+    monkeypatch.setattr(supervisor_module.subprocess, "Popen", popen)
+    remote.supervisors[1]._spawn()
+    local.supervisors[0].config_file = tmp_path / "serve.json"
+    local.supervisors[0]._spawn()
+    (cmd, env), (first, _) = started
+    assert cmd[-4:] == [str(os.getpid()), "--slot", "1", "--remote"] and env[STORE_ENV] == url
+    assert first[-2:] == [str(tmp_path / "serve.json"), str(os.getpid())]  # slot 0 of uprm serve: as before
+    remote.stop()
+    assert not written.parent.exists()
+
+
+def test_the_heartbeat_renews_the_lease_and_a_run_whose_job_went_elsewhere_is_dropped(tmp_path):
+    from uprm.serve.store import JobStore
+    from uprm.serve.worker import Heartbeat, Lost, Progress
+
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    store.add("a", source="upload", name="a.mp4", video="/v/a", media_type="video/mp4", size=1, duration=1.0,
+              max_queue=10)
+    me = "here:1:abcdef12"
+    first = store.claim(3, worker=me, lease=0.2).lease
+    beat = Heartbeat(store, me, lease=0.2)  # renews every 0.05 s
+    beat.hold("a")
+    deadline = time.monotonic() + 60
+    while store.get("a").lease <= first:
+        assert time.monotonic() < deadline, "the lease was never renewed"
+        time.sleep(0.02)
+    progress = Progress(4, lambda done: None, check=beat.check)
+    progress(1, 4)  # still ours
+    store.requeue_running()  # as a sibling's recovery would after an expired lease
+    assert store.claim(3, worker="there:2:abcdef12").worker == "there:2:abcdef12"
+    with pytest.raises(Lost, match="went to another worker"):
+        while True:
+            assert time.monotonic() < deadline, "the heartbeat never noticed"
+            progress(2, 4)
+            time.sleep(0.02)
+    beat.hold(None)
+    beat.stop()
+    store.close()

@@ -156,6 +156,9 @@ class Heartbeat:
     def hold(self, job_id: str | None) -> None:
         self.job, self.lost = job_id, None
 
+    def stop(self) -> None:
+        self._wake.set()
+
     def check(self) -> None:
         if self.lost is not None and self.lost == self.job:
             raise Lost(f"job {self.lost} went to another worker (this worker's lease expired)")
