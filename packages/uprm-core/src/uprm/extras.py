@@ -35,6 +35,8 @@ EXTRAS: dict[str, dict[str, str]] = {
     "train": {"accelerate": "accelerate", "yaml": "pyyaml"},
     "judge": {"openai": "openai"},
     "serve": {"fastapi": "fastapi", "uvicorn": "uvicorn", "python_multipart": "python-multipart"},
+    "ray": {"ray": "ray"},
+    "postgresql": {"psycopg": "psycopg", "psycopg_pool": "psycopg-pool"},
     "test": {"pytest": "pytest", "hypothesis": "hypothesis", "httpx": "httpx", "selenium": "selenium"},
 }
 
