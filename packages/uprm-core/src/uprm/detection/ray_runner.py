@@ -20,8 +20,8 @@ The same detection as a local run, spread over a Ray cluster:
   shared out). Each replica checks that its checkpoint's fingerprint is the driver's.
 * **Dynamic balance.** The driver hands the next chunk to whichever replica is free.
 * **A replica that dies** (killed, out of memory, its node lost) has its chunk handed to
-  another replica and is replaced by a new one (up to :data:`RESTARTS_PER_REPLICA` times
-  per replica); a chunk whose replica dies :data:`CHUNK_ATTEMPTS` times fails its video
+  another replica and is replaced by a new one while more work waits than the live
+  replicas hold (up to :data:`RESTARTS_PER_REPLICA` times per replica); a chunk whose replica dies :data:`CHUNK_ATTEMPTS` times fails its video
   (the others go on), as an error in a video (a bad file) fails only that video.
 * **The driver writes.** Chunks are merged in time order into segments
   (:func:`~uprm.detection.runner.merge_answers`), evidence sheets drawn, and each video's
@@ -92,10 +92,13 @@ _ADDRESS = re.compile(r"[\w.\-]+:\d+")
 
 def import_ray(feature: str = "uprm detect --ray") -> Any:
     """The ``ray`` module, or :class:`~uprm.errors.MissingExtraError` naming
-    ``pip install "uprm-core[ray]"``."""
+    ``pip install "uprm-core[ray]"`` (:func:`uprm.extras.require`)."""
+    from uprm.extras import require
+
+    require("ray", feature=feature)
     try:
         import ray
-    except ImportError as exc:
+    except ImportError as exc:  # found but broken: still the extra to (re)install
         raise MissingExtraError(feature, {"ray": ["ray"]}) from exc
     return ray
 
@@ -163,7 +166,8 @@ def plan_replicas(cpus: float, gpus: float, replicas: int | None = None, threads
         count = replicas or whole_gpus
         if count > whole_gpus:
             raise ValueError(f"{count} replicas need {count} GPUs (one each); the Ray cluster has {whole_gpus}")
-        return ReplicaPlan(count, threads or 1, threads or 1, 1, device)
+        # a replica sees only its own GPU: "cuda:3" on the driver is "cuda" there
+        return ReplicaPlan(count, threads or 1, threads or 1, 1, "cuda" if device.startswith("cuda") else device)
     if device.startswith("cuda"):
         raise ValueError(f"device {device!r}: the Ray cluster has no GPU")
     count = replicas or 1
@@ -419,8 +423,7 @@ def _pool(ray: Any, replicas: ReplicaPlan, checkpoint: str, fingerprint: str, op
     """This process's pool for these replicas (:class:`_Pool`): the one kept from an
     earlier job when it matches, else a new one (the old one ended)."""
     global _POOL
-    context = ray.get_runtime_context()
-    key = (context.gcs_address, context.get_job_id(), replicas, checkpoint, fingerprint,
+    key = (*_session(ray), replicas, checkpoint, fingerprint,
            json.dumps(options.expert_options, sort_keys=True, default=str))
     if _POOL is not None and _POOL.key == key:
         return _POOL
@@ -429,6 +432,16 @@ def _pool(ray: Any, replicas: ReplicaPlan, checkpoint: str, fingerprint: str, op
     release()
     _POOL = _Pool(ray, key, replicas, checkpoint, options.expert_options)
     return _POOL
+
+
+def _session(ray: Any) -> tuple[Any, Any]:
+    """Which Ray cluster and job this process is connected to (a pool belongs to one)."""
+    context = ray.get_runtime_context()
+    try:
+        address = context.gcs_address
+    except Exception:  # pragma: no cover - Ray Client does not say
+        address = None
+    return address, context.get_job_id()
 
 
 def release() -> None:
@@ -489,6 +502,7 @@ class _Job:
                 self.idle.append(slot)
         self.videos: dict[str, _Video] = {}
         self.remaining = 0  # videos neither done nor failed
+        self.last_death = ""
         self.decode = self.ray.remote(num_cpus=0)(decode_chunk)
         self.probe = self.ray.remote(num_cpus=0)(probe_duration)
 
@@ -517,14 +531,26 @@ class _Job:
 
     def died(self, slot: _Slot, exc: BaseException) -> None:
         self.stats.deaths += 1
+        self.last_death = " ".join(str(exc).split())[:400] or type(exc).__name__
         self.emit("replica_died", replica=slot.index, pid=slot.info.pid if slot.info else None,
-                  detail=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                  detail=self.last_death)
         self.ray.kill(slot.actor, no_restart=True)
         slot.actor, slot.info, slot.busy = None, None, None
-        if slot.restarts < RESTARTS_PER_REPLICA:
-            slot.restarts += 1
-            self.stats.restarts += 1
-            self.pool.start(slot)
+
+    def replace(self) -> None:
+        """Start a new replica in place of a dead one (up to :data:`RESTARTS_PER_REPLICA`
+        times each) while more work waits than the live replicas hold: not to load a
+        model for a job's last chunk."""
+        live = sum(slot.actor is not None for slot in self.pool.slots)
+        waiting = len(self.queued) + len(self.ready) + len(self.probed) + len(self.probing) + len(self.unprobed)
+        for slot in self.pool.slots:
+            if waiting <= live:
+                return
+            if slot.actor is None and slot.restarts < RESTARTS_PER_REPLICA:
+                slot.restarts += 1
+                self.stats.restarts += 1
+                self.pool.start(slot)
+                live += 1
 
     # -- videos and chunks
 
@@ -554,8 +580,9 @@ class _Job:
 
     def feed(self) -> None:
         """Keep the pipeline full: probes ahead of planning, one decoded chunk ahead per
-        replica, a chunk on every free replica."""
+        replica, a chunk on every free replica, a new replica for a dead one."""
         count = self.count
+        self.replace()
         while self.unprobed and len(self.probing) < count + 1 and len(self.queued) + len(self.ready) < 2 * count:
             video = self.unprobed.popleft()
             self.probing[self.probe.remote(str(video.path), self.options.max_side)] = video
@@ -656,7 +683,7 @@ class _Job:
         left = [v for v in self.videos.values() if not (v.failed or v.done)]
         for video in left:  # nothing can run any more: every replica died past its restarts
             self.fail(video, RuntimeError(f"every replica died ({self.stats.deaths} deaths, "
-                                          f"{self.stats.restarts} restarts)"))
+                                          f"{self.stats.restarts} restarts); the last: {self.last_death}"))
 
 
 def run_on_ray(paths: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, options: DetectOptions,
