@@ -232,3 +232,61 @@ def test_registered_through_the_entry_point():
 
     assert uprm.available_experts()["pose"] is PoseExpert
     assert PoseExpert.granularity == "fine"
+
+
+def _people(k: int = 4, seed: int = 0):
+    """One frame of ``k`` people (batch 1), random joints inside their boxes."""
+    g = torch.Generator().manual_seed(seed)
+    keypoints = torch.rand(1, 1, k, NUM_JOINTS, 3, generator=g)
+    keypoints[..., 2] = 1.0
+    boxes = torch.tensor([0.1, 0.1, 0.6, 0.9]).expand(1, 1, k, 4).clone()
+    return keypoints, boxes, torch.ones(1, 1, k), torch.ones(1, 1, k, dtype=torch.bool)
+
+
+def test_a_frame_token_is_the_max_over_its_people_by_default_or_their_mean():
+    """person_pool="max" (default): one person's pose is not averaged away by the others
+    (the frame token before its projection is the element-wise maximum); "mean" keeps the
+    masked mean; both ignore padded people and give an empty frame the "nobody" token."""
+    from uprm_expert_pose.adapter import PoseTokenizer
+
+    torch.manual_seed(0)
+    for pool, reduce in (("max", lambda p: p.amax(dim=2)), ("mean", lambda p: p.mean(dim=2))):
+        tok = PoseTokenizer(joint_dim=8, pose_dim=16, person_pool=pool)
+        assert PoseAdapter(16, 4, **SMALL).tokenizer.person_pool == "max"
+        kp, boxes, scores, mask = _people()
+        seen = {}
+        tok.frame_proj.register_forward_hook(lambda m, args, out, seen=seen: seen.update(pooled=args[0]))
+        tokens, _ = tok(kp, boxes, scores, mask)
+        person = tokens[:, :, 1:] - (tokens[:, :, :1] - tok.frame_proj(seen["pooled"])[:, :, None])  # frame position off
+        assert torch.allclose(seen["pooled"], reduce(person), atol=1e-5)
+        padded = [torch.cat([x, torch.zeros_like(x[:, :, :2])], dim=2) for x in (kp, boxes, scores)]
+        tokens2, _ = tok(*padded, torch.cat([mask, torch.zeros_like(mask[:, :, :2])], dim=2))
+        assert torch.allclose(tokens2[:, :, 0], tokens[:, :, 0], atol=1e-6)  # padding never counts
+        empty, _ = tok(kp, boxes, scores, torch.zeros_like(mask))
+        other, _ = tok(torch.rand_like(kp), boxes, scores, torch.zeros_like(mask))
+        assert torch.isfinite(empty).all() and torch.equal(empty[:, :, 0], other[:, :, 0])  # the "nobody" token
+
+
+def test_max_pooling_keeps_one_persons_change_that_the_mean_dilutes():
+    """Change one of eight people: the max-pooled frame token moves by more, relative to the
+    frame tokens' spread over random frames, than the mean-pooled one."""
+    from uprm_expert_pose.adapter import PoseTokenizer
+
+    def share(pool: str) -> float:
+        torch.manual_seed(0)
+        tok = PoseTokenizer(joint_dim=8, pose_dim=16, person_pool=pool)
+        frames = [_people(8, seed) for seed in range(16)]
+        with torch.no_grad():
+            frame = torch.cat([tok(*f)[0][:, :, 0] for f in frames])
+            kp, boxes, scores, mask = frames[0]
+            moved = kp.clone()
+            moved[:, :, 0, :, :2] = torch.rand(NUM_JOINTS, 2, generator=torch.Generator().manual_seed(99))
+            delta = (tok(moved, boxes, scores, mask)[0][:, :, 0] - frame[:1]).norm()
+        return float(delta / frame.std(dim=0).norm())
+
+    assert share("max") > 1.5 * share("mean")
+
+
+def test_an_unknown_person_pool_is_refused():
+    with pytest.raises(ValueError, match="person_pool must be one of"):
+        PoseAdapter(16, 4, person_pool="sum", **SMALL)

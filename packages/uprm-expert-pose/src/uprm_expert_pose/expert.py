@@ -66,6 +66,8 @@ class PoseExpert(uprm.Expert):
             (a frame with nobody keeps its content) — for the ablation.
         temporal_layers: self-attention layers over the clip's frame tokens before eq.2
             (pose dynamics; not in the paper): ``0`` (default) none.
+        person_pool: a frame token is the ``"max"`` (default) or the ``"mean"`` of the frame's
+            person tokens; ``"mean"`` is what pose checkpoints saved before it was an option used (CHANGELOG).
         joint_dim, pose_dim, graph_layers, model_dim, num_heads, ffn_mult, self_attention,
         dropout: the adapter (:class:`~uprm_expert_pose.adapter.PoseAdapter`).
 
@@ -84,7 +86,7 @@ class PoseExpert(uprm.Expert):
     #: not in the feature cache's key: the adapter's shape and the YOLO batch size
     adapter_options = frozenset({
         "batch_size", "joint_dim", "pose_dim", "graph_layers", "temporal_layers", "model_dim", "num_heads",
-        "ffn_mult", "self_attention", "dropout", "residual",
+        "ffn_mult", "self_attention", "dropout", "residual", "person_pool",
     })  # fmt: skip
     feature_version = "1"
 
@@ -109,6 +111,7 @@ class PoseExpert(uprm.Expert):
         self_attention: str = "full",
         dropout: float = 0.0,
         residual: bool = False,
+        person_pool: str = "max",
     ) -> None:
         super().__init__(ctx)
         _check_options(source, self_attention, max_people, weights, model_config)
@@ -133,6 +136,7 @@ class PoseExpert(uprm.Expert):
             self_attention=self_attention,
             dropout=dropout,
             residual=residual,
+            person_pool=person_pool,
         )
 
     def _pose_model(self, weights: str | None, model_config: str | None):
