@@ -23,7 +23,15 @@ import uprm
 from uprm.cli import cli
 from uprm.detection import detect_files
 from uprm.detection.plan import plan_windows
-from uprm.detection.ray_runner import RemoteError, describe, plan_replicas, portable, ray_address, release
+from uprm.detection.ray_runner import (
+    RemoteError,
+    describe,
+    plan_replicas,
+    portable,
+    ray_address,
+    release,
+    start_replicas,
+)
 from uprm.errors import MissingExtraError, VideoError
 
 #: what a Ray job's JSON may differ in from a local run's: the time it took, and the
@@ -51,11 +59,13 @@ def assert_same_outputs(local: Path, other: Path, videos=("quiet", "shop", "stre
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    """A local Ray of 2 CPUs, for this module."""
+def ray_cluster(detector):
+    """A local Ray of 2 CPUs, for this module, whose 2 replicas start loading the
+    checkpoint at once (while the local run is made)."""
     ray = pytest.importorskip("ray")
     temp = tempfile.mkdtemp(prefix="uprm-ray-", dir="/tmp")  # Ray's socket paths must stay short
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, configure_logging=False, log_to_driver=False)
+    assert start_replicas(detector, replicas=2).describe() == "2 replica(s), each 1 CPU, 1 thread(s)"
     yield ray
     release()
     ray.shutdown()
@@ -71,11 +81,11 @@ def broken(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_run(detector, threat_data, broken, tmp_path_factory):
+def local_run(ray_cluster, detector, threat_data, broken, tmp_path_factory):
     """The three videos and the broken file detected by a local run: what the Ray runs
     must equal. Returns (out, report)."""
     out = tmp_path_factory.mktemp("local") / "out"
-    report = detect_files([threat_data / "videos", broken], detector, out, sidecar_dir=threat_data, progress=False)
+    report = detect_files([broken, threat_data / "videos"], detector, out, sidecar_dir=threat_data, progress=False)
     assert sorted(report.done) == ["quiet", "shop", "street"] and len(report.failed) == 1
     return out, report
 
@@ -95,7 +105,8 @@ def ray_run(ray_cluster, local_run, detector, threat_data, broken, tmp_path_fact
     windows (9 chunks; the shop's segment spans two); the replica given the last chunk
     is killed (SIGKILL) as it gets it, while the other may still be answering its own —
     the last, so that no replacement is loaded (a model load costs ~12 s of CPU here;
-    a replacement is for when more work waits). Returns (out, report, events)."""
+    a replacement is for when more work waits; the broken file comes first, so its probe
+    is long over by then). Returns (out, report, events)."""
     events = []
 
     def kill_the_last_dispatch(event):
@@ -104,7 +115,7 @@ def ray_run(ray_cluster, local_run, detector, threat_data, broken, tmp_path_fact
             os.kill(event.pid, signal.SIGKILL)
 
     out = tmp_path_factory.mktemp("ray") / "out"
-    report = detect_files([threat_data / "videos", broken], detector, out, sidecar_dir=threat_data, progress=False,
+    report = detect_files([broken, threat_data / "videos"], detector, out, sidecar_dir=threat_data, progress=False,
                           ray=True, replicas=2, chunk_windows=4, on_event=kill_the_last_dispatch)
     return out, report, events
 
@@ -137,15 +148,15 @@ def test_the_cli_runs_on_ray_and_a_rerun_skips(ray_run, local_run, detector, thr
     out, _, _ = ray_run
     local, _ = local_run
     args = ["detect", str(threat_data / "videos"), "--checkpoint", str(detector), "--out", str(out),
-            "--sidecar-dir", str(threat_data), "--quiet", "--replicas", "2", "--chunk-windows", "4", "--ray"]
+            "--sidecar-dir", str(threat_data), "--quiet", "--replicas", "2", "--chunk-windows", "16", "--ray"]
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0, again.output
     assert "0 detected, 3 already done" in again.output and "0 chunks" in again.output
-    (out / "quiet.json").unlink()  # redone, on the replicas kept from the job before
+    (out / "quiet.json").unlink()  # redone, in one chunk, by the replica left from the job before
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "1 detected, 2 already done, 0 failed" in result.output
-    assert "ray: 2 replica(s), each 1 CPU, 1 thread(s); 3 chunks, 0 replica death(s)" in result.output
+    assert "ray: 2 replica(s), each 1 CPU, 1 thread(s); 1 chunks, 0 replica death(s)" in result.output
     assert_same_outputs(local, out, videos=("quiet",))
 
 

@@ -77,6 +77,7 @@ __all__ = [
     "release",
     "run_job",
     "run_on_ray",
+    "start_replicas",
 ]
 
 #: windows per chunk by default (rounded up to whole batches): about a minute of video
@@ -686,6 +687,46 @@ class _Job:
                                           f"{self.stats.restarts} restarts); the last: {self.last_death}"))
 
 
+def _replicas(checkpoint: str | os.PathLike, options: DetectOptions, ray: bool | str, replicas: int | None,
+              fingerprint: str | None) -> tuple[_Pool, str]:
+    """Connect, plan the replicas for the cluster and get this process's pool of them
+    (started, or kept from an earlier job), with the checkpoint's fingerprint."""
+    from uprm.modeling.loading import model_fingerprint
+
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError("a Ray job needs a checkpoint folder (every replica loads it from its path), not a model "
+                        f"object ({type(checkpoint).__name__})")
+    check_count("replicas", replicas)  # before connecting: a bad number fails at once
+    address = ray_address(ray)
+    path = str(Path(checkpoint).expanduser().resolve())
+    fingerprint = fingerprint or model_fingerprint(path)
+    ray_module = connect(address)
+    nodes = [n for n in ray_module.nodes() if n.get("Alive")]
+    resources = ray_module.cluster_resources()
+    plan = plan_replicas(resources.get("CPU", 0), resources.get("GPU", 0), replicas, options.threads, options.device,
+                         max((n.get("Resources", {}).get("CPU", 0) for n in nodes), default=None))
+    return _pool(ray_module, plan, path, fingerprint, options), fingerprint
+
+
+def _warm() -> None:
+    """Nothing: a CPU task that makes a worker import this module (and decoding) ahead."""
+    import uprm.data.video  # noqa: F401
+
+
+def start_replicas(checkpoint: str | os.PathLike, options: DetectOptions | None = None, *, ray: bool | str = True,
+                   replicas: int | None = None) -> ReplicaPlan:
+    """Start the replicas of a Ray job with these settings without waiting for them (or
+    keep those already up): they load the checkpoint while the caller does something else,
+    and the next job of this process with the same checkpoint, options and ``replicas``
+    (:func:`run_on_ray`, ``detect_files(..., ray=)``, ``uprm.detect(..., ray=)``) uses
+    them. A CPU task per replica has decoding imported ahead too. Returns the plan."""
+    pool, _ = _replicas(checkpoint, options or DetectOptions(), ray, replicas, None)
+    warm = pool.ray.remote(num_cpus=0)(_warm)
+    for _ in range(pool.replicas.count):
+        warm.remote()
+    return pool.replicas
+
+
 def run_on_ray(paths: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, options: DetectOptions,
                finish: Finish, *, ray: bool | str = True, replicas: int | None = None,
                chunk_windows: int | None = None, fingerprint: str | None = None,
@@ -699,22 +740,8 @@ def run_on_ray(paths: Sequence[str | os.PathLike], checkpoint: str | os.PathLike
     ends them)."""
     from tqdm.auto import tqdm
 
-    from uprm.modeling.loading import model_fingerprint
-
-    if not isinstance(checkpoint, (str, os.PathLike)):
-        raise TypeError("a Ray job needs a checkpoint folder (every replica loads it from its path), not a model "
-                        f"object ({type(checkpoint).__name__})")
-    check_count("replicas", replicas)  # before connecting: a bad number fails at once
     check_count("chunk_windows", chunk_windows)
-    address = ray_address(ray)
-    checkpoint = str(Path(checkpoint).expanduser().resolve())
-    fingerprint = fingerprint or model_fingerprint(checkpoint)
-    ray_module = connect(address)
-    nodes = [n for n in ray_module.nodes() if n.get("Alive")]
-    resources = ray_module.cluster_resources()
-    plan = plan_replicas(resources.get("CPU", 0), resources.get("GPU", 0), replicas, options.threads, options.device,
-                         max((n.get("Resources", {}).get("CPU", 0) for n in nodes), default=None))
-    pool = _pool(ray_module, plan, checkpoint, fingerprint, options)
+    pool, fingerprint = _replicas(checkpoint, options, ray, replicas, fingerprint)
     with tqdm(total=0, unit="window", desc="ray", disable=not progress, leave=False) as bar:
         job = _Job(pool, options, fingerprint, chunk_windows or CHUNK_WINDOWS, finish, on_event,
                    bar if progress else None)
