@@ -2,8 +2,8 @@
 Ray cluster of 2 CPUs started once for the module: the files equal a local run's on the
 same checkpoint and videos (JSON compared without the run-specific fields), a replica
 killed mid-run still leaves every video written exactly once and equal, a rerun
-skips, a bad file fails alone; without ray the error names the extra to install; the
-number of replicas is checked against the cluster."""
+skips, a bad file fails alone; without ray the error names the extra to install, and
+only the Ray path imports it; the number of replicas is checked against the cluster."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import os
 import pickle
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -230,3 +231,11 @@ def test_an_error_that_cannot_be_unpickled_comes_back_by_name():
     assert describe(back) == describe(error) == "VideoError: /videos/cam.mp4: truncated"
     plain = ValueError("bad")
     assert portable(plain) is plain
+
+
+def test_ray_is_imported_only_on_the_ray_path():
+    code = ("import sys, uprm.detection.ray_runner, uprm.cli.detect; from uprm.detection import detect_files; "
+            "print('ray' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
