@@ -155,8 +155,9 @@ def detect_files(
     ``ray`` runs the detection as a Ray job (:mod:`uprm.detection.ray_runner`): ``True``
     starts or joins a Ray on this machine, a string is a cluster's address (``"auto"``,
     ``"ray://host:10001"``); ``replicas`` model replicas (default: one per GPU, else 1)
-    take chunks of about ``chunk_windows`` windows; ``on_event`` sees the job's
-    :class:`~uprm.detection.ray_runner.RayEvent` s. The outputs are those of a local run.
+    take chunks of about ``chunk_windows`` windows; ``on_event`` is called with each
+    :class:`~uprm.detection.ray_runner.RayEvent` of the job. The outputs are those of a
+    local run.
 
     ``options`` (:class:`~uprm.options.DetectOptions`: window, stride, batch size, merge
     gap, sidecar folder, max side, device, threads, expert options, evidence sheets, the
@@ -194,13 +195,8 @@ def detect_files(
 
         report.ray = run_job(job, todo, report, ray=ray, replicas=replicas, chunk_windows=chunk_windows,
                              on_event=on_event).as_dict()
-    for path in todo if ray is None else ():
-        try:
-            job.run(path)
-            report.done.append(path.stem)
-        except Exception as exc:  # a bad file is reported; the others go on
-            report.failed.append((str(path), f"{type(exc).__name__}: {exc}"))
-            report.errors.append(exc)
+    else:
+        _run_here(job, todo, report)
     if state is not None:
         state.wait_for_everyone()
     if rank == 0:
@@ -209,6 +205,18 @@ def detect_files(
         report.results = str(write_results(out, report.videos, requested))
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _run_here(job: _Job, paths: list[Path], report: CorpusReport) -> None:
+    """Detect ``paths`` in this process, one after the other; a bad file is reported and
+    the others go on."""
+    for path in paths:
+        try:
+            job.run(path)
+            report.done.append(path.stem)
+        except Exception as exc:
+            report.failed.append((str(path), f"{type(exc).__name__}: {exc}"))
+            report.errors.append(exc)
 
 
 def _my_share(state: Any, paths: list[Path]) -> list[Path]:
