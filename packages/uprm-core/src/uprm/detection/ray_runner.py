@@ -21,8 +21,12 @@ The same detection as a local run, spread over a Ray cluster:
 * **Dynamic balance.** The driver hands the next chunk to whichever replica is free.
 * **A replica that dies** (killed, out of memory, its node lost) has its chunk handed to
   another replica and is replaced by a new one while more work waits than the live
-  replicas hold (up to :data:`RESTARTS_PER_REPLICA` times per replica); a chunk whose replica dies :data:`CHUNK_ATTEMPTS` times fails its video
-  (the others go on), as an error in a video (a bad file) fails only that video.
+  replicas hold (up to :data:`RESTARTS_PER_REPLICA` times per replica); a chunk whose
+  replica dies :data:`CHUNK_ATTEMPTS` times fails its video (the others go on), as an
+  error in a video (a bad file) fails only that video.
+* **Kept for the next job.** The replicas stay up for the next job of the process with
+  the same checkpoint and plan (:func:`start_replicas` starts them ahead, :func:`release`
+  ends them).
 * **The driver writes.** Chunks are merged in time order into segments
   (:func:`~uprm.detection.runner.merge_answers`), evidence sheets drawn, and each video's
   files written atomically by the driver as a local run writes them; a rerun skips
