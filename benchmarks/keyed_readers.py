@@ -91,10 +91,18 @@ def _model(args: argparse.Namespace, data: Path) -> Any:
     # the seed is the training seed (head, data order); the towers and adapters start from
     # model seed 0, as uprm ablate's runs do, so every run reads the one shared feature cache
     cfg = resolve_config(TrainConfig(data=[str(data)], out="unused", tiny=True, num_frames=4, seed=args.seed,
-                                     model_seed=0, experts=args.experts.split(","), router=args.router))
+                                     model_seed=0, experts=args.experts.split(","), router=args.router,
+                                     expert_option=_options_for(args.expert_option, args.experts)))
     model = build_training_model(cfg)
     model.train()
     return model
+
+
+def _options_for(options: Sequence[str], experts: str) -> list[str]:
+    """The ``NAME.KEY=VALUE`` expert options whose expert is in this run (a w/o-pose run
+    drops the pose options)."""
+    names = set(experts.split(","))
+    return [o for o in options if o.split(".", 1)[0] in names]
 
 
 def _auc(work: Path, recs: list[dict[str, Any]], scores: np.ndarray) -> dict[str, float]:
@@ -128,7 +136,9 @@ def run_head(args: argparse.Namespace, work: Path, adapter_only: bool) -> None:
 
     if args.save:
         tokens = _tapped(block, tokens, pose)
-    params = [p for p in (pose.parameters() if pose is not None else block.parameters()) if p.requires_grad]
+    named = pose.named_parameters() if pose is not None else block.named_parameters()
+    frozen = tuple(f"experts.{name}." for name in args.freeze)  # e.g. the coarse projector: no shortcut through it
+    params = [p for n, p in named if p.requires_grad and not n.startswith(frozen)]
     opt = torch.optim.AdamW(params + list(head.parameters()), lr=args.block_lr or args.lr, weight_decay=0.0)
     y, gen = _labels(train), torch.Generator().manual_seed(args.seed)
     for step in range(1, args.steps + 1):
@@ -269,7 +279,7 @@ def run_signature(args: argparse.Namespace, work: Path) -> None:
     import subprocess
     from concurrent.futures import ThreadPoolExecutor
 
-    out = work / "readers"
+    out = args.readers or work / "readers"
     seeds = [int(x) for x in args.seeds.split(",")]
     jobs = []
     for variant in args.variants.split(","):
@@ -279,7 +289,8 @@ def run_signature(args: argparse.Namespace, work: Path) -> None:
             if not path.is_file():
                 jobs.append([sys.executable, __file__, "head", "--work", str(work), "--groups", args.groups,
                              "--experts", experts, "--router", router, "--seed", str(seed), "--steps", str(args.steps),
-                             "--every", str(args.steps), "--batch-size", str(args.batch_size), "--save", str(path)])
+                             "--every", str(args.steps), "--batch-size", str(args.batch_size),
+                             *[f"--expert-option={o}" for o in args.expert_option], "--save", str(path)])
 
     def one(cmd: list[str]) -> None:
         log = Path(cmd[-1]).with_suffix(".log")
@@ -469,6 +480,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seeds", default="0,1,2", help="signature: the seeds")
     p.add_argument("--parallel", type=int, default=2, help="signature: runs at once (one torch thread each)")
     p.add_argument("--bootstrap", type=int, default=1000, help="signature: bootstrap resamples and permutations")
+    p.add_argument("--expert-option", action="append", default=[], metavar="NAME.KEY=VALUE",
+                   help="an expert option of every run (repeatable), e.g. pose.residual=true")
+    p.add_argument("--freeze", action="append", default=[], metavar="EXPERT",
+                   help="head: keep this expert's trainable part frozen (repeatable), e.g. coarse")
+    p.add_argument("--readers", type=Path, default=None, help="signature: the runs' folder (default WORK/readers)")
     p.add_argument("--save", type=Path, default=None, help="head: write the test windows' scores and weights here")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
