@@ -1,0 +1,115 @@
+"""The scale benchmark (benchmarks/scale.py): its ``--quick`` run goes the whole real path —
+``uprm data synthetic``, ``uprm detect`` local (one process and torchrun's two) and on a
+local Ray (1 and 2 replicas), ``uprm serve`` with 1 and 2 workers on SQLite and on a real
+PostgreSQL, a serve worker and a Ray replica SIGKILLed — and its report has every row, each
+with numbers measured in the run; and the paper-dims arithmetic of docs/deployment.md.
+
+The ``--quick`` run starts ~15 processes that each import torch and load a model (~3 CPU
+minutes; 4-7 minutes of wall time on the shared 2-core machine), so it runs when
+``UPRM_SCALE_BENCH=1`` is set; the arithmetic tests always run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "scale.py"
+DETECT_ROWS = ("local x1", "local x2", "ray x1", "ray x2")
+SERVE_ROWS = ("sqlite x1", "sqlite x2", "postgresql x1", "postgresql x2")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("scale_benchmark", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass resolves its annotations through sys.modules
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+@pytest.fixture(scope="module")
+def quick(bench, tmp_path_factory):
+    if os.environ.get("UPRM_SCALE_BENCH") != "1":
+        pytest.skip("the --quick run takes minutes of both cores: set UPRM_SCALE_BENCH=1 (module doc)")
+    work = tmp_path_factory.mktemp("scale_bench")
+    report = work / "report" / "scale.md"
+    result = bench.main(["--quick", "--quiet", "--work", str(work / "work"), "--report", str(report)])
+    return result, report
+
+
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_the_quick_run_measures_every_row(quick):
+    result, report = quick
+    saved = json.loads(report.with_suffix(".json").read_text())
+    assert saved["detect"] == result["detect"] and saved["serve"] == result["serve"]
+    assert saved["quick"] is True and saved["machine"]["cpus"] == os.cpu_count()
+    for name in DETECT_ROWS:
+        row = saved["detect"][name]
+        assert row["videos"] == 3 and row["windows"] >= 3, name  # every video of the world written
+        for field in ("seconds", "videos_per_s", "windows_per_s", "model_seconds", "working_windows_per_s"):
+            assert positive(row[field]), (name, field, row)
+        assert row["videos_per_s"] == pytest.approx(row["videos"] / row["seconds"])
+        assert row["models"] == (2 if name.endswith("x2") else 1)
+    # the same files, so the same windows, whichever way they were run
+    assert len({saved["detect"][name]["windows"] for name in DETECT_ROWS}) == 1
+    for name in SERVE_ROWS:
+        row = saved["serve"][name]
+        assert row["jobs"] == 3 and positive(row["jobs_per_min"]), (name, row)
+    for store in ("sqlite", "postgresql"):
+        death = saved["serve_worker_death"][store]
+        assert death["attempts"] == 2  # the killed job ran again, once
+        assert positive(death["rerun_after_s"]) and positive(death["killed_s"]) and positive(death["unharmed_s"])
+    ray = saved["ray_replica_death"]
+    assert ray["deaths"] >= 1 and positive(ray["unharmed_s"]) and positive(ray["killed_s"])
+
+
+def test_the_report_has_every_row_with_its_numbers(quick):
+    result, report = quick
+    text = report.read_text()
+    number = r"[0-9]+\.[0-9]+"
+    for name in DETECT_ROWS:
+        row = result["detect"][name]
+        assert re.search(rf"^\| {name} \| .* \| {row['seconds']:.1f} \| {row['videos_per_s']:.3f} \| "
+                         rf"{row['windows_per_s']:.2f} \| {number} s \| {number} \|$", text, re.M), name
+    for kind in ("local", "ray"):
+        assert re.search(rf"^\| {kind} \| {number}× \| {number}× \| {number}× \|$", text, re.M), kind
+    for store in ("sqlite", "postgresql"):
+        x1, x2 = result["serve"][f"{store} x1"], result["serve"][f"{store} x2"]
+        assert f"| {store} | {x1['jobs_per_min']:.1f} | {x2['jobs_per_min']:.1f} | " in text
+        assert re.search(rf"^\| `uprm serve --workers 2` \({store}\).* \| {number} s \| {number} s \(attempts 2\) "
+                         rf"\| {number} s \| -?{number} s \|$", text, re.M), store
+    assert re.search(rf"^\| `detect_files\(ray=True, replicas=2\)`.* \| -?{number} s \|$", text, re.M)
+    assert "2 replicas cannot be 2× faster" in text and "--quick" in text
+
+
+def test_the_arithmetic_of_a_camera(bench):
+    window = 30.4 + 1.30 + 0.18
+    assert bench.camera_tflops(4.0, "ViT-H 1024 px") == pytest.approx(window / 4 + 5.96)
+    # the stride divides the windows' share only: SAM runs once per sampled frame
+    assert bench.camera_tflops(8.0, "ViT-H 1024 px") - 5.96 == pytest.approx((bench.camera_tflops(2.0, "ViT-H 1024 px")
+                                                                              - 5.96) / 4)
+    # an A100 at 40 % of 312 TFLOP/s = 124.8: 8 cameras of 13.93 TFLOP/s, not 9
+    assert bench.cameras_per_gpu("A100", 4.0, "ViT-H 1024 px") == 8
+    assert [bench.cameras_per_gpu("H100 SXM", s, "ViT-H 1024 px") for s in (2.0, 4.0, 8.0)] == [18, 28, 39]
+    # an archive costs per second of video what a camera does: 10,000 h on A100s
+    hours = bench.archive_gpu_hours(10_000, "A100", 4.0, "ViT-H 1024 px")
+    assert hours == pytest.approx(10_000 * (window / 4 + 5.96) / 124.8)
+
+
+def test_arithmetic_prints_the_tables_and_runs_nothing(bench, capsys, tmp_path):
+    assert bench.main(["--arithmetic", "--report", str(tmp_path / "scale.md")]) == {}
+    out = capsys.readouterr().out
+    assert "one window (identify): 31.9 TFLOPs" in out
+    assert "ViT-H 1024 px, stride 2 s: 21.90 TFLOP/s per camera; cameras per GPU: L4 2, A100 5, H100 SXM 18" in out
+    assert not (tmp_path / "scale.md").exists()
