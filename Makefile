@@ -40,8 +40,12 @@ demo: $(STAMP)
 system-packages:
 	@scripts/system-packages.sh
 
+# the suite on both cores: pytest-xdist, a test file per worker (its module fixtures stay
+# in one process); TEST_WORKERS=0 runs it in this process alone
+TEST_WORKERS ?= 2
+
 test: system-packages $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

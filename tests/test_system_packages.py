@@ -211,7 +211,7 @@ def test_make_test_checks_the_system_packages_before_building_the_environment(tr
     lines = make_n(tree, "test")  # no .venv: everything is built
     script = lines.index("scripts/system-packages.sh")
     build = next(i for i, line in enumerate(lines) if " -m venv " in line)
-    tests = next(i for i, line in enumerate(lines) if line.endswith("-m pytest"))
+    tests = next(i for i, line in enumerate(lines) if " -m pytest" in line)
     assert script < build < tests
     assert all("system-packages" not in line for line in make_n(tree, "demo"))  # the demo needs none of them
 
@@ -223,4 +223,4 @@ def test_the_stamp_rebuilds_the_environment_when_a_pyproject_changes(tree):
     os.utime(core, (1_000_100, 1_000_100))  # e.g. the core's dependencies changed
     lines = make_n(tree, "test")
     assert any('-e "packages/uprm-core[all]"' in line for line in lines)
-    assert lines[-2:] == ["touch .venv/.uprm-installed", ".venv/bin/python -m pytest"]
+    assert lines[-2:] == ["touch .venv/.uprm-installed", ".venv/bin/python -m pytest -n 2 --dist loadfile"]

@@ -43,7 +43,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import re
 import socket
 import time
@@ -203,9 +202,12 @@ class RemoteError(UPRMError):
 
 
 def portable(exc: BaseException) -> BaseException:
-    """``exc`` when it survives pickling, else a :class:`RemoteError` of it."""
+    """``exc`` when it survives pickling, else a :class:`RemoteError` of it. Unpickling an
+    exception calls what its ``__reduce__`` names with the arguments it gives; that call is
+    tried here (no bytes are unpickled)."""
     try:
-        pickle.loads(pickle.dumps(exc))
+        rebuild, args = exc.__reduce__()[:2]
+        rebuild(*args)
     except Exception:
         return RemoteError(type(exc).__name__, str(exc))
     return exc
