@@ -545,27 +545,26 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 NOTES = [
-    "- **2 cores, so 2 replicas cannot be 2× faster.** One replica with `--threads 2` already uses both cores "
-    "for its matrix products; two with one thread each share the same two cores. What a second replica can win "
-    "is the time one process leaves a core idle — decoding, Python between the layers, writing files, a "
-    "process's start and model load (overlapped with the other's work) — and what it loses is a second model "
-    "load and two processes' memory. A ratio near 1× is what this machine can show; on a host with a GPU per "
-    "replica, or cores to spare, the replicas do not share their compute and the ratio approaches N (bounded "
-    "by the files: with 2 processes, a long file on one of them is the tail).",
-    "- **Local ×2 splits files, Ray ×2 splits chunks**: torchrun gives each process every other file, so an "
-    "unlucky split leaves one process working alone at the end; Ray hands chunks of windows to whichever "
-    "replica is free, so the tail is at most a chunk. The Ray rows pay the job's replica starts (model loads) "
-    "in their wall time, not the cluster's start.",
-    "- **Serve**: a job includes the evidence sheets and timeline (drawn by the worker). With 2 workers on "
-    "2 cores, the two workers' jobs overlap their non-torch parts (decoding, drawing, the store), so the "
-    "ratio is above 1× only by that share.",
+    "- **2 cores, so 2 replicas cannot be 2× faster.** One replica with `--threads 2` and two with one "
+    "thread each have the same two cores. On an idle machine the ratio would be near 1× (what a second replica "
+    "wins is the time one process leaves a core idle: decoding, Python between the layers, files, overlapping "
+    "another's start), less its second model load. On a GPU host, one replica per GPU, nothing is shared and the "
+    "ratio approaches N, bounded by the files (local: torchrun splits files) or a chunk (Ray).",
+    "- **Ratios far above 2× here are the threads, not the replicas.** This machine is shared (see the load "
+    "average): when another process takes a core, the two OpenMP threads of one matrix product wait for each "
+    "other at every barrier, so one process with 2 threads can run several times slower than two processes with "
+    "1 thread, which never wait for each other. Read a large local or serve ratio as \"`--threads` above the "
+    "cores a process really has is costly\", which is why `--replicas` / `--workers` split the threads.",
+    "- **Local ×2 splits files, Ray ×2 splits chunks**: torchrun gives each process every other file; Ray hands "
+    "chunks of windows to whichever replica is free. The Ray rows pay the job's replica starts (model loads) and "
+    "Ray's task overheads in their wall time, not the cluster's start.",
+    "- **Serve**: a job includes the evidence sheets and the timeline (drawn by the worker).",
     "- **A killed serve worker**: the live sibling notices between its jobs (the dead worker's process is "
-    "gone: within a second when idle), puts the job back at its place and runs it from the start; the "
-    "seconds lost are the killed attempt's work plus that notice. Across hosts (`uprm serve-worker`) the "
-    "notice is the lease instead (30 s). A killed Ray replica costs its chunk's work and, while more work "
-    "waits, a replacement's model load (overlapped with the live replica's chunks).",
-    "- Timings on this shared machine vary by ±50 % between runs (other people's tests); the ratios, "
-    "measured within one run, are steadier. Figures for a GPU deployment: docs/deployment.md.",
+    "gone: within a second), puts the job back at its place and runs it from the start; the seconds lost are "
+    "the killed attempt's work plus that notice. Across hosts (`uprm serve-worker`) the notice is the lease "
+    "(30 s). A killed Ray replica costs its chunk's work and, while more work waits, a replacement's model load.",
+    "- One run on a shared machine: timings vary by ±50 % between runs; ratios measured within one run are "
+    "steadier. The GPU sizing: docs/deployment.md.",
 ]
 
 
