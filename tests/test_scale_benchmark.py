@@ -4,16 +4,17 @@ local Ray (1 and 2 replicas), ``uprm serve`` with 1 and 2 workers on SQLite and 
 PostgreSQL, a serve worker and a Ray replica SIGKILLed — and its report has every row, each
 with numbers measured in the run; and the paper-dims arithmetic of docs/deployment.md.
 
-The ``--quick`` run starts ~15 processes that each import torch and load a model (~3 CPU
-minutes; 4-7 minutes of wall time on the shared 2-core machine), so it runs when
-``UPRM_SCALE_BENCH=1`` is set; the arithmetic tests always run."""
+A run starts ~15 processes that each import torch and load a model (even ``--quick`` takes
+4-7 minutes of both cores), too long for the suite; the engines it drives are tested in
+their own modules (tests/detection/test_ray.py, tests/serve/test_workers.py). Here the
+committed run's figures (benchmarks/scale.json) are checked row by row, and the committed
+benchmarks/scale.md must be what the report writer makes of them."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import math
-import os
 import re
 import sys
 from pathlib import Path
@@ -36,27 +37,22 @@ def bench():
 
 
 @pytest.fixture(scope="module")
-def quick(bench, tmp_path_factory):
-    if os.environ.get("UPRM_SCALE_BENCH") != "1":
-        pytest.skip("the --quick run takes minutes of both cores: set UPRM_SCALE_BENCH=1 (module doc)")
-    work = tmp_path_factory.mktemp("scale_bench")
-    report = work / "report" / "scale.md"
-    result = bench.main(["--quick", "--quiet", "--work", str(work / "work"), "--report", str(report)])
-    return result, report
+def measured():
+    """The committed run: its JSON and its report."""
+    report = BENCH.with_name("scale.md")
+    return json.loads(report.with_suffix(".json").read_text()), report
 
 
 def positive(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
-def test_the_quick_run_measures_every_row(quick):
-    result, report = quick
-    saved = json.loads(report.with_suffix(".json").read_text())
-    assert saved["detect"] == result["detect"] and saved["serve"] == result["serve"]
-    assert saved["quick"] is True and saved["machine"]["cpus"] == os.cpu_count()
+def test_the_measured_run_has_every_row(measured):
+    saved, _ = measured
+    videos = saved["sizing"]["videos"]
     for name in DETECT_ROWS:
         row = saved["detect"][name]
-        assert row["videos"] == 3 and row["windows"] >= 3, name  # every video of the world written
+        assert row["videos"] == videos and row["windows"] >= videos, name  # every video of the world written
         for field in ("seconds", "videos_per_s", "windows_per_s", "model_seconds", "working_windows_per_s"):
             assert positive(row[field]), (name, field, row)
         assert row["videos_per_s"] == pytest.approx(row["videos"] / row["seconds"])
@@ -65,7 +61,7 @@ def test_the_quick_run_measures_every_row(quick):
     assert len({saved["detect"][name]["windows"] for name in DETECT_ROWS}) == 1
     for name in SERVE_ROWS:
         row = saved["serve"][name]
-        assert row["jobs"] == 3 and positive(row["jobs_per_min"]), (name, row)
+        assert row["jobs"] == videos and positive(row["jobs_per_min"]), (name, row)
     for store in ("sqlite", "postgresql"):
         death = saved["serve_worker_death"][store]
         assert death["attempts"] == 2  # the killed job ran again, once
@@ -74,9 +70,11 @@ def test_the_quick_run_measures_every_row(quick):
     assert ray["deaths"] >= 1 and positive(ray["unharmed_s"]) and positive(ray["killed_s"])
 
 
-def test_the_report_has_every_row_with_its_numbers(quick):
-    result, report = quick
-    text = report.read_text()
+def test_the_report_has_every_row_with_its_numbers(bench, measured):
+    result, report = measured
+    text = bench.markdown(result)
+    assert report.read_text() == text  # the committed report is the committed figures
+
     number = r"[0-9]+\.[0-9]+"
     for name in DETECT_ROWS:
         row = result["detect"][name]
@@ -90,7 +88,7 @@ def test_the_report_has_every_row_with_its_numbers(quick):
         assert re.search(rf"^\| `uprm serve --workers 2` \({store}\).* \| {number} s \| {number} s \(attempts 2\) "
                          rf"\| {number} s \| -?{number} s \|$", text, re.M), store
     assert re.search(rf"^\| `detect_files\(ray=True, replicas=2\)`.* \| -?{number} s \|$", text, re.M)
-    assert "2 replicas cannot be 2× faster" in text and "--quick" in text
+    assert "2 replicas cannot be 2× faster" in text
 
 
 def test_the_arithmetic_of_a_camera(bench):
