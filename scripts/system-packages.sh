@@ -5,18 +5,12 @@
 # /usr/lib/postgresql/*/bin, where Debian puts them). `make test` and `.ci/run` run this first:
 #
 #   all of them present                       nothing to do
-#   UPRM_SKIP_SYSTEM_TESTS=1, CI not true     nothing installed (those tests skip)
 #   root, or `sudo -n true` works             apt-get installs the missing ones
 #   otherwise                                 exit 1 at once, printing the one install command
 #
 # POSIX sh; it runs nothing but `id`, `sudo`, `env` and `apt-get` (tests/test_system_packages.py
 # runs it with fakes of those on PATH).
 set -eu
-
-truthy() {  # as the tests' conftest reads UPRM_SKIP_SYSTEM_TESTS and CI
-    case "${1:-}" in 1 | [Tt][Rr][Uu][Ee] | [Yy][Ee][Ss]) return 0 ;; esac
-    return 1
-}
 
 have_initdb() {  # Debian keeps the server's programs off PATH, in /usr/lib/postgresql/<version>/bin
     command -v initdb >/dev/null 2>&1 && return 0
@@ -39,16 +33,9 @@ missing_packages() {
 missing=$(missing_packages)
 [ -z "$missing" ] && exit 0
 
-if truthy "${UPRM_SKIP_SYSTEM_TESTS:-}" && ! truthy "${CI:-}"; then
-    echo "system packages: $missing not installed; UPRM_SKIP_SYSTEM_TESTS=1: the tests that need them skip" >&2
-    exit 0
-fi
-
-skip_hint="or set UPRM_SKIP_SYSTEM_TESTS=1 to skip the tests that need them"
-truthy "${CI:-}" && skip_hint="(CI=true: those tests never skip)"
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "The browser, stream and deployment tests need $missing, and there is no apt-get here:" >&2
-    echo "install them with this system's package manager, $skip_hint." >&2
+    echo "install them with this system's package manager (the tests that need them never skip)." >&2
     exit 1
 fi
 if [ "$(id -u)" = 0 ]; then
@@ -58,7 +45,7 @@ elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
 else
     echo "The browser, stream and deployment tests need the Debian packages $missing; install them with:" >&2
     echo "  sudo apt-get install -y $missing" >&2
-    echo "$skip_hint." >&2
+    echo "(the tests that need them never skip)" >&2
     exit 1
 fi
 

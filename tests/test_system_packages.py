@@ -106,7 +106,7 @@ def test_a_user_without_sudo_stops_at_once_with_the_install_line(tmp_path, sudo)
     result = run(bin_dir)
     assert result.returncode == 1
     assert f"  sudo apt-get install -y {ALL}\n" in result.stderr
-    assert "UPRM_SKIP_SYSTEM_TESTS=1" in result.stderr
+    assert "never skip" in result.stderr
     assert calls(log) == ([] if sudo is None else ["sudo -n true"])  # apt-get never ran
 
 
@@ -149,13 +149,11 @@ def test_postgresql_off_path_in_debians_folder_counts_as_installed(tmp_path):
     assert missing.returncode == found.returncode == 0 and calls(log) == []
 
 
-def test_skipping_outside_ci_installs_nothing_but_not_under_ci(tmp_path):
+def test_there_is_no_opt_out_the_missing_packages_are_installed(tmp_path):
+    """The old UPRM_SKIP_SYSTEM_TESTS=1 no longer skips anything: the packages are installed."""
     bin_dir, log = fake_bin(tmp_path, uid=0)
-    skipped = run(bin_dir, UPRM_SKIP_SYSTEM_TESTS="1")
-    assert skipped.returncode == 0 and "skip" in skipped.stderr
-    assert calls(log) == []
-    under_ci = run(bin_dir, UPRM_SKIP_SYSTEM_TESTS="1", CI="true")
-    assert under_ci.returncode == 0, under_ci.stderr
+    result = run(bin_dir, UPRM_SKIP_SYSTEM_TESTS="1")
+    assert result.returncode == 0, result.stderr
     assert calls(log)[-1].startswith(f"apt-get install -y -qq --no-install-recommends {ALL}")
 
 

@@ -67,15 +67,11 @@ def _truthy(name: str) -> bool:
 def missing_system_tool():
     """``missing_system_tool(what)``: the browser, stream and deployment tests need Debian's
     chromium, chromium-driver, ffmpeg, rtsp-server-perl and postgresql
-    (``scripts/system-packages.sh``, run by ``make test`` and ``.ci/run``, installs them). Without one the test fails
-    with the install line, so a green run always means they ran; only an explicit
-    ``UPRM_SKIP_SYSTEM_TESTS=1`` makes it a (reported) skip, and never under ``CI=true``."""
+    (``scripts/system-packages.sh``, run by ``make test`` and ``.ci/run``, installs them).
+    Without one the test fails with the install line: a green run always means they ran."""
 
     def missing(what: str) -> None:
-        message = (f"{what} (install Debian's chromium, chromium-driver, ffmpeg, rtsp-server-perl and postgresql, as "
-                   "scripts/system-packages.sh does, or set UPRM_SKIP_SYSTEM_TESTS=1 to skip these tests)")
-        if _truthy("UPRM_SKIP_SYSTEM_TESTS") and not _truthy("CI"):
-            pytest.skip(message)
-        pytest.fail(message)
+        pytest.fail(f"{what} (install Debian's chromium, chromium-driver, ffmpeg, rtsp-server-perl and postgresql, as "
+                    "scripts/system-packages.sh does)")
 
     return missing

@@ -1,18 +1,12 @@
-"""The rule for the browser and stream tests' system tools (chromium, chromium-driver,
-ffmpeg): missing fails; only an explicit opt-out skips, and never under CI=true."""
+"""The rule for the system tools of the browser, stream and deployment tests: a missing
+one fails the test with the install line, whatever the environment says (no opt-out)."""
 
 import pytest
 
 
-@pytest.mark.parametrize(("env", "outcome"), [
-    ({}, pytest.fail.Exception),
-    ({"UPRM_SKIP_SYSTEM_TESTS": "1"}, pytest.skip.Exception),
-    ({"UPRM_SKIP_SYSTEM_TESTS": "1", "CI": "true"}, pytest.fail.Exception),
-])
-def test_a_missing_tool_fails_unless_skipping_is_asked_for_outside_ci(missing_system_tool, monkeypatch, env, outcome):
-    monkeypatch.delenv("CI", raising=False)
-    monkeypatch.delenv("UPRM_SKIP_SYSTEM_TESTS", raising=False)
+@pytest.mark.parametrize("env", [{}, {"UPRM_SKIP_SYSTEM_TESTS": "1"}, {"CI": "true"}])
+def test_a_missing_tool_always_fails_with_the_install_line(missing_system_tool, monkeypatch, env):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    with pytest.raises(outcome, match=r"ffmpeg is not installed.*UPRM_SKIP_SYSTEM_TESTS"):
+    with pytest.raises(pytest.fail.Exception, match=r"ffmpeg is not installed.*rtsp-server-perl and postgresql"):
         missing_system_tool("ffmpeg is not installed")
