@@ -245,3 +245,35 @@ def until():
 @pytest.fixture(scope="session")
 def port():
     return free_port
+
+
+class Running:
+    """A watcher on its own thread (the inference loop runs where ``run`` is called)."""
+
+    def __init__(self, watcher) -> None:
+        self.watcher = watcher
+        self.report = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.report = self.watcher.run()
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    def stop(self):
+        self.watcher.stop()
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "the watcher did not stop"
+        if self.error is not None:
+            raise self.error
+        return self.report
+
+
+@pytest.fixture
+def run_in_thread():
+    """``run_in_thread(watcher)``: the watcher running on its own thread; ``.stop()`` stops
+    it and returns its report (or raises its error)."""
+    return Running

@@ -13,7 +13,6 @@ import logging
 import shutil
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
@@ -169,30 +168,7 @@ def publish(ffmpeg):
         p.kill()
 
 
-class Running:
-    """A watcher on its own thread (the inference loop runs where ``run`` is called)."""
-
-    def __init__(self, watcher: Watcher) -> None:
-        self.watcher, self.report, self.error = watcher, None, None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.report = self.watcher.run()
-        except BaseException as exc:  # surfaced by stop()
-            self.error = exc
-
-    def stop(self):
-        self.watcher.stop()
-        self.thread.join(60)
-        assert not self.thread.is_alive(), "the watcher did not stop"
-        if self.error is not None:
-            raise self.error
-        return self.report
-
-
-def test_rtsp_negotiates_udp_alerts_and_reconnects_after_a_cut(rtsp_server, publish, tmp_path, make_video,
+def test_rtsp_negotiates_udp_alerts_and_reconnects_after_a_cut(run_in_thread, rtsp_server, publish, tmp_path, make_video,
                                                                watch_model, until, caplog):
     caplog.set_level(logging.INFO, logger="uprm.watch")
     threat = make_video(tmp_path / "threat.mp4", 24.0, (ONSET, 24.0))
@@ -202,7 +178,7 @@ def test_rtsp_negotiates_udp_alerts_and_reconnects_after_a_cut(rtsp_server, publ
                              reconnect_min=0.3, reconnect_max=1)
     watcher = Watcher([f"door={rtsp_server.url('door')}"], watch_model, settings, on_alert=seen.append)
     camera = watcher.cams[0].camera
-    running = Running(watcher)
+    running = run_in_thread(watcher)
     try:
         # until the publisher has announced the mount, opening fails (404: no fallback) and is retried
         assert until(lambda: camera.stats.open_failures >= 1, 10)

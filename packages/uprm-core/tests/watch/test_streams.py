@@ -6,7 +6,6 @@ closed after it; a webhook receiver checks the POSTs."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -18,36 +17,11 @@ ONSET = 4.0                 # the threat starts 4 s into the streamed video
 CAUSE = "a person grabbing a bag"
 
 
-class Running:
-    """A watcher on its own thread (the inference loop runs where ``run`` is called)."""
-
-    def __init__(self, watcher: Watcher) -> None:
-        self.watcher = watcher
-        self.report = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.report = self.watcher.run()
-        except BaseException as exc:  # surfaced by stop()
-            self.error = exc
-
-    def stop(self):
-        self.watcher.stop()
-        self.thread.join(60)
-        assert not self.thread.is_alive(), "the watcher did not stop"
-        if self.error is not None:
-            raise self.error
-        return self.report
-
-
 def _open_alerts(records):
     return [r for r in records if r["type"] == "open"]
 
 
-def test_udp_stream_alert_cut_and_reconnect(tmp_path, make_video, watch_model, streamer, receiver, port, until):
+def test_udp_stream_alert_cut_and_reconnect(run_in_thread, tmp_path, make_video, watch_model, streamer, receiver, port, until):
     threat = make_video(tmp_path / "threat.mp4", 30.0, (ONSET, 30.0))
     quiet = make_video(tmp_path / "quiet.mp4", 30.0, (99.0, 99.0))
     hook = receiver()
@@ -58,7 +32,7 @@ def test_udp_stream_alert_cut_and_reconnect(tmp_path, make_video, watch_model, s
                              read_timeout=1.5, open_timeout=20, reconnect_min=0.5, reconnect_max=2)
     watcher = Watcher([f"door={url}"], watch_model, settings, on_alert=seen.append)
     camera = watcher.cams[0].camera
-    running = Running(watcher)
+    running = run_in_thread(watcher)
     try:
         assert until(lambda: camera.state == "connecting", 10)        # the reader has bound the port
         time.sleep(0.5)
@@ -99,7 +73,7 @@ def test_udp_stream_alert_cut_and_reconnect(tmp_path, make_video, watch_model, s
     assert report.webhook["sent"] >= 2 and report.webhook["dropped"] == 0
 
 
-def test_http_stream_alert_then_shutdown(tmp_path, make_video, watch_model, streamer, port, until):
+def test_http_stream_alert_then_shutdown(run_in_thread, tmp_path, make_video, watch_model, streamer, port, until):
     video = make_video(tmp_path / "threat.mp4", 40.0, (ONSET, 40.0))
     tcp = port(0x1)
     url = f"http://127.0.0.1:{tcp}/live.ts"
@@ -108,7 +82,7 @@ def test_http_stream_alert_then_shutdown(tmp_path, make_video, watch_model, stre
     settings = WatchSettings(window=WINDOW, stride=STRIDE, cooldown=STRIDE, read_timeout=3, open_timeout=10,
                              reconnect_min=0.2, reconnect_max=1)
     watcher = Watcher([url], watch_model, settings, on_alert=seen.append)
-    running = Running(watcher)
+    running = run_in_thread(watcher)
     try:
         assert until(lambda: _open_alerts(seen), ONSET + WINDOW + STRIDE + 25), "no alert for the threat"
         assert time.time() - server.started >= ONSET - 0.5

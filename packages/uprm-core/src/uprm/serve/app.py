@@ -34,7 +34,7 @@ from uprm.serve.errors import ApiError, install_error_handlers
 from uprm.serve.media import list_media, probe, resolve_media_path
 from uprm.serve.models import SWITCH, checkpoint_name, choose, list_checkpoints, resolve_checkpoint, wanted_checkpoint
 from uprm.serve.review import activitynet_labels, check_review, instruction_labels, review_json
-from uprm.serve.store import Job, QueueFull, Store
+from uprm.serve.store import Job, QueueFull, Store, process_alive
 from uprm.serve.supervisor import WorkerPool as Supervisor  # the --workers N supervised workers
 from uprm.serve.upload import receive_upload
 from uprm.taxonomy import Taxonomy, load_taxonomy
@@ -100,15 +100,7 @@ class Service:
 
 
 def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
+    return isinstance(pid, int) and pid > 0 and process_alive(pid)
 
 
 def live_worker_state(state: Any, server_pid: int) -> dict[str, Any]:
