@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import logging
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 SIZE = 64
 CAUSE = "a person grabbing a bag"
@@ -277,3 +280,15 @@ def run_in_thread():
     """``run_in_thread(watcher)``: the watcher running on its own thread; ``.stop()`` stops
     it and returns its report (or raises its error)."""
     return Running
+
+
+@pytest.fixture
+def in_process():
+    """Run the CLI in this process, then put back what it changes (signal handlers, logger)."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    logger = logging.getLogger("uprm.watch")
+    state = (list(logger.handlers), logger.level, logger.propagate)
+    yield CliRunner()
+    for s, h in handlers.items():
+        signal.signal(s, h)
+    logger.handlers[:], logger.level, logger.propagate = state

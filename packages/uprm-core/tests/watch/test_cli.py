@@ -5,14 +5,10 @@ open event and flush the alerts before a clean exit; the output formats, --stop-
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import subprocess
 import sys
 import threading
-
-import pytest
-from click.testing import CliRunner
 
 from uprm.cli import cli
 from uprm.watch import read_alerts
@@ -55,16 +51,6 @@ def test_sigint_and_sigterm_close_the_open_event_and_flush(tmp_path, make_video,
         assert sig.name in err and "closing open events" in err
 
 
-@pytest.fixture
-def in_process():
-    """Run the CLI in this process, then put back what it changes (signal handlers, logger)."""
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    logger = logging.getLogger("uprm.watch")
-    state = (list(logger.handlers), logger.level, logger.propagate)
-    yield CliRunner()
-    for s, h in handlers.items():
-        signal.signal(s, h)
-    logger.handlers[:], logger.level, logger.propagate = state
 
 
 def test_text_format_on_a_file(tmp_path, make_video, watch_checkpoint, in_process):

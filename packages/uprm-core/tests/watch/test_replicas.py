@@ -6,11 +6,8 @@ refuses bad values before loading anything."""
 from __future__ import annotations
 
 import json
-import logging
-import signal
 
 import pytest
-from click.testing import CliRunner
 
 import uprm
 from uprm.cli import cli
@@ -89,16 +86,6 @@ def test_two_replicas_give_the_alerts_of_one(tmp_path, make_video, watch_model):
     assert all((r["host"], r["shard"]) == ("watch-0", "1/1") for r in two_records + one_records)
 
 
-@pytest.fixture
-def in_process():
-    """Run the CLI in this process, then put back what it changes (signal handlers, logger)."""
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    logger = logging.getLogger("uprm.watch")
-    state = (list(logger.handlers), logger.level, logger.propagate)
-    yield CliRunner()
-    for s, h in handlers.items():
-        signal.signal(s, h)
-    logger.handlers[:], logger.level, logger.propagate = state
 
 
 def test_the_cli_runs_a_shard_on_replicas_and_names_host_and_shard(tmp_path, make_video, watch_checkpoint,
