@@ -63,7 +63,7 @@ def assert_same_outputs(local: Path, other: Path, videos=("quiet", "shop", "stre
 def ray_cluster(detector):
     """A local Ray of 2 CPUs, for this module, whose 2 replicas start loading the
     checkpoint at once (while the local run is made)."""
-    ray = pytest.importorskip("ray")
+    import ray  # uprm-core[all] installs it: a missing ray fails, never skips
     temp = tempfile.mkdtemp(prefix="uprm-ray-", dir="/tmp")  # Ray's socket paths must stay short
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, configure_logging=False, log_to_driver=False)
     assert start_replicas(detector, replicas=2).describe() == "2 replica(s), each 1 CPU, 1 thread(s)"

@@ -9,8 +9,8 @@ ones → "no"), with the experts that need nothing but pixels (``background`` an
 ``coarse``: live video has no keypoint or scene-graph sidecars) and training clips made
 in memory with a little noise, so it also reads H.264-compressed stream frames right.
 
-Stream tests need Debian's ffmpeg (``.ci/run`` installs it). Without it they skip —
-except under ``CI=true``, where they fail.
+Stream tests need Debian's ffmpeg (scripts/system-packages.sh installs it). Without it
+they fail with the install line.
 """
 
 from __future__ import annotations
