@@ -3,7 +3,11 @@ Ray cluster of 2 CPUs started once for the module: the files equal a local run's
 same checkpoint and videos (JSON compared without the run-specific fields), a replica
 killed mid-run still leaves every video written exactly once and equal, a rerun
 skips, a bad file fails alone; without ray the error names the extra to install, and
-only the Ray path imports it; the number of replicas is checked against the cluster."""
+only the Ray path imports it; the number of replicas is checked against the cluster.
+Then the paths where replicas die: when every replica has died the job stops, keeps what
+it wrote and a rerun finishes it; a dead replica is replaced while work waits and the
+replacement does the work; a checkpoint that changed after the driver planned stops the
+job naming both fingerprints (last: it ends the module's replicas)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import os
 import pickle
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,9 +36,12 @@ from uprm.detection.ray_runner import (
     portable,
     ray_address,
     release,
+    run_on_ray,
     start_replicas,
 )
 from uprm.errors import MissingExtraError, VideoError
+from uprm.modeling.loading import model_fingerprint
+from uprm.options import DetectOptions
 
 #: what a Ray job's JSON may differ in from a local run's: the time it took, and the
 #: frames decoded (a frame two chunks share is decoded by both)
@@ -239,3 +247,89 @@ def test_ray_is_imported_only_on_the_ray_path():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+VIDEOS = ("quiet", "shop", "street")
+
+
+def test_when_every_replica_dies_the_job_stops_keeps_what_it_wrote_and_a_rerun_resumes(
+        ray_cluster, local_run, detector, threat_data, tmp_path, monkeypatch):
+    monkeypatch.setattr("uprm.detection.ray_runner.RESTARTS_PER_REPLICA", 0)  # a dead replica stays dead
+    events = []
+
+    def kill_all_but_the_first_dispatch(event):  # whichever replica takes a chunk after the first dies
+        events.append(event)
+        if event.kind == "dispatched" and sum(e.kind == "dispatched" for e in events) > 1:
+            os.kill(event.pid, signal.SIGKILL)
+
+    out = tmp_path / "out"
+    args = dict(sidecar_dir=threat_data, progress=False, ray=True, replicas=2)  # one chunk per video
+    report = detect_files([threat_data / "videos"], detector, out, on_event=kill_all_but_the_first_dispatch, **args)
+    first = next(e for e in events if e.kind == "dispatched").video_id
+    assert report.done == [first]  # the first chunk was answered; then both replicas died at their next chunk
+    assert report.ray["deaths"] == 2 and report.ray["restarts"] == 0
+    assert sorted(Path(p).stem for p, _ in report.failed) == sorted(set(VIDEOS) - {first})
+    for _, error in report.failed:
+        assert error.startswith("RuntimeError: every replica died (2 deaths, 0 restarts, at most 0 per replica): "
+                                "the job stopped before this video (a rerun does it); the last death: "), error
+    # what was finished is written, and only that
+    assert sorted(p.name for p in out.glob("*.json")) == sorted([f"{first}.json", "results.json"])
+    assert comparable(out / f"{first}.json") == comparable(local_run[0] / f"{first}.json")
+    assert list(json.loads((out / "results.json").read_text())["results"]) == [first]
+
+    # a rerun in the same process: the dead replicas are started anew (no restart is allowed, and none is
+    # needed: they died in an earlier job) and the videos left are detected
+    events.clear()
+    again = detect_files([threat_data / "videos"], detector, out, on_event=events.append, **args)
+    assert again.skipped == [first] and sorted(again.done) == sorted(set(VIDEOS) - {first}) and not again.failed
+    assert again.ray["deaths"] == 0 and again.ray["restarts"] == 0
+    assert any(e.kind == "replica_ready" for e in events)
+    assert_same_outputs(local_run[0], out)
+
+
+def test_a_dead_replica_is_replaced_while_work_waits_and_the_replacement_does_it(
+        ray_cluster, local_run, detector, threat_data, tmp_path):
+    events, replacements = [], set()
+
+    def kill_every_replica_but_the_replacements(event):
+        """Each replica that was not started in place of one that died in this job dies at its
+        first chunk: so the work left can only be done by replacements."""
+        events.append(event)
+        if event.kind == "replica_ready" and any(e.kind == "replica_died" and e.replica == event.replica
+                                                 for e in events):
+            replacements.add(event.pid)
+        if event.kind == "dispatched" and event.pid not in replacements:
+            os.kill(event.pid, signal.SIGKILL)
+
+    out = tmp_path / "out"
+    report = detect_files([threat_data / "videos"], detector, out, sidecar_dir=threat_data, progress=False,
+                          ray=True, replicas=2, chunk_windows=4, on_event=kill_every_replica_but_the_replacements)
+    assert sorted(report.done) == list(VIDEOS) and not report.failed
+    assert report.ray["chunks"] == 9
+    assert report.ray["deaths"] == report.ray["restarts"] == report.ray["retried_chunks"] == 2
+    died = {e.pid for e in events if e.kind == "replica_died"}
+    workers = {e.pid for e in events if e.kind == "dispatched"} - died
+    assert len(died) == 2 and workers and workers <= replacements  # what was left, replacements alone did
+    done = sorted((e.video_id, e.chunk) for e in events if e.kind == "chunk_done")
+    assert done == sorted((vid, c) for vid in VIDEOS for c in range(3))  # each chunk answered once
+    assert_same_outputs(local_run[0], out)
+
+
+def test_a_checkpoint_changed_after_the_driver_planned_stops_the_job_naming_both_fingerprints(
+        ray_cluster, detector, threat_data, tmp_path):
+    """Last in the module: the job's error ends the replicas."""
+    checkpoint = Path(shutil.copytree(detector, tmp_path / "checkpoint"))
+    planned = model_fingerprint(checkpoint)  # what the driver computed when the job began
+    config = checkpoint / "config.json"
+    config.write_text(config.read_text() + "\n")  # then the shared copy changed: the same model, other bytes
+    loaded = model_fingerprint(checkpoint)
+    assert loaded != planned
+    finished = []
+    with pytest.raises(ValueError) as caught:
+        run_on_ray([threat_data / "videos" / "quiet.mp4"], checkpoint, DetectOptions(sidecar_dir=threat_data),
+                   lambda *args: finished.append(args), ray=True, replicas=1, fingerprint=planned)
+    assert str(caught.value) == (
+        f"replica 0 on {socket.gethostname()} loaded another checkpoint from {checkpoint.resolve()} ({loaded}) than "
+        f"this machine sees ({planned}): the checkpoint must be the same files at the same path on every node, and "
+        "must not change during a job")
+    assert not finished  # no chunk ran on it

@@ -21,9 +21,13 @@ The same detection as a local run, spread over a Ray cluster:
 * **Dynamic balance.** The driver hands the next chunk to whichever replica is free.
 * **A replica that dies** (killed, out of memory, its node lost) has its chunk handed to
   another replica and is replaced by a new one while more work waits than the live
-  replicas hold (up to :data:`RESTARTS_PER_REPLICA` times per replica); a chunk whose
-  replica dies :data:`CHUNK_ATTEMPTS` times fails its video (the others go on), as an
-  error in a video (a bad file) fails only that video.
+  replicas hold (up to :data:`RESTARTS_PER_REPLICA` times per replica in a job); a chunk
+  whose replica dies :data:`CHUNK_ATTEMPTS` times fails its video (the others go on), as
+  an error in a video (a bad file) fails only that video. When every replica has died
+  past its restarts the job stops: the videos finished are written, each one left fails
+  with ``every replica died (...)`` and the last death's cause, and a rerun does them
+  (a replica that died in an earlier job of the process is started anew, not counted as
+  a restart).
 * **Kept for the next job.** The replicas stay up for the next job of the process with
   the same checkpoint and plan (:func:`start_replicas` starts them ahead, :func:`release`
   ends them).
@@ -507,6 +511,9 @@ class _Job:
                 self.running[slot.busy] = (slot, None, None)
             elif slot.info is not None and slot.actor is not None:
                 self.idle.append(slot)
+            slot.restarts = 0  # the limit is per job
+        # replicas that died in an earlier job: started anew when work waits, not restarts
+        self.revive = {slot.index for slot in pool.slots if slot.actor is None}
         self.videos: dict[str, _Video] = {}
         self.remaining = 0  # videos neither done nor failed
         self.last_death = ""
@@ -530,7 +537,8 @@ class _Job:
         if info.fingerprint != self.fingerprint:
             raise ValueError(f"replica {slot.index} on {info.host} loaded another checkpoint from "
                              f"{self.pool.checkpoint} ({info.fingerprint}) than this machine sees ({self.fingerprint}): "
-                             "the checkpoint must be the same files at the same path on every node")
+                             "the checkpoint must be the same files at the same path on every node, and must not "
+                             "change during a job")
         slot.info = info
         self.pool.num_frames, self.pool.experts = info.num_frames, info.experts
         self.idle.append(slot)
@@ -546,18 +554,23 @@ class _Job:
 
     def replace(self) -> None:
         """Start a new replica in place of a dead one (up to :data:`RESTARTS_PER_REPLICA`
-        times each) while more work waits than the live replicas hold: not to load a
-        model for a job's last chunk."""
+        times each in this job; one that died in an earlier job is started anew) while
+        more work waits than the live replicas hold: not to load a model for a job's last
+        chunk."""
         live = sum(slot.actor is not None for slot in self.pool.slots)
         waiting = len(self.queued) + len(self.ready) + len(self.probed) + len(self.probing) + len(self.unprobed)
         for slot in self.pool.slots:
             if waiting <= live:
                 return
-            if slot.actor is None and slot.restarts < RESTARTS_PER_REPLICA:
+            if slot.actor is None and slot.index in self.revive:
+                self.revive.discard(slot.index)
+            elif slot.actor is None and slot.restarts < RESTARTS_PER_REPLICA:
                 slot.restarts += 1
                 self.stats.restarts += 1
-                self.pool.start(slot)
-                live += 1
+            else:
+                continue
+            self.pool.start(slot)
+            live += 1
 
     # -- videos and chunks
 
@@ -689,8 +702,10 @@ class _Job:
             slot.busy = ref
         left = [v for v in self.videos.values() if not (v.failed or v.done)]
         for video in left:  # nothing can run any more: every replica died past its restarts
-            self.fail(video, RuntimeError(f"every replica died ({self.stats.deaths} deaths, "
-                                          f"{self.stats.restarts} restarts); the last: {self.last_death}"))
+            self.fail(video, RuntimeError(
+                f"every replica died ({self.stats.deaths} deaths, {self.stats.restarts} restarts, at most "
+                f"{RESTARTS_PER_REPLICA} per replica): the job stopped before this video (a rerun does it); "
+                f"the last death: {self.last_death}"))
 
 
 def _replicas(checkpoint: str | os.PathLike, options: DetectOptions, ray: bool | str, replicas: int | None,
