@@ -182,6 +182,26 @@ def test_webhook_retries_refused_connections(port):
     assert sender.stats["failed"] == 1 and sender.stats["retries"] == 2 and waits == [0.05, 0.1]
 
 
+def test_a_receiver_down_for_minutes_gets_every_record_in_order_once_it_is_back():
+    """The default sender retries until delivered (the soak's finding: 5 retries gave a
+    record up after 15.5 s, and an outage of minutes lost every record written in it)."""
+    calls, waits = [], []
+
+    def post(url, record, timeout):
+        calls.append(record["id"])
+        if len(calls) <= 12:  # down: 12 refused connections, ~4 minutes of back-off
+            raise ConnectionRefusedError(111, "Connection refused")
+        return 200
+
+    sender = WebhookSender("http://hooks.invalid/x", post=post, sleep=waits.append)
+    for record in ("a", "b", "c"):
+        sender.submit({"id": record})
+    sender.close(drain=10)
+    assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0]  # doubling, capped at 30 s
+    assert calls == ["a"] * 13 + ["b", "c"]                                              # the others waited, in order
+    assert sender.stats == {"sent": 3, "failed": 0, "dropped": 0, "retries": 12, "unsent": 0}
+
+
 def test_closing_cuts_the_back_off_short_and_counts_the_record_unsent():
     tried = threading.Event()
 

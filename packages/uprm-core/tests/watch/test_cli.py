@@ -79,6 +79,40 @@ def test_table_format_and_stop_file(tmp_path, make_video, watch_checkpoint, in_p
     assert "stopped by stop" in result.output
 
 
+def test_status_file_is_written_while_watching_and_at_exit(tmp_path, make_video, watch_checkpoint, in_process):
+    """--status-file: the live status as JSON every 2 s (atomically), for another process;
+    a last time at exit."""
+    video = make_video(tmp_path / "v.mp4", 12.0, (4.0, 8.0))
+    status = tmp_path / "status.json"
+    seen: list[dict] = []
+
+    def poll():
+        while not done.is_set():
+            if status.exists():
+                seen.append(json.loads(status.read_text()))  # never half a file
+            done.wait(0.5)
+
+    done = threading.Event()
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        result = in_process.invoke(cli, ["watch", f"hall={video}", "--checkpoint", str(watch_checkpoint), "--realtime",
+                                         "--window", "4", "--stride", "2", "--cooldown", "2", "--status-file",
+                                         str(status), "--clips", str(tmp_path / "clips"), "--alerts",
+                                         str(tmp_path / "a.jsonl")])
+    finally:
+        done.set()
+        poller.join()
+    assert result.exit_code == 0, result.output
+    live = [s for s in seen if s["cameras"][0]["state"] == "live"]
+    assert len(live) >= 3 and live[-1]["cameras"][0]["ring_frames"] > 0 and live[-1]["threads"] >= 2
+    last = json.loads(status.read_text())
+    cam = last["cameras"][0]
+    assert (cam["camera"], cam["state"], cam["drops"], cam["size_changes"]) == ("hall", "ended", 0, 0)
+    assert last["alerts_written"] == len(read_alerts(tmp_path / "a.jsonl")) == 2 and last["webhook"] is None
+    assert last["clips"]["written"] == 1 and last["clips"]["failed"] == 0 and last["written_at"] > 0
+
+
 def test_bad_sources_and_options(tmp_path, watch_checkpoint, in_process):
     result = in_process.invoke(cli, ["watch", str(tmp_path / "missing.mp4"), "--checkpoint", str(watch_checkpoint)])
     assert result.exit_code == 1 and "neither a stream URL, a device nor an existing video file" in result.output

@@ -66,6 +66,28 @@ def make_reader(monkeypatch, script, sleep, kind="stream", url="udp://127.0.0.1:
     return CameraReader(camera, stop, sleep=sleep), opened
 
 
+class ResizingSession(FakeSession):
+    """A session whose publisher switches to 64x48 at its 5th frame (a camera's encoder
+    reconfigured mid-stream: same connection, new size)."""
+
+    def decode(self, stream):
+        for frame in super().decode(stream):
+            if frame.time >= 0.4:
+                frame.width, frame.height = 64, 48
+            yield frame
+
+
+def test_a_stream_that_changes_size_mid_session_is_logged_and_counted_and_keeps_its_size(monkeypatch, caplog):
+    reader, _ = make_reader(monkeypatch, [ResizingSession(10)], lambda s: None, kind="file", url="/v.mp4", fps=10.0)
+    with caplog.at_level("WARNING", logger="uprm.watch"):
+        reader.run()
+    cam = reader.camera
+    assert cam.stats.size_changes == 1 and cam.stats.frames_kept == 10 and cam.stats.sessions == 1
+    assert {cam.ring.latest().pixels.shape} == {f.pixels.shape for f in cam.ring.since(0.0)} == {(24, 32, 3)}
+    assert [r.getMessage() for r in caplog.records] == [
+        "camera door: the stream's frame size changed from 32x24 to 64x48 (frames are still scaled to 32x24)"]
+
+
 def test_a_source_that_never_opens_backs_off_to_the_cap_then_gives_up(monkeypatch, caplog):
     waits: list[float] = []
     reader, opened = make_reader(monkeypatch, [ConnectionRefusedError("refused")], waits.append,

@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,10 @@ def _pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
               help="Stop when this file appears (as on SIGINT/SIGTERM).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write the final report (per camera frames, windows, skipped, reconnects; latency; CPU) as JSON.")
+@click.option("--status-file", type=click.Path(dir_okay=False), default=None,
+              help="Write the live status (per camera state, reconnects, drops, ring buffer, last error; the webhook's "
+                   "counts and queue; the clips; threads) as JSON to this file every 2 s, atomically, for a "
+                   "supervisor or another process; a last time at exit.")
 @click.option("--open-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help="Seconds to wait for a live source to open.")
 @click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
@@ -87,8 +92,8 @@ def _pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
 @detect_options(files=False, stride=2.0, batch_size=8, max_side=512)
 @click.option("--quiet", "-q", is_flag=True, help="Log only warnings and errors.")
 def cli(sources: tuple[str, ...], checkpoint: str, fmt: str, max_runtime: float | None, stop_file: str | None,
-        report_path: str | None, av_option: tuple[str, ...], detect: dict[str, Any], quiet: bool,
-        **options: Any) -> None:
+        report_path: str | None, status_file: str | None, av_option: tuple[str, ...], detect: dict[str, Any],
+        quiet: bool, **options: Any) -> None:
     """Watch live cameras and raise an alert for each threat, located in time and explained.
 
     SOURCE is an RTSP, HTTP(S) or UDP URL, a video file or a capture device
@@ -121,10 +126,10 @@ def cli(sources: tuple[str, ...], checkpoint: str, fmt: str, max_runtime: float 
     _logging(quiet or fmt == "table")
     try:
         settings = WatchSettings.from_options(**options, **detect, av_options=_pairs(av_option, "--av-option"))
-        printer = _Printer(fmt)
+        printer = _Printer(fmt, status_file)
         watcher = Watcher(list(sources), checkpoint, settings, on_alert=printer.alert,
-                          on_status=printer.status if fmt == "table" else None,
-                          status_every=1.0 if sys.stdout.isatty() else 5.0)
+                          on_status=printer.status if fmt == "table" or status_file else None,
+                          status_every=min(printer.table_every, STATUS_FILE_EVERY if status_file else 5.0))
     except (UPRMError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     _handle_signals(watcher)
@@ -133,6 +138,8 @@ def cli(sources: tuple[str, ...], checkpoint: str, fmt: str, max_runtime: float 
         report = watcher.run(stop=stop, max_seconds=max_runtime)
     except UPRMError as exc:
         raise click.ClickException(str(exc)) from exc
+    finally:
+        printer.write_status(watcher.status())
     if report_path:
         from uprm.utils import atomic_write_json
 
@@ -164,12 +171,21 @@ def _handle_signals(watcher: Any) -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-class _Printer:
-    """What ``--format`` prints on stdout."""
+#: seconds between two writes of ``--status-file``
+STATUS_FILE_EVERY = 2.0
 
-    def __init__(self, fmt: str) -> None:
+
+class _Printer:
+    """What ``--format`` prints on stdout, and the ``--status-file``."""
+
+    def __init__(self, fmt: str, status_file: str | None = None) -> None:
+        from uprm.utils import Throttle
+
         self.fmt = fmt
         self.tty = sys.stdout.isatty()
+        self.status_file = status_file
+        self.table_every = 1.0 if self.tty else 5.0
+        self._table = Throttle(self.table_every)
 
     def alert(self, record: dict[str, Any]) -> None:
         if self.fmt == "json":
@@ -182,10 +198,26 @@ class _Printer:
                        f"{format_clock(record['end'])}  score {record['score']:.2f}  {record['cause']}{extra}")
 
     def status(self, status: dict[str, Any]) -> None:
+        self.write_status(status)
+        if self.fmt != "table" or not self._table.ready():
+            return
         from uprm.watch.table import render_status
 
         text = render_status(status)
         click.echo(("\x1b[H\x1b[2J" + text) if self.tty else text + "\n")
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        """The status as JSON in ``--status-file`` (atomically: a reader never sees half a
+        file); a failed write is logged, and the watcher goes on."""
+        if not self.status_file:
+            return
+        from uprm.utils import atomic_write_json
+
+        try:
+            atomic_write_json(self.status_file, {**status, "written_at": time.time()})
+        except OSError as exc:
+            logging.getLogger("uprm.watch").warning("status file %s: cannot write it (%s)", self.status_file,
+                                                    exc.strerror or exc)
 
     def report(self, report: Any) -> None:
         if self.fmt == "json":

@@ -1,6 +1,7 @@
 """Where alerts go: an append-only JSONL file (each record flushed and fsynced as it is
-written), a webhook (POSTed from a background thread with a bounded queue and retries with
-back-off by tenacity, so a slow or dead receiver never holds up the video), and the records themselves.
+written), a webhook (POSTed from a background thread with a bounded queue, retried with
+back-off by tenacity until delivered, so a slow or dead receiver never holds up the video
+and gets every record once it is back: at least once), and the records themselves.
 
 A record (one JSON object per line of ``--alerts``, and the body of each POST)::
 
@@ -39,7 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_never, wait_exponential
 
 from uprm._version import __version__
 from uprm.taxonomy import Taxonomy, load_taxonomy
@@ -166,9 +167,12 @@ class WebhookSender:
 
     ``submit`` never blocks: a record that finds the queue full (``queue_size``) is
     dropped and counted. A failed POST (a connection error, a timeout, a 5xx, 408 or
-    429) is retried ``retries`` times after ``backoff``, ``2·backoff``, ... seconds (at
-    most ``max_backoff``; tenacity's ``wait_exponential``); other 4xx answers are not
-    retried. A record that is not delivered is counted as ``failed`` and logged.
+    429) is retried after ``backoff``, ``2·backoff``, ... seconds (at most
+    ``max_backoff``; tenacity's ``wait_exponential``) until it is delivered — or
+    ``retries`` times, when given — while the records behind it wait in the queue, in
+    order; other 4xx answers are not retried. A record that is not delivered is counted
+    as ``failed`` and logged. Delivery is at least once: a POST that timed out after the
+    receiver took it is sent again (a receiver keys records on ``id`` and ``type``).
     ``close(drain)`` gives the queue ``drain`` seconds to empty; what is left is counted
     as ``unsent``.
 
@@ -182,12 +186,12 @@ class WebhookSender:
             ``unsent`` (left at close).
     """
 
-    def __init__(self, url: str, queue_size: int = 256, retries: int = 5, backoff: float = 0.5,
+    def __init__(self, url: str, queue_size: int = 256, retries: int | None = None, backoff: float = 0.5,
                  timeout: float = 5.0, max_backoff: float = 30.0,
                  post: Callable[[str, dict[str, Any], float], int] | None = None,
                  sleep: Callable[[float], None] | None = None) -> None:
         self.url = url
-        self.retries = int(retries)
+        self.retries = None if retries is None else int(retries)
         self.backoff = float(backoff)
         self.timeout = float(timeout)
         self.max_backoff = float(max_backoff)
@@ -197,7 +201,7 @@ class WebhookSender:
         self._closed = False
         self.stats = {"sent": 0, "failed": 0, "dropped": 0, "retries": 0, "unsent": 0}
         self._retrying = Retrying(
-            stop=stop_after_attempt(self.retries + 1),
+            stop=stop_never if self.retries is None else stop_after_attempt(self.retries + 1),
             wait=wait_exponential(multiplier=self.backoff, max=self.max_backoff),
             retry=retry_if_exception_type(_Retryable), sleep=sleep or self._wait, before_sleep=self._before_retry,
             reraise=True)

@@ -3,7 +3,8 @@ buffer, reconnect when a live source drops.
 
 * Frames are kept at most ``fps`` per second (the rest are decoded and dropped), scaled
   so the longer side is at most ``max_side`` (the size is fixed by the first frame, so it
-  stays the same across reconnects).
+  stays the same across reconnects and when the stream's own size changes, which is
+  logged and counted in ``size_changes``).
 * An RTSP camera's transport is negotiated when it opens (TCP, then UDP when the server
   refuses TCP; :func:`~uprm.watch.sources.open_negotiated`); the one that worked is kept
   in ``Camera.transport`` and tried first on every reconnect.
@@ -57,6 +58,7 @@ class CameraStats:
     incomplete: int = 0
     outage: int = 0
     events: int = 0
+    size_changes: int = 0  # the stream's frame size changed mid-session (frames are still scaled to the first size)
     decode_cpu: float = 0.0
     first_wall: float | None = None
     last_error: str = ""
@@ -181,6 +183,7 @@ class CameraReader(threading.Thread):
         self.settings = camera.settings
         self._sleep = sleep or stop.wait
         self._size: tuple[int, int] | None = None
+        self._source_size: tuple[int, int] | None = None  # the decoded frames' size, to notice a change
         self._next_keep = float("-inf")
         self._new_session = False
         self._seq = 0
@@ -316,6 +319,12 @@ class CameraReader(threading.Thread):
         cam = self.camera
         if self._size is None:
             self._size = output_size(frame.width, frame.height, self.settings.max_side)
+        source = (int(frame.width), int(frame.height))
+        if self._source_size is not None and source != self._source_size:
+            cam.stats.size_changes += 1
+            log.warning("camera %s: the stream's frame size changed from %dx%d to %dx%d (frames are still scaled to "
+                        "%dx%d)", cam.name, *self._source_size, *source, *self._size)
+        self._source_size = source
         width, height = self._size
         pixels = frame.to_ndarray(width=width, height=height, format="rgb24")
         wall = time.time()

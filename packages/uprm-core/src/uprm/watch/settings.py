@@ -42,7 +42,9 @@ class WatchSettings(DetectOptions):
         alerts: JSONL file that each event's open and close records are appended to.
         webhook: URL the records are POSTed to (JSON), from a background thread.
         webhook_queue, webhook_retries, webhook_backoff, webhook_timeout: its bounded
-            queue, attempts after the first, first back-off (doubling), request timeout.
+            queue, attempts after the first (None: until delivered — a receiver that is
+            down gets every record once it is back), first back-off (doubling, at most
+            30 s), request timeout.
         webhook_drain: seconds given to unsent records at exit.
         clips: folder of MP4 clips of the events, with ``pre_roll`` and ``post_roll`` seconds.
         clip_max_seconds: a clip longer than this is cut there (the event goes on).
@@ -82,7 +84,7 @@ class WatchSettings(DetectOptions):
     alerts: str | None = None
     webhook: str | None = None
     webhook_queue: int = Field(256, ge=1)
-    webhook_retries: int = Field(5, ge=0)
+    webhook_retries: int | None = Field(None, ge=0)
     webhook_backoff: float = Field(0.5, ge=0, allow_inf_nan=False)
     webhook_timeout: float = Field(5.0, gt=0, allow_inf_nan=False)
     webhook_drain: float = Field(10.0, ge=0, allow_inf_nan=False)

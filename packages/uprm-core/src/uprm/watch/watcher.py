@@ -546,11 +546,21 @@ class Watcher:
 
     # ------------------------------------------------------------------ reporting
     def status(self) -> dict[str, Any]:
-        """A snapshot for the live view: per camera state, stream time, frames per second,
-        windows, skipped, reconnects, last P(yes) and the open event; recent alerts."""
+        """A snapshot for the live view and ``--status-file``: per camera state, stream time,
+        frames per second, windows, skipped, reconnects, drops, frame-size changes, frames
+        in the ring buffer, the last error, last P(yes) and the open event; recent alerts,
+        records written, the webhook's counts and queue, the clips (recording, written,
+        failed, last error) and the process's threads."""
+        recorders = [r for _, r in self.recorders]
+        clips = {"recording": sum(not r.done for r in recorders),
+                 "written": sum(r.written is not None for r in recorders),
+                 "failed": sum(r.error is not None and r.written is None for r in recorders),
+                 "last_error": next((r.error for r in reversed(recorders) if r.error is not None), None)}
+        webhook = None if self.webhook is None else {**self.webhook.stats, "pending": self.webhook.pending()}
         return {"elapsed": round(time.monotonic() - self._started, 1), "host": self.host, "shard": self.shard,
                 "cameras": [_camera_status(c) for c in self.cams], "alerts": list(self.recent),
-                "webhook": None if self.webhook is None else dict(self.webhook.stats)}
+                "alerts_written": self.alerts_written, "webhook": webhook,
+                "clips": clips if self.settings.clips else None, "threads": threading.active_count()}
 
     def report(self, stopped_by: str, seconds: float, cpu_seconds: float) -> WatchReport:
         cameras = {c.camera.name: _camera_report(c) for c in self.cams}
@@ -594,6 +604,8 @@ def _camera_status(c: _Cam) -> dict[str, Any]:
             "fps": round(fps, 1), "windows": camera.stats.windows, "skipped": camera.stats.skipped,
             "incomplete": camera.stats.incomplete + camera.stats.outage, "reconnects": camera.stats.reconnects,
             "events": camera.stats.events, "p_yes": None if c.last is None else round(c.last.p_yes, 3),
+            "drops": camera.stats.drops, "size_changes": camera.stats.size_changes, "ring_frames": len(camera.ring),
+            "last_error": camera.stats.last_error,
             "event": None if event is None else {"id": event.id, "start": event.start, "score": event.score,
                                                  "cause": event.cause}}
 
