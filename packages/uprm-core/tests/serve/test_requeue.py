@@ -2,13 +2,14 @@
 ``running`` in the database; the supervisor starts a new worker, which puts the job
 back in the queue *at its start* and runs it again: the job ends ``done`` on its second
 attempt with the result an uninterrupted run gives. (When the *server* is killed the
-worker returns its job itself; this is the path where nobody could.)"""
+worker returns its job itself; this is the path where nobody could.) On the SQLite store
+and on a real PostgreSQL (``--store postgresql://…``)."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
-import sqlite3
 import time
 
 import httpx
@@ -17,14 +18,24 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def _events(data_dir, job_id: str) -> list[tuple[str, str | None]]:
-    with sqlite3.connect(data_dir / "jobs.sqlite3") as db:
-        return list(db.execute("SELECT event, detail FROM events WHERE job = ? ORDER BY n", (job_id,)))
+def _read(server, what):
+    """``what(store)`` on the server's job store, opened as a second process would."""
+    from uprm.serve.store import open_store
+
+    store = open_store(server.store_url, server.data_dir / "jobs.sqlite3")
+    try:
+        return what(store)
+    finally:
+        store.close()
 
 
-def _row(data_dir, job_id: str) -> tuple[str, int]:
-    with sqlite3.connect(data_dir / "jobs.sqlite3") as db:
-        return db.execute("SELECT state, attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
+def _events(server, job_id: str) -> list[tuple[str, str | None]]:
+    return _read(server, lambda store: [(e["event"], e["detail"]) for e in store.events(job_id)])
+
+
+def _row(server, job_id: str) -> tuple[str, int]:
+    job = _read(server, lambda store: store.get(job_id))
+    return job.state, job.attempts
 
 
 def _submit(client: httpx.Client, path) -> str:
@@ -52,9 +63,15 @@ def _close(a, b) -> bool:
     return a == b
 
 
-def test_a_job_whose_worker_was_killed_runs_again_when_the_next_worker_starts(start_server, checkpoint, videos,
-                                                                              wait_job, server_tools):
-    server = start_server(checkpoint, "--threads", "1", name="requeue")
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_a_job_whose_worker_was_killed_runs_again_when_the_next_worker_starts(store, request, start_server,
+                                                                              checkpoint, videos, wait_job,
+                                                                              server_tools):
+    url = None
+    if store == "postgresql":
+        url = request.getfixturevalue("postgres").create_database(f"requeue_{secrets.token_hex(4)}")
+    server = start_server(checkpoint, "--threads", "1", *(["--store", url] if url else []), name=f"requeue-{store}")
+    server.store_url = url
     with httpx.Client(base_url=server.url, timeout=60) as client:
         job_id = _submit(client, videos["longer"])  # 120 s: 29 windows, seconds of work
         wait_job(client, job_id, states=("running", "done", "failed"))
@@ -65,14 +82,14 @@ def test_a_job_whose_worker_was_killed_runs_again_when_the_next_worker_starts(st
             assert time.monotonic() < deadline, "the SIGKILLed worker is still there"
             time.sleep(0.05)
         # nobody handed the job back: the row is as the dead worker left it
-        assert _row(server.data_dir, job_id) == ("running", 1), "the job ended before the worker was killed"
+        assert _row(server, job_id) == ("running", 1), "the job ended before the worker was killed"
 
         job = wait_job(client, job_id)
         assert server.proc.poll() is None  # the server itself never stopped
         assert server.worker_pids() and server.worker_pids() != [worker]
         assert job["state"] == "done" and job["attempts"] == 2, job
         assert job["windows"] == {"done": 29, "total": 29} and job["error"] is None
-        assert _events(server.data_dir, job_id) == [
+        assert _events(server, job_id) == [
             ("queued", None), ("started", None), ("requeued", "the worker stopped while running it"),
             ("started", None), ("done", None)]
         again = client.get(job["links"]["result"]).json()
