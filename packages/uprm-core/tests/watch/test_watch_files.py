@@ -83,6 +83,29 @@ def test_a_quiet_video_raises_nothing_and_the_ring_buffer_stays_bounded(tmp_path
     assert report.window_lag["count"] == 14
 
 
+def test_finished_clips_are_let_go_of_so_memory_does_not_grow_per_event(tmp_path, watch_model):
+    """The soak's finding: every event's recorder (its thread, queue, locks: ~8 KB) was kept
+    for good. Once its file is finished only the path stays."""
+    import numpy as np
+
+    from uprm.data import write_mp4
+
+    threats = [(4.0, 6.0), (24.0, 26.0), (44.0, 46.0)]
+    frames = (np.full((64, 64, 3), 230 if any(a <= i / 4 < b for a, b in threats) else 20, np.uint8)
+              for i in range(60 * 4))
+    video = write_mp4(tmp_path / "three.mp4", frames, fps=4, gop=4)
+    settings = WatchSettings(window=4, stride=2, cooldown=2, pre_roll=1, post_roll=1, clips=str(tmp_path / "clips"))
+    held: list[tuple[int, int]] = []  # at each open: recorders held, clips let go of
+    watcher = Watcher([f"shop={video}"], watch_model, settings,
+                      on_alert=lambda r: r["type"] == "open" and held.append((len(watcher.recorders),
+                                                                             len(watcher.clips_written))))
+    report = watcher.run()
+    assert len(report.events) == 3 and len(report.clips) == 3 and all(p.endswith(".mp4") for p in report.clips)
+    # the third event opens 20 s of stream after the second closed: the earlier clips are finished and let go
+    assert held[0] == (1, 0) and held[2] == (1, 2)
+    assert watcher.status()["clips"] == {"recording": 0, "written": 3, "failed": 0, "last_error": None}
+
+
 def test_several_cameras_are_batched_together(tmp_path, make_video, watch_model, monkeypatch):
     import uprm.watch.watcher as watcher_module
 

@@ -69,7 +69,13 @@ class ClipRecorder:
 
     @property
     def done(self) -> bool:
+        """No more frames are taken (the encoder may still be finishing the file)."""
         return self._ended.is_set()
+
+    @property
+    def finished(self) -> bool:
+        """The file is finished: :attr:`written`, or :attr:`error`."""
+        return self._ended.is_set() and not self._thread.is_alive()
 
     def feed(self, frame: Frame) -> None:
         """A new buffered frame of the camera (called by the reader thread)."""

@@ -280,7 +280,11 @@ class Watcher:
         self.recent: deque[dict[str, Any]] = deque(maxlen=20)
         self.closed: list[dict[str, Any]] = []
         self.latencies: list[float] = []
-        self.recorders: list[tuple[Camera, ClipRecorder]] = []
+        self.recorders: list[tuple[Camera, ClipRecorder]] = []  # the clips being recorded or encoded
+        #: the clips finished (their recorders let go: a recorder kept ~8 KB per event for good)
+        self.clips_written: list[str] = []
+        self.clips_failed = 0
+        self.clip_error: str | None = None
         self.alerts_written = 0
         self._started = time.monotonic()
         self._status_throttle = Throttle(self.status_every)
@@ -514,11 +518,29 @@ class Watcher:
     def _housekeeping(self) -> None:
         for camera, recorder in [(cam, r) for cam, r in self.recorders if r.done]:
             camera.unlisten(recorder)
+        self._retire_clips()
         if self.on_status is not None and self._status_throttle.ready():
             try:
                 self.on_status(self.status())
             except Exception:
                 log.exception("the on_status callback failed")
+
+    def _retire_clips(self) -> None:
+        """Let go of the recorders whose file is finished (written or failed), keeping
+        only the path or the failure."""
+        with self._emit_lock:  # the replicas' loops add recorders
+            finished = [(cam, r) for cam, r in self.recorders if r.finished]
+            if not finished:
+                return
+            gone = {id(r) for _, r in finished}
+            self.recorders = [(cam, r) for cam, r in self.recorders if id(r) not in gone]
+        for camera, recorder in finished:
+            camera.unlisten(recorder)
+            if recorder.written is not None:
+                self.clips_written.append(str(recorder.written))
+            elif recorder.error is not None:
+                self.clips_failed += 1
+                self.clip_error = recorder.error
 
     # ------------------------------------------------------------------ stopping
     def _shutdown(self, reason: str) -> None:
@@ -553,9 +575,9 @@ class Watcher:
         failed, last error) and the process's threads."""
         recorders = [r for _, r in self.recorders]
         clips = {"recording": sum(not r.done for r in recorders),
-                 "written": sum(r.written is not None for r in recorders),
-                 "failed": sum(r.error is not None and r.written is None for r in recorders),
-                 "last_error": next((r.error for r in reversed(recorders) if r.error is not None), None)}
+                 "written": len(self.clips_written) + sum(r.written is not None for r in recorders),
+                 "failed": self.clips_failed + sum(r.error is not None and r.written is None for r in recorders),
+                 "last_error": next((r.error for r in reversed(recorders) if r.error is not None), self.clip_error)}
         webhook = None if self.webhook is None else {**self.webhook.stats, "pending": self.webhook.pending()}
         return {"elapsed": round(time.monotonic() - self._started, 1), "host": self.host, "shard": self.shard,
                 "cameras": [_camera_status(c) for c in self.cams], "alerts": list(self.recent),
@@ -570,7 +592,7 @@ class Watcher:
         for lane in self.lanes:
             for k, v in lane.timings.items():
                 timings[k] = timings.get(k, 0.0) + v
-        clips = [str(r.written) for _, r in self.recorders if r.written is not None]
+        clips = self.clips_written + [str(r.written) for _, r in self.recorders if r.written is not None]
         lags = [lag for c in self.cams for lag in c.camera.stats.lags]
         return WatchReport(stopped_by, round(seconds, 3), round(cpu_seconds, 3), cameras, list(self.closed),
                            self.alerts_written, _summary(self.latencies), _summary(lags),
