@@ -165,7 +165,7 @@ def test_the_cli_runs_on_ray_and_a_rerun_skips(ray_run, local_run, detector, thr
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "1 detected, 2 already done, 0 failed" in result.output
-    assert "ray: 2 replica(s), each 1 CPU, 1 thread(s); 1 chunks, 0 replica death(s)" in result.output
+    assert "ray: 2 replica(s), each 1 CPU, 1 thread(s); 1 chunks, 0 replica death(s), 0 restart(s), 0 chunk(s) retried" in result.output
     assert_same_outputs(local, out, videos=("quiet",))
 
 

@@ -254,3 +254,31 @@ def test_a_real_backbone_trains_with_the_papers_lora(split_files, cache, tmp_pat
     model = UPRMModel.from_pretrained(run)
     assert (model.config.lora.r, model.config.lora.alpha, model.config.lora.dropout) == (16, 32, 0.05)
     assert model.config.backbone == str(backbone)
+
+
+def test_block_lr_gives_the_upe_block_its_own_rate_and_the_rest_keeps_lr(tiny_settings, tmp_path):
+    from uprm.training.build import build_training_model, resolve_config
+
+    config = make_config(out=str(tmp_path / "run"), max_steps=2, lr=1e-3, block_lr=1e-6, warmup_ratio=0.0,
+                         scheduler="constant", **tiny_settings)
+    seen = {}
+
+    def inspect(trainer, record):
+        names = {id(p): n for n, p in trainer.model.named_parameters()}
+        seen["rates"] = {(names[id(p)].startswith("block."), g["initial_lr"])
+                         for g in trainer.optimizer.param_groups for p in g["params"]}
+        seen["lr"] = record["lr"]
+
+    start = {n: p.detach().clone() for n, p in build_training_model(resolve_config(config)).named_parameters()
+             if p.requires_grad}
+    run = Trainer(config, callbacks=[inspect]).fit()
+    assert seen["rates"] == {(True, 1e-6), (False, 1e-3)}  # every block parameter at block_lr, the rest at lr
+    assert seen["lr"] == pytest.approx(1e-3)  # the logged rate is --lr's
+    end = dict(UPRMModel.from_pretrained(run).named_parameters())
+    moved = {n: (end[n] - start[n]).abs().max().item() for n in start if n in end}
+    block = [m for n, m in moved.items() if n.startswith("block.")]
+    rest = [m for n, m in moved.items() if not n.startswith("block.")]
+    assert block and rest
+    assert max(block) < 2.5e-6  # AdamW moves a weight by about lr a step at most: 2 steps (float32 rounding)
+    assert max(rest) > 1e-4
+    assert json.loads(run.joinpath("train_config.json").read_text())["config"]["block_lr"] == 1e-6

@@ -69,7 +69,7 @@ def cli(videos: tuple[str, ...], checkpoint: str, out_dir: str, detect: dict, ov
     if report.ray is not None and fmt != "json":
         stats = report.ray
         click.echo(f"ray: {stats['replicas']}; {stats['chunks']} chunks, {stats['deaths']} replica death(s), "
-                   f"{stats['retried_chunks']} chunk(s) retried")
+                   f"{stats.get('restarts', 0)} restart(s), {stats['retried_chunks']} chunk(s) retried")
     _print_failures(report)
     if report.failed:
         click.echo(f"[process {report.process}] {len(report.failed)} video(s) failed", err=True)

@@ -58,6 +58,9 @@ _OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
                                "help": "Passes over the training data." + _default("epochs")}),
     (("--lr",), "lr", {"type": click.FloatRange(min=0, min_open=True),
                        "help": f"Peak learning rate (AdamW). [default: {PAPER_LR:g}; {TINY_LR:g} with --tiny]"}),
+    (("--block-lr",), "block_lr", {"type": click.FloatRange(min=0, min_open=True),
+                                   "help": "Peak learning rate of the UPE block (the experts' adapters, the "
+                                           "coarse projector, the router). [default: --lr]"}),
     (("--batch-size",), "batch_size", {"type": click.IntRange(min=1),
                                        "help": "Effective batch per optimizer step, over all processes and "
                                                "accumulation steps." + _default("batch_size")}),

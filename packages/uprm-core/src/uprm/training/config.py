@@ -110,6 +110,10 @@ class TrainConfig(Settings):
         max_steps: optimizer steps (overrides ``epochs``).
         epochs: passes over the training data (may be fractional).
         lr: peak learning rate (``None``: 2e-5, or :data:`TINY_LR` with ``tiny``).
+        block_lr: peak learning rate of the UPE block (the experts' adapters, the coarse
+            projector and the router); ``None``: ``lr``. The post-LN adapters (eq.2–3)
+            are scale-free after their input, so too high a rate inflates that input
+            and starves what feeds it (benchmarks/keyed_ablation.md §3c).
         batch_size: the *effective* batch per optimizer step, over all processes and
             accumulation steps; each process's micro-batch is
             ``batch_size / (grad_accum × processes)``.
@@ -155,6 +159,7 @@ class TrainConfig(Settings):
     max_steps: Annotated[int | None, Field(ge=1)] = None
     epochs: Annotated[float, Field(gt=0)] = 1.0
     lr: Annotated[float | None, Field(gt=0)] = None
+    block_lr: Annotated[float | None, Field(gt=0)] = None
     batch_size: Annotated[int, Field(ge=1)] = 8
     grad_accum: Annotated[int, Field(ge=1)] = 1
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.03

@@ -148,10 +148,15 @@ class Trainer:
 
     def _make_optimizer(self) -> None:
         cfg = self.config
-        decay, no_decay = [], []
+        # (the UPE block or the rest) x (decayed or not): the block may have its own rate
+        block_lr = cfg.block_lr if cfg.block_lr is not None else cfg.lr
+        params: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
         for name, param in trainable_parameters(self.model):
-            (no_decay if param.ndim < 2 or name.endswith(".bias") else decay).append(param)
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            key = (name.startswith("block."), not (param.ndim < 2 or name.endswith(".bias")))
+            params.setdefault(key, []).append(param)
+        groups = [{"params": params.get((in_block, decayed), []), "lr": block_lr if in_block else cfg.lr,
+                   "weight_decay": cfg.weight_decay if decayed else 0.0}
+                  for in_block in (False, True) for decayed in (True, False)]
         self.param_names = [n for n, _ in trainable_parameters(self.model)]
         self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(0.9, 0.999),
                                            eps=1e-8)
@@ -224,7 +229,8 @@ class Trainer:
             f"batch {cfg.batch_size} = micro-batch {self.micro} x {cfg.grad_accum} accumulation x "
             f"{acc.num_processes} process(es)",
             f"  {self.total_steps} steps ({self.plan.steps_per_epoch} per epoch), warm-up {self.warmup_steps}, "
-            f"lr {cfg.lr:g} ({cfg.scheduler}), AdamW weight decay {cfg.weight_decay:g}",
+            f"lr {cfg.lr:g}" + (f" (UPE block {cfg.block_lr:g})" if cfg.block_lr is not None else "")
+            + f" ({cfg.scheduler}), AdamW weight decay {cfg.weight_decay:g}",
             *report.lines(),
         ]
         if self.start_step:
@@ -290,7 +296,7 @@ class Trainer:
                 acc.backward(out.loss / cfg.grad_accum)
             parts.append(self._stats(out))
         norm = acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm or float("inf"))  # None: DeepSpeed
-        lr = self.scheduler.get_last_lr()[0]
+        lr = cfg.lr * lr_factor(self.scheduler.last_epoch, self.total_steps, self.warmup_steps, cfg.scheduler)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
