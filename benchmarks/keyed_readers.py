@@ -10,7 +10,9 @@ of the group; 0.5 = chance) every ``--every`` steps:
 ``stages``  the paired |threat − twin| difference against the spread at each stage of
             the pose path (keypoints, pose tokens, cross-attention, adapter output, the
             mixed tokens ``z``) of a fresh tiny model or ``--checkpoint``; no training.
-``adapter`` the pose adapter alone + a linear head on its mean-pooled output (Fighting).
+``adapter`` the pose adapter alone + a linear head on its mean-pooled output (Fighting);
+            with the pose expert (here and in ``head``) each line also gives the mean
+            norm of eq.2's output ``T_c`` and the pose tokenizer's gradient norm.
 ``head``    the UPE block (``--experts``, the router) + a linear head on mean-pooled ``z``.
 ``llm``     the whole tiny model, as ``uprm train`` trains it (next-token loss on the
             answers), scored by the yes − no logit of the answer's first token;
@@ -141,20 +143,48 @@ def run_head(args: argparse.Namespace, work: Path, adapter_only: bool) -> None:
     params = [p for n, p in named if p.requires_grad and not n.startswith(frozen)]
     opt = torch.optim.AdamW(params + list(head.parameters()), lr=args.block_lr or args.lr, weight_decay=0.0)
     y, gen = _labels(train), torch.Generator().manual_seed(args.seed)
+    adapter = pose if pose is not None else dict(block.experts.items()).get("pose")
+    watch = _PoseWatch(adapter.adapter) if adapter is not None else None
     for step in range(1, args.steps + 1):
         idx = torch.randint(len(train), (args.batch_size,), generator=gen).tolist()
         logit = head(tokens([feats["train"][i] for i in idx])).squeeze(-1)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, y[idx])
         opt.zero_grad()
         loss.backward()
+        if watch is not None:
+            watch.after_backward()
         opt.step()
         if step % args.every == 0:
             with torch.no_grad():
                 s = torch.cat([head(tokens(feats["test"][i:i + 64])).squeeze(-1)
                                for i in range(0, len(test), 64)]).numpy()
-            print(f"step {step} loss {loss.item():.3f} window AUC {_auc(work, test, s)}", flush=True)
+            print(f"step {step} loss {loss.item():.3f} window AUC {_auc(work, test, s)}"
+                  + (f" | pose: {watch.line()}" if watch is not None else ""), flush=True)
     if args.save:
         _save(args.save, block, head, tokens, feats["test"], test)
+
+
+class _PoseWatch:
+    """What the pose adapter's training does to the scale of eq.2's output ``T_c`` (the
+    input of the post-LN eq.2-3 block, which ignores that scale) and to the gradient that
+    reaches the pose tokenizer: the mean token norm of ``T_c`` in the last batch, and the
+    tokenizer's gradient norm averaged since the last line."""
+
+    def __init__(self, adapter: Any) -> None:
+        self.tokenizer, self.norm, self.grads = adapter.tokenizer, float("nan"), []
+        adapter.cross.register_forward_hook(self._hook)
+
+    def _hook(self, module: Any, inputs: Any, output: torch.Tensor) -> None:
+        if torch.is_grad_enabled():
+            self.norm = float(output.detach().norm(dim=-1).mean())
+
+    def after_backward(self) -> None:
+        grads = [p.grad for p in self.tokenizer.parameters() if p.grad is not None]
+        self.grads.append(float(torch.sqrt(sum((g ** 2).sum() for g in grads))) if grads else 0.0)
+
+    def line(self) -> str:
+        grad, self.grads = float(np.mean(self.grads)) if self.grads else float("nan"), []
+        return f"|T_c| {self.norm:.2f}, tokenizer gradient norm {grad:.4f}"
 
 
 def _tapped(block: Any, tokens: Any, pose: Any) -> Any:
@@ -290,6 +320,8 @@ def run_signature(args: argparse.Namespace, work: Path) -> None:
                 jobs.append([sys.executable, __file__, "head", "--work", str(work), "--groups", args.groups,
                              "--experts", experts, "--router", router, "--seed", str(seed), "--steps", str(args.steps),
                              "--every", str(args.steps), "--batch-size", str(args.batch_size),
+                             "--lr", str(args.lr), *(["--block-lr", str(args.block_lr)] if args.block_lr else []),
+                             *[f"--freeze={e}" for e in args.freeze],
                              *[f"--expert-option={o}" for o in args.expert_option], "--save", str(path)])
 
     def one(cmd: list[str]) -> None:
@@ -442,7 +474,7 @@ def _signature_lines(auc: Mapping, deltas: Mapping, contrasts: Mapping) -> list[
 def _signature_text(variants: Sequence[str], groups: Sequence[str], auc: Mapping, deltas: Mapping,
                     contrasts: Mapping, args: argparse.Namespace, n: int, seeds: Sequence[int]) -> str:
     head = (f"Block-level readers: the UPE block + a linear head on the mean of z, trained {args.steps} steps "
-            f"(batch {args.batch_size}, lr {args.lr:g}) on the {', '.join(groups)} identify windows of the keyed world's "
+            f"(batch {args.batch_size}, lr {args.block_lr or args.lr:g}) on the {', '.join(groups)} identify windows of the keyed world's "
             f"train videos, seeds {list(seeds)}; window AUC on the {n} test videos' windows. Intervals: 95 % "
             f"percentile bootstrap, {args.bootstrap} resamples of test videos and seeds; deltas variant − full, "
             f"paired by video and seed, permutation p with Holm's correction over the variants of a group (p_H); "
