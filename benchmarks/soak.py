@@ -1233,6 +1233,19 @@ def _thin(samples: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
 # -- main ---------------------------------------------------------------------------------------------
 
 
+def slim(result: dict[str, Any]) -> dict[str, Any]:
+    """What soak.json keeps of the records (the checks already used them whole): each
+    alert's id, type and time; the watcher's report without its list of events, clips and
+    settings (counted)."""
+    result["alerts"] = [{k: r.get(k) for k in ("id", "type", "written_at")} for r in result["alerts"]]
+    report = result.get("watch_report")
+    if report:
+        report["events"] = len(report.get("events") or [])
+        report["clips"] = len(report.get("clips") or [])
+        report.pop("settings", None)
+    return result
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--minutes", type=float, default=120.0, help="how long the soak runs [default: 120]")
@@ -1276,9 +1289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ending["driver_errors"] = list(soak.errors)
         run = soak.run
         checks = check(run, ending, work)
-        result = {**asdict(run), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(run.started)),
-                  "machine": machine(), "checks": checks, "alerts": read_alerts(work / "alerts.jsonl"),
-                  "delivered": ending["delivered"], "watch_report": ending["watch_report"]}
+        result = slim({**asdict(run), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(run.started)),
+                       "machine": machine(), "checks": checks, "alerts": read_alerts(work / "alerts.jsonl"),
+                       "delivered": ending["delivered"], "watch_report": ending["watch_report"]})
         for f in result["faults"]:
             f.pop("status_before", None)
     result["alerts_per_hour"] = alerts_per_hour(result)

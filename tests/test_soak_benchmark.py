@@ -56,9 +56,12 @@ def test_the_ci_soak_passes_every_check(tmp_path):
     assert checks["events_closed"]["opened"] >= 4 and checks["webhook_delivered"]["written"] >= 8
     assert checks["jobs_exactly_once"]["accepted"] >= 8 and checks["jobs_exactly_once"]["uploads"] >= 3
     assert checks["jobs_exactly_once"]["attempts"].get("2") == 1  # the job whose worker was killed ran again, once
-    # the processes were sampled all along, and the slopes fitted for the watcher, the server and both workers
-    assert len(result["samples"]) >= 15 and {"watch", "serve"} <= set(checks["rss_flat"]["slopes_per_h"])
-    assert sum(k.startswith("worker") for k in checks["rss_flat"]["slopes_per_h"]) >= 2
+    # the processes were sampled all along: the watcher, the server, both workers and the one started after the
+    # kill (the killed one and its successor lived too short a time in the fit to get a slope)
+    rss = checks["rss_flat"]
+    assert len(result["samples"]) >= 15 and {"watch", "serve"} <= set(rss["slopes_per_h"])
+    assert sum(k.startswith("worker") for k in rss["slopes_per_h"]) >= 1
+    assert sum(k.startswith("worker") for k in [*rss["slopes_per_h"], *rss["too_short"]]) == 3
     for name in ("soak_rss.png", "soak_fds.png", "soak_alerts.png"):
         assert (report.parent / name).stat().st_size > 1000, name
     assert "## Checks: all passed" in report.read_text()
