@@ -89,6 +89,29 @@ def test_a_worker_asked_to_stop_returns_its_job_without_using_an_attempt(make_st
     assert store.claim(1).id == "a"
 
 
+def test_the_connection_of_a_thread_that_ended_is_closed(tmp_path):
+    """The soak's finding: uvicorn's request pool lets idle threads go and starts new ones;
+    each kept its SQLite connection (2 descriptors) until the store closed, so the server's
+    descriptors grew with every burst of requests."""
+    import os
+
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    store.set_meta("x", 1)
+
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = descriptors()
+    for _ in range(10):
+        thread = threading.Thread(target=store.get_meta, args=("x",))
+        thread.start()
+        thread.join()
+    assert len(store._every) == 2  # this thread's connection and the last thread's, closed by the next
+    assert descriptors() - before <= 3  # was 20: 2 per thread
+    store.close()
+    assert store._every == []
+
+
 def test_only_finished_jobs_are_deleted_and_meta_round_trips(make_store):
     store = make_store()
     add(store, "a")

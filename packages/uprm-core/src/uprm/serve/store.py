@@ -478,7 +478,9 @@ class JobStore(Store):
         self.location = str(self.path)
         self.timeout = timeout
         self._local = threading.local()
-        self._every: list[sqlite3.Connection] = []
+        #: every thread's connection, with its thread: a thread that ended (a request pool's thread let go
+        #: when idle) has its connection closed when the next one opens — kept, each held 2 descriptors
+        self._every: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
         db = self._conn()
         db.execute("PRAGMA journal_mode=WAL")
@@ -508,7 +510,13 @@ class JobStore(Store):
             db.execute("PRAGMA synchronous=FULL")
             self._local.db = db
             with self._lock:
-                self._every.append(db)
+                kept = []
+                for thread, other in self._every:
+                    if thread.is_alive():
+                        kept.append((thread, other))
+                    else:
+                        other.close()
+                self._every = [*kept, (threading.current_thread(), db)]
         return db
 
     @contextmanager
@@ -529,7 +537,7 @@ class JobStore(Store):
 
     def close(self) -> None:
         with self._lock:
-            for db in self._every:
+            for _, db in self._every:
                 db.close()
             self._every.clear()
         self._local = threading.local()
