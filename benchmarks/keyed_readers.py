@@ -96,6 +96,10 @@ def _model(args: argparse.Namespace, data: Path) -> Any:
                                      model_seed=0, experts=args.experts.split(","), router=args.router,
                                      expert_option=_options_for(args.expert_option, args.experts)))
     model = build_training_model(cfg)
+    if getattr(args, "router_input_norm", False):  # a diagnostic, not eq.6: h's scale taken out of the router
+        router = model.block.router
+        router.ffn = torch.nn.Sequential(torch.nn.LayerNorm(router.hidden_size, elementwise_affine=False),
+                                         *router.ffn)
     model.train()
     return model
 
@@ -518,6 +522,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="head: keep this expert's trainable part frozen (repeatable), e.g. coarse")
     p.add_argument("--readers", type=Path, default=None, help="signature: the runs' folder (default WORK/readers)")
     p.add_argument("--save", type=Path, default=None, help="head: write the test windows' scores and weights here")
+    p.add_argument("--router-input-norm", action="store_true",
+                   help="head/llm: a LayerNorm without parameters in front of the router (a diagnostic, not eq.6)")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)
