@@ -199,3 +199,35 @@ def test_a_restarted_server_never_reports_the_previous_worker_as_ready(tmp_path,
         health = client.get("/healthz").json()
         assert health["ready"] is True and health["worker"] == "ready"
     store.close()
+
+
+def test_a_job_s_reference_cycles_are_collected_when_it_ends(tmp_path, monkeypatch):
+    """Soak finding 6: the cycles a job leaves (matplotlib figures) are freed after each job."""
+    import gc
+    import weakref
+
+    class Cycle:
+        pass
+
+    config = ServeConfig(checkpoint=tmp_path, data_dir=tmp_path / "data")
+    worker = Worker(config, store=_Store(), parent=None)
+    refs = []
+
+    def detect(job):
+        a, b = Cycle(), Cycle()
+        a.other, b.other = b, a
+        refs.append(weakref.ref(a))
+        return "vid"
+
+    monkeypatch.setattr(worker, "_detect", detect)
+    gc.disable()
+    try:
+        worker.run(_job(tmp_path, tmp_path / "clip.mp4"))
+        assert refs and refs[0]() is None
+    finally:
+        gc.enable()
+
+
+class _Store:
+    def finish(self, *args, **kwargs):
+        return True
