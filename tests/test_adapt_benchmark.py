@@ -5,9 +5,7 @@ FenceClimbing, its labels (from the ground truth, and through `uprm serve`'s rev
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,13 +15,9 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "adapt.py"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("adapt_benchmark", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass resolves its annotations through sys.modules
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def bench(load_benchmark):
+    with load_benchmark("adapt") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,9 @@ benchmarks/scale.md must be what the report writer makes of them."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,13 +25,9 @@ SERVE_ROWS = ("sqlite x1", "sqlite x2", "postgresql x1", "postgresql x2")
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("scale_benchmark", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass resolves its annotations through sys.modules
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def bench(load_benchmark):
+    with load_benchmark("scale") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ committed report is what the report writer makes of the committed run's figures.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -24,13 +23,9 @@ CHECKS = {"rss_flat", "fds_flat", "events_closed", "webhook_delivered", "jobs_ex
 
 
 @pytest.fixture(scope="module")
-def soak():
-    spec = importlib.util.spec_from_file_location("soak_benchmark", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses resolve their annotations through sys.modules
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def soak(load_benchmark):
+    with load_benchmark("soak") as module:
+        yield module
 
 
 def test_the_ci_soak_passes_every_check(tmp_path):
