@@ -128,7 +128,9 @@ def write_grid(work: Path, files: Mapping[str, Path], cfg: Mapping[str, Any]) ->
                      "scheduler": "constant", "batch_size": 8, "save_every": max(cfg["steps"], 1),
                      # float32 on the CPU, as the demo trains: "auto" autocasts to bfloat16 on a CPU, which
                      # made the steps 2.7x slower here (3.5 steps/s against the demo's 9.4)
-                     "cpu": True, "mixed_precision": "no"},
+                     "cpu": True, "mixed_precision": "no",
+                     # uprm train --router-norm (keyed_ablation.md §3c): off unless asked for
+                     **({"router_norm": True} if cfg.get("router_norm") else {})},
         "evaluation": {"dataset": "ucf", "batch_size": 8, "sbert": False},
         "seeds": list(cfg["seeds"]), "variants": list(cfg["variants"]), "threads": 1,
         "bootstrap": cfg["bootstrap"], "permutations": cfg["permutations"],
@@ -556,6 +558,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--variants", default=None, help="a subset, e.g. full,wo_upe (default: the six)")
     p.add_argument("--windows", default=None, metavar="W,S", help="train and evaluate on W-second windows every "
                    "S seconds (as the demo) instead of whole videos, e.g. 4,2")
+    p.add_argument("--router-norm", action="store_true", help="train every run with `uprm train --router-norm` "
+                   "(a parameter-free LayerNorm on the router's input; keyed_ablation.md §3c)")
     p.add_argument("--probe", action="store_true", help="only the linear probes of the cached features "
                    "(WORK must hold a world and a windowed cache)")
     p.add_argument("--trace", default=None, metavar="CHECKPOINT", help="only trace the keys through a trained "
@@ -577,6 +581,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         cfg["seeds"] = tuple(int(s) for s in args.seeds.split(","))
     if args.variants:
         cfg["variants"] = tuple(args.variants.split(","))
+    cfg["router_norm"] = args.router_norm
     windows = tuple(float(x) for x in args.windows.split(",")) if args.windows else None
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="uprm-keyed-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -94,12 +94,9 @@ def _model(args: argparse.Namespace, data: Path) -> Any:
     # model seed 0, as uprm ablate's runs do, so every run reads the one shared feature cache
     cfg = resolve_config(TrainConfig(data=[str(data)], out="unused", tiny=True, num_frames=4, seed=args.seed,
                                      model_seed=0, experts=args.experts.split(","), router=args.router,
-                                     expert_option=_options_for(args.expert_option, args.experts)))
+                                     expert_option=_options_for(args.expert_option, args.experts),
+                                     router_norm=bool(getattr(args, "router_norm", False))))
     model = build_training_model(cfg)
-    if getattr(args, "router_input_norm", False):  # a diagnostic, not eq.6: h's scale taken out of the router
-        router = model.block.router
-        router.ffn = torch.nn.Sequential(torch.nn.LayerNorm(router.hidden_size, elementwise_affine=False),
-                                         *router.ffn)
     model.train()
     return model
 
@@ -325,7 +322,7 @@ def run_signature(args: argparse.Namespace, work: Path) -> None:
                              "--experts", experts, "--router", router, "--seed", str(seed), "--steps", str(args.steps),
                              "--every", str(args.steps), "--batch-size", str(args.batch_size),
                              "--lr", str(args.lr), *(["--block-lr", str(args.block_lr)] if args.block_lr else []),
-                             *[f"--freeze={e}" for e in args.freeze],
+                             *[f"--freeze={e}" for e in args.freeze], *(["--router-norm"] if args.router_norm else []),
                              *[f"--expert-option={o}" for o in args.expert_option], "--save", str(path)])
 
     def one(cmd: list[str]) -> None:
@@ -478,7 +475,8 @@ def _signature_lines(auc: Mapping, deltas: Mapping, contrasts: Mapping) -> list[
 def _signature_text(variants: Sequence[str], groups: Sequence[str], auc: Mapping, deltas: Mapping,
                     contrasts: Mapping, args: argparse.Namespace, n: int, seeds: Sequence[int]) -> str:
     head = (f"Block-level readers: the UPE block + a linear head on the mean of z, trained {args.steps} steps "
-            f"(batch {args.batch_size}, lr {args.block_lr or args.lr:g}) on the {', '.join(groups)} identify windows of the keyed world's "
+            f"(batch {args.batch_size}, lr {args.block_lr or args.lr:g}"
+            f"{', router input normalised (--router-norm)' if args.router_norm else ''}) on the {', '.join(groups)} identify windows of the keyed world's "
             f"train videos, seeds {list(seeds)}; window AUC on the {n} test videos' windows. Intervals: 95 % "
             f"percentile bootstrap, {args.bootstrap} resamples of test videos and seeds; deltas variant − full, "
             f"paired by video and seed, permutation p with Holm's correction over the variants of a group (p_H); "
@@ -522,8 +520,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="head: keep this expert's trainable part frozen (repeatable), e.g. coarse")
     p.add_argument("--readers", type=Path, default=None, help="signature: the runs' folder (default WORK/readers)")
     p.add_argument("--save", type=Path, default=None, help="head: write the test windows' scores and weights here")
-    p.add_argument("--router-input-norm", action="store_true",
-                   help="head/llm: a LayerNorm without parameters in front of the router (a diagnostic, not eq.6)")
+    p.add_argument("--router-norm", action="store_true",
+                   help="head/llm/signature: a LayerNorm without parameters in front of the router (`uprm train "
+                        "--router-norm`, a departure from eq.6)")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)

@@ -100,6 +100,24 @@ def test_router_logits_are_per_token_and_coarse_last():
     assert changed[1, 3] and changed.sum() == 1
 
 
+@pytest.mark.parametrize("cls", [TradeoffRouter, BasicRouter])
+def test_input_norm_routes_by_the_direction_of_h_not_its_scale(cls):
+    torch.manual_seed(0)
+    plain, normed = cls(hidden_size=8, num_fine=2), cls(hidden_size=8, num_fine=2, input_norm=True)
+    normed.load_state_dict(plain.state_dict())  # no parameters of its own: the same state dict loads
+    assert set(normed.state_dict()) == set(plain.state_dict())
+    h = torch.randn(2, 5, 8)
+    h = h - h.mean(-1, keepdim=True)  # LayerNorm centres: compare on centred tokens
+    outs = [torch.randn(2, 5, 8) for _ in range(3)]
+    _, small = normed(0.1 * h, outs[:2], outs[2])
+    _, large = normed(10.0 * h, outs[:2], outs[2])
+    assert torch.allclose(small, large, atol=1e-3)  # the scale of h no longer moves the logits
+    _, p_small = plain(0.1 * h, outs[:2], outs[2])
+    _, p_large = plain(10.0 * h, outs[:2], outs[2])
+    assert not torch.allclose(p_small, p_large, atol=1e-3)  # eq.6 as written: it does
+    assert "input_norm=True" in repr(normed) and "input_norm=False" in repr(plain)
+
+
 def lse(xs):
     return math.log(sum(math.exp(x) for x in xs))
 

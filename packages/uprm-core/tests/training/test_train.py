@@ -158,6 +158,27 @@ def test_init_takes_the_checkpoint_experts_and_refuses_others(tiny_settings, tmp
         resolve_config(cfg.replace(experts=["coarse", "background"]))
     with pytest.raises(ConfigError, match="--router basic differs"):
         resolve_config(cfg.replace(router="basic"))
+    assert resolved.router_norm is False
+    with pytest.raises(ConfigError, match="--router-norm differs from the --init checkpoint"):
+        resolve_config(cfg.replace(router_norm=True))
+
+
+def test_router_norm_is_built_saved_and_taken_by_init(tiny_settings, tmp_path):
+    from uprm.training.build import build_training_model, resolve_config
+
+    run = tmp_path / "run"
+    config = make_config(out=str(run), max_steps=1, router_norm=True, **tiny_settings)
+    assert build_training_model(resolve_config(config)).block.router.input_norm is not None
+    Trainer(config).fit()
+    loaded = UPRMModel.from_pretrained(run)
+    assert loaded.config.router_options == {"input_norm": True}
+    assert loaded.block.router.input_norm is not None  # the option survives save/load
+    nxt = resolve_config(make_config(init=str(run), out=str(tmp_path / "next"), **{**tiny_settings, "experts": None}))
+    assert nxt.router_norm is True  # a stage 2 from it keeps it
+    with pytest.raises(ConfigError, match="--no-router-norm differs"):
+        resolve_config(nxt.replace(router_norm=False))
+    assert build_training_model(resolve_config(make_config(out=str(tmp_path / "plain"), max_steps=1,
+                                                           **tiny_settings))).block.router.input_norm is None
 
 
 @pytest.mark.parametrize("train_projector", [True, False])

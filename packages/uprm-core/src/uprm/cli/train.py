@@ -37,6 +37,10 @@ _OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
     (("--router",), "router", {"type": click.Choice(list(ROUTER_NAMES)),
                                "help": "tradeoff = UPRM (eq.6 + z-loss); basic = w/o PTR. "
                                        "[default: tradeoff, or --init's]"}),
+    (("--router-norm/--no-router-norm",), "router_norm",
+     {"help": "A LayerNorm without parameters on the router's input (the coarse tokens), so that it routes by "
+              "their direction, not their scale: a departure from eq.6 (docs/design.md). [default: off, or "
+              "--init's]"}),
     (("--backbone",), "backbone", {"metavar": "PATH|HUB_ID",
                                    "help": "Video-LLaVA in the transformers layout: a local directory, or a hub id "
                                            "(LanguageBind/Video-LLaVA-7B-hf) that transformers resolves: from its "

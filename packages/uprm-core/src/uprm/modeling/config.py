@@ -126,7 +126,8 @@ class UPRMConfig(Settings):
             The router's column order is ``expert_names`` (fine sorted, coarse last),
             recorded at build time.
         router: ``"tradeoff"`` (UPRM, eq.6 + z-loss) or ``"basic"`` (w/o PTR).
-        router_options: keyword options of the router (``ffn_hidden``, ``dropout``).
+        router_options: keyword options of the router (``ffn_hidden``, ``dropout``,
+            ``input_norm``: a parameter-free LayerNorm on its input, off by default).
         z_loss_alpha: α of ``L = L_ce + α·L_z`` (paper: 0.05).
         lora: LoRA settings for the language model.
         num_frames: frames sampled per clip (Video-LLaVA: 8).

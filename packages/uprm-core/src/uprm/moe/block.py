@@ -70,7 +70,8 @@ class UPEBlock(nn.Module):
     Args:
         experts: the expert modules (one coarse, any number of fine).
         router: ``"tradeoff"`` (UPRM, eq.6 + eq.7) or ``"basic"`` (w/o PTR).
-        router_options: extra keyword arguments of the router (``ffn_hidden``, ``dropout``).
+        router_options: extra keyword arguments of the router (``ffn_hidden``, ``dropout``,
+            ``input_norm``).
 
     Shapes:
         forward(features): ``features[name]`` is the collated feature dict of expert

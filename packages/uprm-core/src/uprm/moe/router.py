@@ -17,18 +17,25 @@ __all__ = ["ROUTERS", "BasicRouter", "TradeoffRouter", "make_router"]
 class _Router(nn.Module):
     """An FFN that gives each token ``N + 1`` logits — one per fine expert (in the
     model's expert order) and the coarse expert's last — and mixes the experts'
-    outputs with weights derived from them."""
+    outputs with weights derived from them.
+
+    ``input_norm=True`` puts a LayerNorm without parameters in front of the FFN, so that
+    the router sees the direction of ``h`` and not its scale (a departure from eq.6,
+    off by default; docs/design.md and benchmarks/keyed_ablation.md §3c say why)."""
 
     #: whether training adds the z-loss (eq.7) for this router
     uses_z_loss: bool = True
 
-    def __init__(self, hidden_size: int, num_fine: int, ffn_hidden: int | None = None, dropout: float = 0.0):
+    def __init__(self, hidden_size: int, num_fine: int, ffn_hidden: int | None = None, dropout: float = 0.0,
+                 input_norm: bool = False):
         super().__init__()
         if num_fine < 0:
             raise ValueError(f"num_fine must be >= 0, got {num_fine}")
         self.hidden_size = hidden_size
         self.num_fine = num_fine
         inner = ffn_hidden or max(16, hidden_size // 4)
+        # no parameters: a checkpoint's state dict is the same with the option on or off
+        self.input_norm = nn.LayerNorm(hidden_size, elementwise_affine=False) if input_norm else None
         self.ffn = nn.Sequential(
             nn.Linear(hidden_size, inner),
             nn.GELU(),
@@ -65,7 +72,7 @@ class _Router(nn.Module):
         """
         if len(fine_outputs) != self.num_fine:
             raise ValueError(f"{type(self).__name__} was built for {self.num_fine} fine experts, got {len(fine_outputs)}")
-        logits = self.ffn(h)
+        logits = self.ffn(self.input_norm(h) if self.input_norm is not None else h)
         weights = self.mixing_weights(logits).to(coarse_output.dtype)
         z = weights[..., -1:] * coarse_output
         for i, out in enumerate(fine_outputs):
@@ -73,7 +80,7 @@ class _Router(nn.Module):
         return z, logits
 
     def extra_repr(self) -> str:
-        return f"hidden_size={self.hidden_size}, num_fine={self.num_fine}"
+        return f"hidden_size={self.hidden_size}, num_fine={self.num_fine}, input_norm={self.input_norm is not None}"
 
 
 class TradeoffRouter(_Router):

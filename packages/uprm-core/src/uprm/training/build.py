@@ -45,7 +45,8 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     installed = available_experts()
     if cfg.init is None:
         experts = cfg.experts if cfg.experts is not None else sorted(installed)
-        return cfg.replace(experts=_with_coarse(experts, installed), router=cfg.router or "tradeoff")
+        return cfg.replace(experts=_with_coarse(experts, installed), router=cfg.router or "tradeoff",
+                           router_norm=bool(cfg.router_norm))
     saved = _init_config(cfg)
     have = sorted(saved.experts or [])
     if cfg.experts is not None and _with_coarse(cfg.experts, installed) != have:
@@ -57,10 +58,14 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     if cfg.router is not None and cfg.router != saved.router:
         raise ConfigError(f"--router {cfg.router} differs from the --init checkpoint's router {saved.router!r} "
                           f"({cfg.init}); drop --router or train without --init")
+    saved_norm = bool(saved.router_options.get("input_norm", False))
+    if cfg.router_norm is not None and cfg.router_norm != saved_norm:
+        raise ConfigError(f"--{'' if cfg.router_norm else 'no-'}router-norm differs from the --init checkpoint "
+                          f"{cfg.init} (router input_norm={saved_norm}); drop it or train without --init")
     if cfg.tiny and not saved.is_tiny:
         raise ConfigError(f"--tiny, but the --init checkpoint {cfg.init} has the backbone {saved.backbone!r}")
     lr = config.lr if config.lr is not None else (TINY_LR if saved.is_tiny else PAPER_LR)
-    return cfg.replace(experts=have, router=saved.router, tiny=saved.is_tiny, lr=lr)
+    return cfg.replace(experts=have, router=saved.router, router_norm=saved_norm, tiny=saved.is_tiny, lr=lr)
 
 
 def _init_config(cfg: TrainConfig):
@@ -77,7 +82,8 @@ def model_config(cfg: TrainConfig, dtype: str = "float32"):
     from uprm.modeling.config import LoRASettings, UPRMConfig
 
     common = {"experts": cfg.experts, "router": cfg.router, "z_loss_alpha": cfg.z_loss_alpha,
-              "num_frames": cfg.num_frames, "seed": cfg.model_seed, "expert_options": expert_options(cfg.expert_option)}
+              "num_frames": cfg.num_frames, "seed": cfg.model_seed, "expert_options": expert_options(cfg.expert_option),
+              "router_options": {"input_norm": True} if cfg.router_norm else {}}
     if cfg.tiny:
         return UPRMConfig.tiny(**common, lora=LoRASettings(enabled=False), train_modules=list(TINY_TRAIN_MODULES))
     targets = {"target_modules": cfg.lora_targets} if cfg.lora_targets else {}

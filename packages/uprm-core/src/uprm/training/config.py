@@ -100,6 +100,10 @@ class TrainConfig(Settings):
             as ``uprm extract --expert-option`` takes them, so the cache fits the model.
         router: ``tradeoff`` (UPRM) or ``basic`` (w/o PTR); ``None``: the ``init``
             checkpoint's, else ``tradeoff``.
+        router_norm: a LayerNorm without parameters on the router's input (the coarse
+            tokens ``h``), so that it routes by the direction of ``h`` and not its
+            scale; a departure from eq.6 (docs/design.md). ``None``: the ``init``
+            checkpoint's, else off.
         backbone: a local Video-LLaVA directory or a hub id in the local HF cache.
         tiny: the tiny random backbone, trained with the tiny settings
             (:data:`TINY_LR`, :data:`TINY_TRAIN_MODULES`).
@@ -152,6 +156,7 @@ class TrainConfig(Settings):
     experts: Names | None = None
     expert_option: Strings = []
     router: Literal[ROUTER_NAMES] | None = None  # type: ignore[valid-type]
+    router_norm: bool | None = None
     backbone: PathStr | None = None
     tiny: bool = False
     init: PathStr | None = None
