@@ -37,3 +37,14 @@ def test_the_quick_keyed_ablation_runs_end_to_end_and_reports_the_signature(benc
     # every test video is in a keyed group, threats and twins alike
     assert set(out["weights"]) == {"Arson", "Fighting", "RoadAccidents", "Stealing"}
     assert out["effects"].videos and len(out["effects"].videos) == 16
+
+
+@pytest.mark.parametrize("router_norm", [False, True])
+def test_the_grid_trains_with_the_router_norm_only_when_asked(bench, tmp_path, router_norm):
+    import json
+
+    files = {s: tmp_path / f"{s}.json" for s in ("train", "test")}
+    grid = bench.write_grid(tmp_path, files, {**bench.QUICK, "router_norm": router_norm})
+    training = json.loads(grid.read_text())["training"]
+    assert training.get("router_norm", False) is router_norm
+    assert training["block_lr"] == 3.0e-4 and training["lr"] == 1.0e-3
