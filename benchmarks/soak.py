@@ -102,6 +102,7 @@ class Profile:
     webhook_slow_delay: float
     faults: tuple[Fault, ...] = ()
     warmup_share: float = 0.2  # the slope is fitted over the last 1 - warmup_share of the run
+    recovery_bound_s: float = 120.0  # the longest a camera may give no new window (its faults last 40 s at most)
 
 
 #: one cycle of faults, seconds from its start (repeated every CYCLE seconds)
@@ -142,7 +143,7 @@ def ci_profile() -> Profile:
     fit; 300 descriptors/h: 8) catch only gross growth — a descriptor or a megabyte per
     alert or job never given back."""
     return Profile("ci", 2.0, sample_every=5.0, job_every=7.0, loop_seconds=30.0, rss_bound_mb_per_h=1000.0,
-                   fds_bound_per_h=300.0, webhook_slow_delay=1.5, faults=CI_FAULTS)
+                   fds_bound_per_h=300.0, webhook_slow_delay=1.5, faults=CI_FAULTS, recovery_bound_s=60.0)
 
 
 # -- small helpers ------------------------------------------------------------------------------------
@@ -915,6 +916,33 @@ def flat_check(samples: list[dict[str, Any]], metric: str, bound: float, duratio
     return {"passed": ok, "bound_per_h": bound, "slopes_per_h": slopes, "too_short": skipped}
 
 
+def cameras_check(samples: list[dict[str, Any]], bound: float) -> dict[str, Any]:
+    """Does every camera recover? Per camera, the longest stretch of samples over which its
+    count of windows did not grow (from its first window; a stretch still open at the
+    last sample counts to that sample); passes when none is longer than ``bound`` seconds.
+    A fault may stop a camera for its length, but the camera must come back after it."""
+    longest: dict[str, float] = {}
+    gaps: list[dict[str, Any]] = []
+    names = sorted({c for s in samples for c in s.get("cameras", {})})
+    for cam in names:
+        points = [(s["t"], s["cameras"][cam].get("windows", 0)) for s in samples if cam in s.get("cameras", {})]
+        last_t, last_n, worst = None, None, 0.0
+        for t, n in points:
+            if last_n is None or n > last_n:
+                if last_t is not None and last_n is not None and last_n > 0 and t - last_t > bound:
+                    gaps.append({"camera": cam, "from": round(last_t, 1), "to": round(t, 1)})
+                if last_t is not None and last_n is not None and last_n > 0:
+                    worst = max(worst, t - last_t)
+                last_t, last_n = t, n
+        if points and last_t is not None and last_n and points[-1][0] - last_t > 0:
+            open_for = points[-1][0] - last_t
+            worst = max(worst, open_for)
+            if open_for > bound:
+                gaps.append({"camera": cam, "from": round(last_t, 1), "to": None})
+        longest[cam] = round(worst, 1)
+    return {"passed": bool(names) and not gaps, "bound_s": bound, "longest_gap_s": longest, "gaps": gaps}
+
+
 def events_check(alerts: list[dict[str, Any]]) -> dict[str, Any]:
     opened = {r["id"] for r in alerts if r["type"] == "open"}
     closed = {r["id"] for r in alerts if r["type"] == "close"}
@@ -1047,6 +1075,7 @@ def check(run: Run, ending: dict[str, Any], work: Path) -> dict[str, Any]:
     checks = {
         "rss_flat": flat_check(run.samples, "rss_mb", p["rss_bound_mb_per_h"], run.soak_seconds, p["warmup_share"]),
         "fds_flat": flat_check(run.samples, "fds", p["fds_bound_per_h"], run.soak_seconds, p["warmup_share"]),
+        "cameras_recover": cameras_check(run.samples, p["recovery_bound_s"]),
         "events_closed": events_check(alerts),
         "webhook_delivered": webhook_check(alerts, ending["delivered"]),
         "jobs_exactly_once": jobs_check(run.jobs, run.references, ending["job_events"]),
@@ -1160,6 +1189,14 @@ def markdown(result: dict[str, Any]) -> str:
                  + ", ".join(f"{k} {v:+.2f} MB/h" for k, v in r["slopes_per_h"].items()) + " |")
     lines.append(f"| descriptors flat after warm-up | {'pass' if f['passed'] else 'FAIL'} | bound "
                  f"{f['bound_per_h']:g}/h; " + ", ".join(f"{k} {v:+.2f}/h" for k, v in f["slopes_per_h"].items()) + " |")
+    if "cameras_recover" in c:  # runs before 2026-12-08 did not have this check
+        g = c["cameras_recover"]
+        gaps = "; ".join(f"{x['camera']} from {x['from'] / 60:.1f} min to "
+                         + (f"{x['to'] / 60:.1f} min" if x["to"] is not None else "the end") for x in g["gaps"])
+        lines.append(f"| every camera gives new windows again after its faults | {'pass' if g['passed'] else 'FAIL'} | "
+                     f"bound {g['bound_s']:g} s without a new window; longest: "
+                     + ", ".join(f"{k} {v:g} s" for k, v in g["longest_gap_s"].items())
+                     + (f"; without video: {gaps}" if gaps else "") + " |")
     e = c["events_closed"]
     lines.append(f"| every event that opened closed | {'pass' if e['passed'] else 'FAIL'} | {e['opened']} opened, "
                  f"{e['closed']} closed, {len(e['never_closed'])} never closed, {len(e['written_twice'])} written "

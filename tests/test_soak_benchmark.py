@@ -19,7 +19,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "soak.py"
 CHECKS = {"rss_flat", "fds_flat", "events_closed", "webhook_delivered", "jobs_exactly_once", "faults_shown",
-          "clean_exit"}
+          "clean_exit", "cameras_recover"}
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,24 @@ def test_a_growing_process_fails_the_flat_check(soak):
             for s in flat]
     assert soak.flat_check(warm, "rss_mb", 10.0, 3600, 0.2)["passed"]
     assert not soak.flat_check(warm, "rss_mb", 10.0, 3600, 0.0)["passed"]
+
+
+def test_a_camera_that_never_comes_back_fails_the_recovery_check(soak):
+    def run(cam4):  # samples every 30 s; cam1 gives 15 windows a sample throughout
+        return [{"t": float(t), "cameras": {"cam1": {"windows": 15 * i}, "cam4": {"windows": cam4(t, i)}}}
+                for i, t in enumerate(range(0, 3600, 30))]
+
+    healthy = soak.cameras_check(run(lambda t, i: 15 * i), 120.0)
+    assert healthy["passed"] and healthy["longest_gap_s"] == {"cam1": 30.0, "cam4": 30.0}
+    # a 60-s cut that recovers: passes, and its gap is measured
+    cut = soak.cameras_check(run(lambda t, i: 15 * i if t < 600 else 15 * i - 30 if t >= 660 else 135), 120.0)
+    assert cut["passed"] and cut["longest_gap_s"]["cam4"] == 90.0
+    # dead from 2,460 s to the end (the 2-hour run's cam4): fails, naming the camera and when
+    dead = soak.cameras_check(run(lambda t, i: 15 * min(i, 82)), 120.0)
+    assert not dead["passed"] and dead["gaps"] == [{"camera": "cam4", "from": 2460.0, "to": None}]
+    # dead for 10 minutes in the middle, then back: fails with both ends
+    gap = soak.cameras_check(run(lambda t, i: 15 * i if t < 1200 or t >= 1800 else 15 * 40), 120.0)
+    assert gap["gaps"] == [{"camera": "cam4", "from": 1200.0, "to": 1800.0}]
 
 
 def test_a_lost_or_duplicated_alert_fails_the_webhook_check(soak):
