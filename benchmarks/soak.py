@@ -319,12 +319,13 @@ class Publisher:
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log, stdin=subprocess.DEVNULL)
         self.starts += 1
 
-    def terminate(self) -> None:
+    def terminate(self) -> int | None:
         """SIGTERM (an RTSP publisher sends TEARDOWN: a SIGKILLed one leaves its mount
-        behind in rtsp-server-perl, which then refuses the restarted one with 403)."""
+        behind in rtsp-server-perl, which then refuses the restarted one with 403). Returns
+        the exit status (-9: it did not exit within 10 s and was killed)."""
         if self.stopped:
             self.resume()
-        stop_process(self.process, 10)
+        return stop_process(self.process, 10)
 
     def pause(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -741,10 +742,15 @@ class Soak:
         entry = self.mark(f)
         with self.supervisor.lock:
             pub.held = True
-            pub.terminate()
+            entry["publisher_exit"] = pub.terminate()  # -9: killed, its RTSP mount may be left behind
+        starts = pub.starts
         self.halt.wait(f.seconds)
         pub.held = False
         entry["restarted_at"] = self.now()
+        # how often the supervisor had to start it again in the next minute (1: it came back at once;
+        # many: the server refused it, e.g. rtsp-server-perl's 403 for a stale mount, soak.md finding 7)
+        self.halt.wait(60.0)  # cut short when the soak ends
+        entry["publisher_starts_after"] = pub.starts - starts
 
     def fault_stream_stall(self, f: Fault) -> None:
         pub = self.publishers[f.target]
