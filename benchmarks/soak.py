@@ -932,20 +932,17 @@ def cameras_check(samples: list[dict[str, Any]], bound: float) -> dict[str, Any]
     names = sorted({c for s in samples for c in s.get("cameras", {})})
     for cam in names:
         points = [(s["t"], s["cameras"][cam].get("windows", 0)) for s in samples if cam in s.get("cameras", {})]
-        last_t, last_n, worst = None, None, 0.0
+        grew, seen = [], 0  # the sample times at which the camera's count of windows had grown
         for t, n in points:
-            if last_n is None or n > last_n:
-                if last_t is not None and last_n is not None and last_n > 0 and t - last_t > bound:
-                    gaps.append({"camera": cam, "from": round(last_t, 1), "to": round(t, 1)})
-                if last_t is not None and last_n is not None and last_n > 0:
-                    worst = max(worst, t - last_t)
-                last_t, last_n = t, n
-        if points and last_t is not None and last_n and points[-1][0] - last_t > 0:
-            open_for = points[-1][0] - last_t
-            worst = max(worst, open_for)
-            if open_for > bound:
-                gaps.append({"camera": cam, "from": round(last_t, 1), "to": None})
-        longest[cam] = round(worst, 1)
+            if n > seen:
+                grew.append(t)
+                seen = n
+        end = points[-1][0]
+        stretches = list(zip(grew, [*grew[1:], None]))  # (from, to); the last one is still open
+        lengths = [((b if b is not None else end) - a, a, b) for a, b in stretches]
+        longest[cam] = round(max((n for n, _, _ in lengths), default=0.0), 1)
+        gaps += [{"camera": cam, "from": round(a, 1), "to": None if b is None else round(b, 1)}
+                 for n, a, b in lengths if n > bound]
     return {"passed": bool(names) and not gaps, "bound_s": bound, "longest_gap_s": longest, "gaps": gaps}
 
 

@@ -3,20 +3,13 @@ world, features, `uprm ablate`, the per-group analysis and the report."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "keyed_ablation.py"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("keyed_ablation", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    with load_benchmark("keyed_ablation") as module:
+        yield module
 
 
 @pytest.mark.slow
